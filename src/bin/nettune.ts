@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+/**
+ * The nettune command-line tool.
+ *
+ *   nettune sandbox prepare                       make the cached Debian root filesystem
+ *   nettune sandbox up --hosts N [--delay MS] [--name NAME] [--json]
+ *   nettune sandbox status [--name NAME] [--json]
+ *   nettune sandbox reboot HOST [--name NAME]
+ *   nettune sandbox down [--name NAME]
+ */
+import * as sandbox from "../sandbox/sandbox";
+
+const USAGE = `usage:
+  nettune sandbox prepare
+  nettune sandbox up --hosts N [--delay MS] [--name NAME] [--json]
+  nettune sandbox status [--name NAME] [--json]
+  nettune sandbox reboot HOST [--name NAME]
+  nettune sandbox down [--name NAME]`;
+
+class UsageError extends Error {}
+
+interface Parsed {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+function parse(argv: string[]): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith("--")) {
+      const [k, v] = a.slice(2).split("=", 2) as [string, string | undefined];
+      if (v !== undefined) flags.set(k, v);
+      else if (["json", "help"].includes(k)) flags.set(k, true);
+      else {
+        const next = argv[i + 1];
+        if (next === undefined || next.startsWith("--")) throw new UsageError(`--${k} needs a value`);
+        flags.set(k, next);
+        i++;
+      }
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+function intFlag(p: Parsed, name: string, dflt: number): number {
+  const v = p.flags.get(name);
+  if (v === undefined) return dflt;
+  if (v === true || !/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number, got ${String(v)}`);
+  return Number(v);
+}
+
+function strFlag(p: Parsed, name: string): string | undefined {
+  const v = p.flags.get(name);
+  if (v === true) throw new UsageError(`--${name} needs a value`);
+  return v;
+}
+
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+async function main(argv: string[]): Promise<number> {
+  const p = parse(argv);
+  const [group, verb, arg] = p.positional;
+  if (p.flags.has("help") || group !== "sandbox" || !verb) {
+    process.stdout.write(`${USAGE}\n`);
+    return p.flags.has("help") ? 0 : 2;
+  }
+  const name = strFlag(p, "name");
+  const json = p.flags.get("json") === true;
+  switch (verb) {
+    case "prepare":
+      sandbox.prepareRootfs(log);
+      return 0;
+    case "up": {
+      const state = await sandbox.up({ name, hosts: intFlag(p, "hosts", 1), delayMs: intFlag(p, "delay", 0), log });
+      if (json) process.stdout.write(JSON.stringify(state.hosts, null, 2) + "\n");
+      else {
+        for (const h of state.hosts) {
+          process.stdout.write(
+            `${h.name}  ssh -i ${h.privateKeyPath} -p ${h.port} ${h.user}@${h.address}` +
+              `${h.delayMs ? `   (+${h.delayMs} ms each way; direct ${h.hostAddress}:${h.directPort})` : ""}\n`,
+          );
+        }
+      }
+      return 0;
+    }
+    case "status": {
+      const s = await sandbox.status(name);
+      if (json) process.stdout.write(JSON.stringify(s, null, 2) + "\n");
+      else if (!s.state) process.stdout.write("no sandbox is up\n");
+      else {
+        for (const h of s.hosts) {
+          process.stdout.write(`${h.name}  ${h.running ? "running" : "stopped"}  ssh ${h.sshReady ? "ready" : "not answering"}  ${h.address}:${h.port}\n`);
+        }
+      }
+      return 0;
+    }
+    case "reboot": {
+      if (!arg) throw new UsageError("reboot needs a host name, e.g. nettune sandbox reboot host1");
+      const h = await sandbox.reboot(name ?? "nettune", arg, log);
+      if (json) process.stdout.write(JSON.stringify(h, null, 2) + "\n");
+      return 0;
+    }
+    case "down":
+      await sandbox.down({ name, log });
+      return 0;
+    default:
+      throw new UsageError(`unknown sandbox command ${verb}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) process.stderr.write(`nettune: ${err.message}\n${USAGE}\n`);
+    else process.stderr.write(`nettune: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

@@ -1,0 +1,93 @@
+/**
+ * The lifecycle every nettune resource follows (DESIGN.md, "Lifecycle"):
+ *
+ *   check   zod validation, one failure per bad field, no host I/O; then, when the host is
+ *           reachable, read-only checks against it (does the key exist, is the algorithm
+ *           available) so preview fails before anything is applied
+ *   diff    per-key, host change replaces
+ *   create  read current, apply all-or-nothing, read back, verify, record originals
+ *   read    live values, so refresh shows drift
+ *   update  apply only what changed, restore what was removed
+ *   delete  restore originals where the live value is still ours, say so where it is not
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import type { z } from "zod";
+import type { Transport } from "../transport/types";
+import { connectionSchema, type Connection } from "../schemas/connection";
+
+/** A check failure as Pulumi shows it: the property path and the reason. */
+export interface Failure {
+  readonly property: string;
+  readonly reason: string;
+}
+
+export interface HandlerContext {
+  readonly transport: Transport;
+  /** A message the user should see (printed by the provider, kept in the resource's outputs). */
+  warn(message: string): void;
+}
+
+export interface ResourceHandler<Inputs extends { connection: Connection }, Outs extends Inputs> {
+  readonly kind: string;
+  readonly schema: z.ZodType<Inputs>;
+  /** Read-only checks against the host; run at preview when the host answers. */
+  hostCheck?(inputs: Inputs, ctx: HandlerContext): Promise<Failure[]>;
+  diff(id: string, olds: Outs, news: Inputs): DiffResult;
+  create(inputs: Inputs, ctx: HandlerContext): Promise<{ id: string; outs: Outs }>;
+  read(id: string, olds: Outs, ctx: HandlerContext): Promise<{ props: Outs; inputs: Inputs }>;
+  update(id: string, olds: Outs, news: Inputs, ctx: HandlerContext): Promise<Outs>;
+  delete(id: string, olds: Outs, ctx: HandlerContext): Promise<void>;
+}
+
+/** What diff returns; `detailedDiff` is passed on where the engine's dynamic provider takes it. */
+export type DiffResult = pulumi.dynamic.DiffResult & {
+  readonly detailedDiff?: Record<string, { kind: "add" | "update" | "delete" | "update-replace"; inputDiff: boolean }>;
+};
+
+/** Pulumi's marker for a value not known during preview. */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+export function containsUnknown(value: unknown): boolean {
+  if (value === UNKNOWN) return true;
+  if (Array.isArray(value)) return value.some(containsUnknown);
+  if (value && typeof value === "object") return Object.values(value).some(containsUnknown);
+  return false;
+}
+
+/** `values["net.core.somaxconn"]`, `connection.port`, `features.gro`: a path users can read. */
+export function propertyPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else if (typeof seg === "string" && /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(seg)) out += out ? `.${seg}` : seg;
+    else out += `[${JSON.stringify(String(seg))}]`;
+  }
+  return out || "(input)";
+}
+
+/** Runs a zod schema and turns every issue into a failure naming its field. */
+export function validate<T>(schema: z.ZodType<T>, input: unknown): { value?: T; failures: Failure[] } {
+  const res = schema.safeParse(input);
+  if (res.success) return { value: res.data, failures: [] };
+  const failures = res.error.issues.map((issue) => ({
+    property: propertyPath(issue.path),
+    reason: issue.message,
+  }));
+  return { failures };
+}
+
+/** Drops Pulumi's bookkeeping (`__provider`) before validation. */
+export function userInputs(props: Record<string, unknown>): Record<string, unknown> {
+  const { __provider: _p, ...rest } = props;
+  return rest;
+}
+
+/** The connection in a resource's state, parsed again (it was validated at check). */
+export function connectionOf(props: { connection?: unknown }): Connection {
+  return connectionSchema.parse(props.connection);
+}
+
+/** Connection fields whose change means another host: the resource is replaced. */
+export function sameHost(a: Connection, b: Connection): boolean {
+  return a.host === b.host && a.port === b.port;
+}

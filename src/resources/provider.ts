@@ -1,0 +1,27 @@
+/**
+ * The dynamic provider object that Pulumi serializes into every resource's state.
+ *
+ * It must stay tiny and must never change: each method only names the resource kind and
+ * requires `nettune/provider` by package name when it runs. So the text stored in state is
+ * the same for every nettune version (no diff after an upgrade), and refresh, update and
+ * delete always run the nettune that is installed now, never a copy frozen in old state.
+ *
+ * test/unit/provider.test.ts pins the serialized text: if it changes, existing stacks would
+ * see every resource as changed.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+
+/** Resource kinds nettune's provider serves. */
+export type ResourceKind = "SysctlSet";
+
+export function providerFor(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
+  // Only `kind` (a string) is captured; `require` is resolved when the method runs.
+  return {
+    check: (olds, news) => require("nettune/provider").handle(kind, "check", olds, news),
+    diff: (id, olds, news) => require("nettune/provider").handle(kind, "diff", id, olds, news),
+    create: (inputs) => require("nettune/provider").handle(kind, "create", inputs),
+    read: (id, props) => require("nettune/provider").handle(kind, "read", id, props),
+    update: (id, olds, news) => require("nettune/provider").handle(kind, "update", id, olds, news),
+    delete: (id, props) => require("nettune/provider").handle(kind, "delete", id, props),
+  };
+}

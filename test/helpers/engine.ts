@@ -1,0 +1,96 @@
+/**
+ * The engine harness: real `pulumi preview/up/refresh/destroy` of a test program against
+ * sandbox hosts, with a file:// backend in a temp folder and a passphrase secrets provider.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import type { EngineRequest, EngineResult } from "./engineDriver";
+
+export type { EngineResult, EngineEvent } from "./engineDriver";
+
+/** The checkout: the nearest folder above this file with nettune's package.json. */
+function findRoot(dir: string): string {
+  for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) {
+    const pkg = path.join(d, "package.json");
+    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, "utf8")) as { name?: string }).name === "nettune") {
+      return d;
+    }
+  }
+  throw new Error(`no nettune checkout above ${dir}`);
+}
+const ROOT = findRoot(__dirname);
+
+export class EngineStack {
+  readonly stateDir: string;
+  private n = 0;
+
+  constructor(
+    /** Program name: test/programs/<name>.ts, compiled to dist/test/programs/<name>.js. */
+    readonly program: string,
+    readonly stack = "test",
+  ) {
+    this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-engine-"));
+  }
+
+  run(op: EngineRequest["op"], args: unknown): EngineResult {
+    const resultFile = path.join(this.stateDir, `result-${++this.n}.json`);
+    const req: EngineRequest = {
+      program: path.join(ROOT, "dist/test/programs", `${this.program}.js`),
+      args,
+      op,
+      stateDir: this.stateDir,
+      stack: this.stack,
+      project: `nettune-test-${this.program}`,
+      resultFile,
+    };
+    const reqFile = path.join(this.stateDir, `request-${this.n}.json`);
+    fs.writeFileSync(reqFile, JSON.stringify(req));
+    const child = spawnSync(process.execPath, [path.join(ROOT, "dist/test/helpers/engineDriver.js"), reqFile], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 300_000,
+    });
+    if (!fs.existsSync(resultFile)) {
+      throw new Error(`engine driver failed (${child.status ?? child.signal}): ${child.stderr}`);
+    }
+    return JSON.parse(fs.readFileSync(resultFile, "utf8")) as EngineResult;
+  }
+
+  preview(args: unknown): EngineResult {
+    return this.run("preview", args);
+  }
+  up(args: unknown): EngineResult {
+    return this.run("up", args);
+  }
+  refresh(args: unknown): EngineResult {
+    return this.run("refresh", args);
+  }
+  destroy(args: unknown): EngineResult {
+    return this.run("destroy", args);
+  }
+
+  /** Every file of the backend (state, history, backups) as text, to search for leaks. */
+  stateText(): string {
+    const out: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (!e.name.startsWith("request-")) out.push(fs.readFileSync(p, "utf8"));
+      }
+    };
+    walk(path.join(this.stateDir, ".pulumi"));
+    return out.join("\n");
+  }
+
+  dispose(): void {
+    fs.rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
+
+/** Resources of a type in a result's events, by op. */
+export function resourceOps(result: EngineResult, type: string): string[] {
+  return result.events.filter((e) => e.type === "pre" && e.resourceType === type).map((e) => e.op ?? "");
+}

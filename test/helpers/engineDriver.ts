@@ -1,0 +1,140 @@
+/**
+ * Runs one real Pulumi operation (preview, up, refresh, destroy) of a test program through the
+ * Automation API and the pinned Pulumi CLI, in its own process (so closures are serialized
+ * from plain compiled JavaScript, as in a user's program).
+ *
+ *   node dist/test/helpers/engineDriver.js <request.json>
+ *
+ * It writes one JSON object to the file named by request.resultFile.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as auto from "@pulumi/pulumi/automation";
+
+export interface EngineRequest {
+  /** Compiled program module: its default export takes `args` and returns the stack outputs. */
+  program: string;
+  args: unknown;
+  op: "preview" | "up" | "refresh" | "destroy";
+  stateDir: string;
+  stack: string;
+  project: string;
+  resultFile: string;
+}
+
+export interface EngineEvent {
+  type: string;
+  op?: string;
+  urn?: string;
+  resourceType?: string;
+  diffs?: string[];
+  detailedDiff?: unknown;
+  oldInputs?: Record<string, unknown>;
+  newInputs?: Record<string, unknown>;
+  oldOutputs?: Record<string, unknown>;
+  newOutputs?: Record<string, unknown>;
+  severity?: string;
+  message?: string;
+}
+
+export interface EngineResult {
+  ok: boolean;
+  error?: string;
+  stdout: string;
+  changes: Record<string, number>;
+  outputs: Record<string, unknown>;
+  events: EngineEvent[];
+}
+
+function simplify(e: auto.EngineEvent): EngineEvent | undefined {
+  const pre = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata;
+  if (pre) {
+    return {
+      type: e.resourcePreEvent ? "pre" : "outputs",
+      op: pre.op,
+      urn: pre.urn,
+      resourceType: pre.type,
+      diffs: pre.diffs,
+      detailedDiff: pre.detailedDiff,
+      oldInputs: pre.old?.inputs,
+      newInputs: pre.new?.inputs,
+      oldOutputs: pre.old?.outputs,
+      newOutputs: pre.new?.outputs,
+    };
+  }
+  if (e.diagnosticEvent) {
+    return {
+      type: "diagnostic",
+      urn: e.diagnosticEvent.urn,
+      severity: e.diagnosticEvent.severity,
+      message: e.diagnosticEvent.message,
+    };
+  }
+  if (e.resOpFailedEvent) return { type: "failed", urn: e.resOpFailedEvent.metadata.urn };
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  const req = JSON.parse(fs.readFileSync(process.argv[2]!, "utf8")) as EngineRequest;
+  const mod = require(path.resolve(req.program)) as { default: (args: unknown) => Promise<Record<string, unknown>> };
+  const workDir = path.join(req.stateDir, "work");
+  fs.mkdirSync(workDir, { recursive: true });
+  const stack = await auto.LocalWorkspace.createOrSelectStack(
+    { stackName: req.stack, projectName: req.project, program: () => mod.default(req.args) },
+    {
+      workDir,
+      envVars: {
+        PULUMI_BACKEND_URL: `file://${req.stateDir}`,
+        PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "nettune-test-passphrase",
+      },
+    },
+  );
+  const events: EngineEvent[] = [];
+  let stdout = "";
+  const common = {
+    onEvent: (e: auto.EngineEvent) => {
+      const s = simplify(e);
+      if (s) events.push(s);
+    },
+    onOutput: (s: string) => {
+      stdout += s;
+    },
+    color: "never" as const,
+  };
+  const result: EngineResult = { ok: true, stdout: "", changes: {}, outputs: {}, events };
+  try {
+    switch (req.op) {
+      case "preview": {
+        const r = await stack.preview({ ...common, diff: true });
+        result.changes = r.changeSummary as Record<string, number>;
+        break;
+      }
+      case "up": {
+        const r = await stack.up({ ...common, diff: true });
+        result.changes = (r.summary.resourceChanges ?? {}) as Record<string, number>;
+        result.outputs = Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, v.value]));
+        break;
+      }
+      case "refresh": {
+        const r = await stack.refresh({ ...common });
+        result.changes = (r.summary.resourceChanges ?? {}) as Record<string, number>;
+        break;
+      }
+      case "destroy": {
+        const r = await stack.destroy({ ...common });
+        result.changes = (r.summary.resourceChanges ?? {}) as Record<string, number>;
+        break;
+      }
+    }
+  } catch (err) {
+    result.ok = false;
+    result.error = err instanceof Error ? err.message : String(err);
+  }
+  result.stdout = stdout;
+  fs.writeFileSync(req.resultFile, JSON.stringify(result));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`engine driver: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,52 @@
+/**
+ * Test program: one or more SysctlSets on sandbox hosts, shaped by the test's arguments.
+ * The private key is read from its file here, so it never travels in test arguments.
+ */
+import * as fs from "node:fs";
+import * as nettune from "nettune";
+
+export interface HostArg {
+  address: string;
+  port: number;
+  user: string;
+  privateKeyPath: string;
+  hostKey?: string;
+  sudo?: boolean;
+}
+
+export interface SetArg {
+  name: string;
+  host: HostArg;
+  values: Record<string, unknown>;
+  persist?: "runtime" | "persistent" | "both";
+  fileName?: string;
+  behindNat?: boolean;
+}
+
+export function connectionOf(h: HostArg) {
+  return {
+    host: h.address,
+    port: h.port,
+    user: h.user,
+    privateKey: fs.readFileSync(h.privateKeyPath, "utf8"),
+    hostKey: h.hostKey,
+    sudo: h.sudo,
+  };
+}
+
+export default async function program(args: { sets: SetArg[] }): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const s of args.sets) {
+    const set = new nettune.SysctlSet(s.name, {
+      connection: connectionOf(s.host),
+      values: s.values as nettune.SysctlValues,
+      persist: s.persist,
+      fileName: s.fileName,
+      behindNat: s.behindNat,
+    });
+    out[`${s.name}_values`] = set.values;
+    out[`${s.name}_originals`] = set.originals;
+    out[`${s.name}_filePath`] = set.filePath;
+  }
+  return out;
+}
