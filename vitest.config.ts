@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import GuardLastSequencer from "./test/helpers/sequencer";
 
 // Host and engine tests share the sandbox hosts started once in globalSetup, so files run
 // one at a time; unit tests are fast either way.
@@ -10,5 +11,6 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 600_000,
     reporters: ["default", "./test/helpers/summaryReporter.ts"],
+    sequence: { sequencer: GuardLastSequencer },
   },
 });

@@ -110,11 +110,24 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+let settled = false;
+process.on("exit", () => {
+  // A command whose work never finished must not look like a success.
+  if (!settled) {
+    process.stderr.write("nettune: internal error: the command ended before its work finished\n");
+    process.exitCode = 1;
+  }
+});
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // exitCode, not exit(): output written to a pipe must be flushed first.
+  (code) => {
+    settled = true;
+    process.exitCode = code;
+  },
   (err: unknown) => {
+    settled = true;
     if (err instanceof UsageError) process.stderr.write(`nettune: ${err.message}\n${USAGE}\n`);
     else process.stderr.write(`nettune: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(err instanceof UsageError ? 2 : 1);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
   },
 );

@@ -5,8 +5,10 @@
  */
 import { connectionSchema, connectionSecrets, type Connection } from "../schemas/connection";
 import { redact } from "../transport/errors";
-import { transportFor } from "../transport/pool";
+import { defaultPool, transportFor } from "../transport/pool";
 import type { Transport } from "../transport/types";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import {
   containsUnknown,
   userInputs,
@@ -116,5 +118,22 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
     }
   } catch (err) {
     throw scrub(err, conn);
+  } finally {
+    writeStats();
+  }
+}
+
+/**
+ * With NETTUNE_STATS_DIR set, each provider process keeps a file of its SSH cost per host
+ * (handshakes, commands), rewritten after every call: `npm run bench` reads them.
+ */
+function writeStats(): void {
+  const dir = process.env.NETTUNE_STATS_DIR;
+  if (!dir) return;
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `provider-${process.pid}.json`), JSON.stringify(defaultPool.stats()));
+  } catch {
+    /* statistics never fail an operation */
   }
 }

@@ -91,3 +91,12 @@ export function connectionOf(props: { connection?: unknown }): Connection {
 export function sameHost(a: Connection, b: Connection): boolean {
   return a.host === b.host && a.port === b.port;
 }
+
+/** JSON with object keys sorted, to compare values that went through the engine. */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}

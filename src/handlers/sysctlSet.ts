@@ -29,6 +29,7 @@ import {
 import type { Transport } from "../transport/types";
 import {
   sameHost,
+  stableJson,
   type DiffResult,
   type Failure,
   type HandlerContext,
@@ -186,8 +187,9 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
       else if (!same(a, b)) detailedDiff[path] = { kind: "update", inputDiff: true };
     }
     for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
+    // A new key or timeout changes no host, but the state must hold it for later deletes.
     const otherChange =
-      olds.behindNat !== news.behindNat || JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
+      olds.behindNat !== news.behindNat || stableJson(olds.connection) !== stableJson(news.connection);
     return {
       changes: replaces.length > 0 || Object.keys(detailedDiff).length > 0 || otherChange,
       replaces,

@@ -90,7 +90,8 @@ export function renderSysctlApply(steps: readonly ApplyStep[], persist?: Persist
     const p = shellQuote(`/proc/sys/${sysctlPath(s.key)}`);
     const v = shellQuote(typeof s.value === "string" ? s.value : formatSysctl(s.value));
     lines.push(
-      `if ! e=$( { printf '%s\\n' ${v} > ${p}; } 2>&1 ); then ` +
+      // tee reports the kernel's errno ("Invalid argument"); the shell's printf would not.
+      `if ! e=$(printf '%s\\n' ${v} 2>&1 | tee ${p} 2>&1 >/dev/null); then ` +
         `printf 'failed\\t%s\\t%s\\n' ${shellQuote(s.key)} "$(echo $e | sed 's/^.*: //')"; r${i}; exit 3; fi`,
       `r${i + 1}() { printf '%s\\n' ${shellQuote(s.rollback)} > ${p} 2>/dev/null; r${i}; }`,
     );

@@ -446,6 +446,8 @@ export async function waitForSsh(host: SandboxHost, timeoutMs: number): Promise<
         if (buf.includes("\n")) done(buf);
       });
       s.on("error", (e) => done(`error: ${e.message}`));
+      // A relay in front of a host that is still booting closes without a word.
+      s.on("close", () => done(buf || "closed"));
     });
     if (banner.startsWith("SSH-")) return;
     last = banner;
@@ -470,12 +472,28 @@ async function stopHost(state: SandboxState, host: SandboxHost): Promise<void> {
       while (pidAlive(pid)) await sleep(50);
     }
   }
+  killNamespace(host.namespace);
   fs.rmSync(path.join(hdir, "nspawn.pid"), { force: true });
   fs.rmSync(path.join(hdir, "relay.pid"), { force: true });
   unmountBelow(path.join(hdir, "sys"));
   unmountBelow(path.join(hdir, "bpf"));
   run(["ip", "link", "del", host.rootInterface], { allowFailure: true });
   run(["ip", "netns", "del", host.namespace], { allowFailure: true });
+}
+
+/** Kills whatever still runs in a host's namespace (a container left behind by a crash). */
+function killNamespace(ns: string): void {
+  if (!fs.existsSync(`/run/netns/${ns}`)) return;
+  for (const p of run(["ip", "netns", "pids", ns], { allowFailure: true }).split("\n")) {
+    const pid = Number(p.trim());
+    if (Number.isInteger(pid) && pid > 1 && pid !== process.pid) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+  }
 }
 
 /** A real reboot: stop, recreate namespace and link (kernel defaults), boot with its own /etc. */
@@ -565,7 +583,10 @@ export async function down(options: DownOptions = {}): Promise<void> {
   }
   for (const ns of run(["ip", "netns", "list"], { allowFailure: true }).split("\n")) {
     const n = ns.split(" ")[0];
-    if (n && n.startsWith(`nt-${name}-`)) run(["ip", "netns", "del", n], { allowFailure: true });
+    if (n && n.startsWith(`nt-${name}-`)) {
+      killNamespace(n);
+      run(["ip", "netns", "del", n], { allowFailure: true });
+    }
   }
   fs.rmSync(dir, { recursive: true, force: true });
 }

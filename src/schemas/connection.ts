@@ -25,7 +25,9 @@ export function isHostKeyPin(pin: string): boolean {
   const blob = Buffer.from(m[2] ?? "", "base64");
   if (blob.length < 4) return false;
   const typeLen = blob.readUInt32BE(0);
-  return typeLen > 0 && 4 + typeLen <= blob.length && blob.toString("latin1", 4, 4 + typeLen) === m[1];
+  return (
+    typeLen > 0 && 4 + typeLen <= blob.length && blob.toString("latin1", 4, 4 + typeLen) === m[1]
+  );
 }
 
 const secret = (field: string) =>
@@ -54,7 +56,8 @@ const endpointShape = {
     .trim()
     .refine(isHostKeyPin, {
       message:
-        'hostKey must be an OpenSSH public key line ("ssh-ed25519 AAAA...") or a SHA256 fingerprint ("SHA256:...")',
+        'hostKey must be an OpenSSH public key line ("ssh-ed25519 AAAA...") ' +
+        'or a SHA256 fingerprint ("SHA256:...")',
     })
     .optional(),
   /** Connection attempts before giving up (`@pulumi/command` defaults to 10). */
@@ -75,7 +78,9 @@ function requireAuth(what: string) {
     if (!value.password && !value.privateKey && !value.agentSocketPath) {
       ctx.addIssue({
         code: "custom",
-        message: `${what} needs at least one authentication method: password, privateKey or agentSocketPath`,
+        message:
+          `${what} needs at least one authentication method: ` +
+          "password, privateKey or agentSocketPath",
         path: [],
       });
     }

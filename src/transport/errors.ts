@@ -101,7 +101,8 @@ export class CommandError extends TransportError {
           ? `was killed by signal ${init.signal}`
           : "ended without an exit status";
     const output = formatOutput(stdout, stderr);
-    const head = `Command ${how} on ${init.target}: ${clip(command, MAX_COMMAND_IN_MESSAGE, "head")}`;
+    const shown = clip(command, MAX_COMMAND_IN_MESSAGE, "head");
+    const head = `Command ${how} on ${init.target}: ${shown}`;
     super(init.target, output ? `${head}\n${output}` : head);
     this.command = command;
     this.exitCode = init.exitCode;

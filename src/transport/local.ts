@@ -36,6 +36,7 @@ export class LocalTransport implements Transport {
     this.secrets = options.secrets ?? [];
   }
 
+  /** Runs a command here; errors as for `SshTransport.exec`. */
   exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
     this.stats.execs++;
     const argv = commandArgv(command, this.sudo);
@@ -65,7 +66,9 @@ export class LocalTransport implements Transport {
         const stdout = text(out);
         const stderr = text(err);
         const result: ExecResult =
-          signal !== undefined ? { stdout, stderr, exitCode, signal } : { stdout, stderr, exitCode };
+          signal !== undefined
+            ? { stdout, stderr, exitCode, signal }
+            : { stdout, stderr, exitCode };
         if (exitCode === 0 || options.allowFailure) {
           resolve(result);
           return;
@@ -115,7 +118,7 @@ export class LocalTransport implements Transport {
     });
   }
 
+  /** Nothing is held open between commands, so there is nothing to close. */
   async close(): Promise<void> {
-    // Nothing is held open between commands.
   }
 }

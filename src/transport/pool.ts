@@ -9,8 +9,8 @@ import type { Connection } from "../schemas/connection";
 import { SshTransport, targetOf, type SshTransportOptions } from "./ssh";
 import type { Transport } from "./types";
 
-/** Options of a pool; `idleMs` defaults to 2 s after the last command on a host. */
-export interface TransportPoolOptions extends SshTransportOptions {}
+/** Options of a pool: those of its transports, with `idleMs` defaulting to 2 s. */
+export type TransportPoolOptions = SshTransportOptions;
 
 const DEFAULT_IDLE_MS = 2_000;
 
@@ -85,6 +85,11 @@ export class TransportPool {
   /** Number of distinct connections handed out. */
   get size(): number {
     return this.transports.size;
+  }
+
+  /** Cost so far per host: SSH handshakes and commands run (for benchmarks). */
+  stats(): Array<{ target: string; handshakes: number; execs: number }> {
+    return [...this.transports.values()].map((t) => ({ target: t.target, ...t.stats }));
   }
 
   /** Closes every connection and forgets the transports. */

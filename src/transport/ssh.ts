@@ -17,11 +17,7 @@ import {
   type PublicKeyAuthMethod,
 } from "ssh2";
 
-import {
-  connectionSecrets,
-  type Connection,
-  type ProxyConnection,
-} from "../schemas/connection";
+import { connectionSecrets, type Connection, type ProxyConnection } from "../schemas/connection";
 import {
   CommandError,
   CommandTimeoutError,
@@ -150,7 +146,9 @@ function killChannel(stream: ClientChannel): void {
   };
   try {
     if (ch.outgoing?.state === "open" && stream.writable) stream.signal("KILL");
-    else if (ch.outgoing?.state === "eof") ch._client?._protocol?.signal(ch.outgoing.id, "KILL");
+    else if (ch.outgoing?.state === "eof") {
+      ch._client?._protocol?.signal(ch.outgoing.id, "KILL");
+    }
   } catch {
     // The channel is already going away; closing it below is all that is left to do.
   }
@@ -167,7 +165,7 @@ type Endpoint = ProxyConnection;
 interface Live {
   client: Client;
   proxy?: Client;
-  /** Raw TCP sockets, referenced only while commands run so an idle pool never holds the process. */
+  /** TCP sockets, referenced only while commands run: an idle connection never holds a process. */
   sockets: net.Socket[];
   dead: boolean;
   closed: Promise<void>;
@@ -229,10 +227,16 @@ export class SshTransport implements Transport {
 
   /** Establishes the connection now instead of on the first command. */
   async connect(): Promise<void> {
-    const live = await this.ensureConnected();
-    if (this.busy === 0) this.setRef(live, false);
+    await this.ensureConnected();
+    if (this.busy === 0) this.becameIdle();
   }
 
+  /**
+   * Runs a command, connecting first if needed. At most `maxChannels` commands run at once on
+   * the connection; the rest wait their turn. Throws CommandError on a non-zero exit unless
+   * `allowFailure`, CommandTimeoutError after the timeout, ConnectError or
+   * HostKeyMismatchError when the host cannot be reached safely.
+   */
   async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
     this.stats.execs++;
     const wire = renderCommand(commandArgv(command, this.sudo));
@@ -495,13 +499,14 @@ export class SshTransport implements Transport {
     socket?.setNoDelay(true);
 
     // Keys before passwords, as OpenSSH does: a password is only sent if no key is accepted.
+    const username = ep.user;
     const methods: AuthMethod[] = [];
-    if (key) methods.push({ type: "publickey", username: ep.user, key } as PublicKeyAuthMethod);
+    if (key) methods.push({ type: "publickey", username, key } as PublicKeyAuthMethod);
     if (ep.agentSocketPath) {
-      methods.push({ type: "agent", username: ep.user, agent: ep.agentSocketPath } as AgentAuthMethod);
+      methods.push({ type: "agent", username, agent: ep.agentSocketPath } as AgentAuthMethod);
     }
     if (ep.password) {
-      methods.push({ type: "password", username: ep.user, password: ep.password } as PasswordAuthMethod);
+      methods.push({ type: "password", username, password: ep.password } as PasswordAuthMethod);
     }
     const config: ConnectConfig = {
       username: ep.user,
@@ -531,13 +536,9 @@ export class SshTransport implements Transport {
         }
         if (mismatch) return fail(mismatch);
         if (err.level === "client-authentication") {
-          const methods = [
-            ep.password ? "password" : "",
-            ep.privateKey ? "privateKey" : "",
-            ep.agentSocketPath ? "agent" : "",
-          ].filter(Boolean);
+          const tried = methods.map((m) => (m.type === "publickey" ? "privateKey" : m.type));
           return fail(
-            new AttemptError("auth", `user ${ep.user}, methods tried: ${methods.join(", ")}`),
+            new AttemptError("auth", `user ${ep.user}, methods tried: ${tried.join(", ")}`),
           );
         }
         fail(new AttemptError("network", errorText(err)));
@@ -589,16 +590,26 @@ export class SshTransport implements Transport {
     return cached;
   }
 
-  /** Opens an exec channel, reconnecting once if the connection died before the command started. */
-  private async openChannel(wire: string): Promise<{ live: Live; stream: ClientChannel }> {
+  /**
+   * Opens an exec channel and hands it to `onOpen` synchronously: ssh2 may deliver the exit
+   * status in the same read as the channel confirmation, before any awaited code would run.
+   * Reconnects once if the connection died before the command started.
+   */
+  private async openChannel<T>(
+    wire: string,
+    onOpen: (stream: ClientChannel, live: Live) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const live = await this.ensureConnected();
       this.setRef(live, true);
+      // Boxed, so awaiting the channel does not also await the command.
+      let opened: { result: Promise<T> };
       try {
-        const stream = await new Promise<ClientChannel>((resolve, reject) => {
-          live.client.exec(wire, (err, stream) => (err ? reject(err) : resolve(stream)));
+        opened = await new Promise<{ result: Promise<T> }>((resolve, reject) => {
+          live.client.exec(wire, (err, stream) =>
+            err ? reject(err) : resolve({ result: onOpen(stream, live) }),
+          );
         });
-        return { live, stream };
       } catch (err) {
         // Nothing ran yet, so a retry on a fresh connection cannot run the command twice.
         if (live.dead && attempt === 1) continue;
@@ -611,16 +622,30 @@ export class SshTransport implements Transport {
           secrets: this.secrets,
         });
       }
+      return opened.result;
     }
   }
 
-  private async run(
+  private run(
     wire: string,
     options: ExecOptions,
     timeoutMs: number,
     release: () => void,
   ): Promise<ExecResult> {
-    const { live, stream } = await this.openChannel(wire);
+    return this.openChannel(wire, (stream, live) =>
+      this.collect(stream, live, wire, options, timeoutMs, release),
+    );
+  }
+
+  /** Collects a running command's output and exit status; attaches every listener at once. */
+  private collect(
+    stream: ClientChannel,
+    live: Live,
+    wire: string,
+    options: ExecOptions,
+    timeoutMs: number,
+    release: () => void,
+  ): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
@@ -680,7 +705,9 @@ export class SshTransport implements Transport {
           return;
         }
         const result: ExecResult =
-          signal !== undefined ? { stdout, stderr, exitCode, signal } : { stdout, stderr, exitCode };
+          signal !== undefined
+            ? { stdout, stderr, exitCode, signal }
+            : { stdout, stderr, exitCode };
         if (exitCode === 0 || options.allowFailure) {
           resolve(result);
           return;

@@ -24,7 +24,9 @@ export type Command = readonly string[] | { readonly script: string };
 
 /** Counters a benchmark reads to report SSH cost per host. */
 export interface TransportStats {
+  /** SSH connections established (TCP + handshake + auth), a jump host's included. */
   handshakes: number;
+  /** Calls to `exec`. */
   execs: number;
 }
 

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import type { EngineRequest, EngineResult } from "./engineDriver";
+import type { EngineRequest, EngineResult, EngineStep } from "./engineDriver";
 
 export type { EngineResult, EngineEvent } from "./engineDriver";
 
@@ -34,12 +34,16 @@ export class EngineStack {
     this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-engine-"));
   }
 
-  run(op: EngineRequest["op"], args: unknown): EngineResult {
+  run(op: EngineStep["op"], args: unknown): EngineResult {
+    return this.runSteps([{ op, args }])[0]!;
+  }
+
+  /** Several operations in one driver process, one after another. */
+  runSteps(steps: EngineStep[]): EngineResult[] {
     const resultFile = path.join(this.stateDir, `result-${++this.n}.json`);
     const req: EngineRequest = {
       program: path.join(ROOT, "dist/test/programs", `${this.program}.js`),
-      args,
-      op,
+      steps,
       stateDir: this.stateDir,
       stack: this.stack,
       project: `nettune-test-${this.program}`,
@@ -55,7 +59,12 @@ export class EngineStack {
     if (!fs.existsSync(resultFile)) {
       throw new Error(`engine driver failed (${child.status ?? child.signal}): ${child.stderr}`);
     }
-    return JSON.parse(fs.readFileSync(resultFile, "utf8")) as EngineResult;
+    return JSON.parse(fs.readFileSync(resultFile, "utf8")) as EngineResult[];
+  }
+
+  /** A preview of each program in turn (the engine stops a preview at its first failed check). */
+  previewEach(argsList: unknown[]): EngineResult[] {
+    return this.runSteps(argsList.map((args) => ({ op: "preview" as const, args })));
   }
 
   preview(args: unknown): EngineResult {

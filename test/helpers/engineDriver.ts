@@ -11,11 +11,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as auto from "@pulumi/pulumi/automation";
 
+export interface EngineStep {
+  op: "preview" | "up" | "refresh" | "destroy";
+  args: unknown;
+}
+
 export interface EngineRequest {
   /** Compiled program module: its default export takes `args` and returns the stack outputs. */
   program: string;
-  args: unknown;
-  op: "preview" | "up" | "refresh" | "destroy";
+  /** Operations run one after another in this process. */
+  steps: EngineStep[];
   stateDir: string;
   stack: string;
   project: string;
@@ -74,13 +79,12 @@ function simplify(e: auto.EngineEvent): EngineEvent | undefined {
   return undefined;
 }
 
-async function main(): Promise<void> {
-  const req = JSON.parse(fs.readFileSync(process.argv[2]!, "utf8")) as EngineRequest;
+async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResult> {
   const mod = require(path.resolve(req.program)) as { default: (args: unknown) => Promise<Record<string, unknown>> };
   const workDir = path.join(req.stateDir, "work");
   fs.mkdirSync(workDir, { recursive: true });
   const stack = await auto.LocalWorkspace.createOrSelectStack(
-    { stackName: req.stack, projectName: req.project, program: () => mod.default(req.args) },
+    { stackName: req.stack, projectName: req.project, program: () => mod.default(step.args) },
     {
       workDir,
       envVars: {
@@ -103,7 +107,7 @@ async function main(): Promise<void> {
   };
   const result: EngineResult = { ok: true, stdout: "", changes: {}, outputs: {}, events };
   try {
-    switch (req.op) {
+    switch (step.op) {
       case "preview": {
         const r = await stack.preview({ ...common, diff: true });
         result.changes = r.changeSummary as Record<string, number>;
@@ -131,7 +135,14 @@ async function main(): Promise<void> {
     result.error = err instanceof Error ? err.message : String(err);
   }
   result.stdout = stdout;
-  fs.writeFileSync(req.resultFile, JSON.stringify(result));
+  return result;
+}
+
+async function main(): Promise<void> {
+  const req = JSON.parse(fs.readFileSync(process.argv[2]!, "utf8")) as EngineRequest;
+  const results: EngineResult[] = [];
+  for (const step of req.steps) results.push(await runStep(req, step));
+  fs.writeFileSync(req.resultFile, JSON.stringify(results));
 }
 
 main().catch((err: unknown) => {

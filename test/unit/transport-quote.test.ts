@@ -86,13 +86,17 @@ describe("sh and script", () => {
     expect(sh`ethtool -K ${iface} gro ${"on"} >/dev/null`.text).toBe(
       "ethtool -K 'eth0; reboot' gro on >/dev/null",
     );
-    expect(sh`sysctl -w ${"net.core.rmem_max"}=${4096}`.text).toBe("sysctl -w net.core.rmem_max=4096");
+    expect(sh`sysctl -w ${"net.core.rmem_max"}=${4096}`.text).toBe(
+      "sysctl -w net.core.rmem_max=4096",
+    );
   });
 
   it("expands arrays to quoted words and inserts fragments verbatim", () => {
     expect(sh`tc ${["qdisc", "show", "dev x"]}`.text).toBe("tc qdisc show 'dev x'");
     const inner = sh`test -e ${"/a b"}`;
-    expect(sh`if ${inner}; then echo ${"y es"}; fi`.text).toBe("if test -e '/a b'; then echo 'y es'; fi");
+    expect(sh`if ${inner}; then echo ${"y es"}; fi`.text).toBe(
+      "if test -e '/a b'; then echo 'y es'; fi",
+    );
     expect(sh`a ${raw("2>&1")}`.text).toBe("a 2>&1");
   });
 

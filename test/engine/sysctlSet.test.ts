@@ -1,0 +1,250 @@
+/**
+ * SysctlSet through the real Pulumi engine against a sandbox host over SSH.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { EngineStack, resourceOps } from "../helpers/engine";
+import { liveSysctls, onHost, procSysNet } from "../helpers/hostShell";
+import { cli, direct, sandboxHosts, SANDBOX } from "../helpers/sandbox";
+import type { SandboxHost } from "../../src/sandbox/sandbox";
+
+const TYPE = "pulumi-nodejs:dynamic/nettune:SysctlSet";
+const KEYS = ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_rmem", "net.ipv4.tcp_max_syn_backlog"];
+
+let host: SandboxHost;
+beforeAll(() => {
+  host = sandboxHosts()[0]!;
+});
+
+function program(values: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return { sets: [{ name: "web", host: direct(host), values, ...extra }] };
+}
+
+describe("SysctlSet lifecycle", () => {
+  const stack = new EngineStack("sysctl", "lifecycle");
+  let originals: Record<string, string>;
+  afterAll(() => {
+    stack.destroy(program({ "net.core.somaxconn": 1 }));
+    stack.dispose();
+  });
+
+  test("up applies the values, writes the sysctl.d file and records the originals", async () => {
+    originals = await liveSysctls(host, KEYS);
+    const r = stack.up(
+      program({
+        "net.core.somaxconn": 65535,
+        "net.ipv4.tcp_fin_timeout": 30,
+        "net.ipv4.tcp_rmem": [4096, 87380, 33554432],
+        "net.ipv4.tcp_max_syn_backlog": 16384,
+      }),
+    );
+    expect(r.error).toBeUndefined();
+    expect(r.changes.create).toBe(2);
+    expect(await liveSysctls(host, KEYS)).toEqual({
+      "net.core.somaxconn": "65535",
+      "net.ipv4.tcp_fin_timeout": "30",
+      "net.ipv4.tcp_rmem": "4096 87380 33554432",
+      "net.ipv4.tcp_max_syn_backlog": "16384",
+    });
+    expect(r.outputs.web_originals).toEqual(originals);
+    const file = await onHost(host, "cat /etc/sysctl.d/90-nettune-web.conf");
+    expect(file).toContain("net.core.somaxconn = 65535");
+    expect(file).toContain("net.ipv4.tcp_rmem = 4096 87380 33554432");
+  });
+
+  test("a second preview and up change nothing", () => {
+    const args = program({
+      "net.core.somaxconn": 65535,
+      "net.ipv4.tcp_fin_timeout": 30,
+      "net.ipv4.tcp_rmem": [4096, 87380, 33554432],
+      "net.ipv4.tcp_max_syn_backlog": 16384,
+    });
+    const p = stack.preview(args);
+    expect(p.error).toBeUndefined();
+    expect(p.changes).toEqual({ same: 2 });
+    const u = stack.up(args);
+    expect(u.changes).toEqual({ same: 2 });
+  });
+
+  test("editing one value previews exactly that key as old => new", async () => {
+    const args = program({
+      "net.core.somaxconn": 32768,
+      "net.ipv4.tcp_fin_timeout": 30,
+      "net.ipv4.tcp_rmem": [4096, 87380, 33554432],
+      "net.ipv4.tcp_max_syn_backlog": 16384,
+    });
+    const p = stack.preview(args);
+    expect(p.changes).toEqual({ same: 1, update: 1 });
+    // The resource's part of the preview (stack outputs repeat the values below it).
+    const resourcePart = p.stdout.split("--outputs:--")[0]!;
+    const changed = resourcePart.split("\n").filter((l) => /^\s*[-+~] net\./.test(l));
+    expect(changed).toHaveLength(1);
+    expect(changed[0]).toMatch(/~ net\.core\.somaxconn\s*: 65535 => 32768/);
+    // Preview never changes the host.
+    expect((await liveSysctls(host, ["net.core.somaxconn"]))["net.core.somaxconn"]).toBe("65535");
+    const u = stack.up(args);
+    expect(u.changes).toEqual({ same: 1, update: 1 });
+    expect((await liveSysctls(host, ["net.core.somaxconn"]))["net.core.somaxconn"]).toBe("32768");
+  });
+
+  test("removing a key restores its original value and drops it from the file", async () => {
+    const r = stack.up(
+      program({
+        "net.core.somaxconn": 32768,
+        "net.ipv4.tcp_rmem": [4096, 87380, 33554432],
+        "net.ipv4.tcp_max_syn_backlog": 16384,
+      }),
+    );
+    expect(r.error).toBeUndefined();
+    const live = await liveSysctls(host, ["net.ipv4.tcp_fin_timeout"]);
+    expect(live["net.ipv4.tcp_fin_timeout"]).toBe(originals["net.ipv4.tcp_fin_timeout"]);
+    expect(await onHost(host, "cat /etc/sysctl.d/90-nettune-web.conf")).not.toContain("tcp_fin_timeout");
+  });
+
+  test("a change behind Pulumi's back shows as drift on refresh and is repaired by up", async () => {
+    await onHost(host, "sysctl -q -w net.core.somaxconn=1111");
+    const args = program({
+      "net.core.somaxconn": 32768,
+      "net.ipv4.tcp_rmem": [4096, 87380, 33554432],
+      "net.ipv4.tcp_max_syn_backlog": 16384,
+    });
+    const r = stack.refresh(args);
+    expect(r.error).toBeUndefined();
+    expect(r.changes.update).toBe(1);
+    const refreshed = r.events.find((e) => e.type === "outputs" && e.resourceType === TYPE);
+    expect((refreshed?.newOutputs?.values as Record<string, unknown>)["net.core.somaxconn"]).toBe(1111);
+    const p = stack.preview(args);
+    expect(p.stdout).toMatch(/~ net\.core\.somaxconn\s*: 1111 => 32768/);
+    stack.up(args);
+    expect((await liveSysctls(host, ["net.core.somaxconn"]))["net.core.somaxconn"]).toBe("32768");
+  });
+
+  test("destroy restores every original value and removes the sysctl.d file", async () => {
+    const r = stack.destroy(program({ "net.core.somaxconn": 1 }));
+    expect(r.error).toBeUndefined();
+    expect(r.changes.delete).toBe(2);
+    expect(await liveSysctls(host, KEYS)).toEqual(originals);
+    expect((await onHost(host, "ls /etc/sysctl.d/")).split(/\s+/)).not.toContain("90-nettune-web.conf");
+  });
+});
+
+describe("SysctlSet all-or-nothing", () => {
+  test("a key the kernel rejects leaves the host exactly as before and the error names it", async () => {
+    const stack = new EngineStack("sysctl", "atomic");
+    try {
+      const before = await procSysNet(host);
+      const files = await onHost(host, "ls /etc/sysctl.d/");
+      // ip_default_ttl accepts 1-255; the kernel refuses 300 with EINVAL after the first keys were written.
+      const r = stack.up(
+        program({
+          "net.core.somaxconn": 12345,
+          "net.ipv4.tcp_fin_timeout": 17,
+          "net.ipv4.ip_default_ttl": 300,
+          "net.ipv4.tcp_max_syn_backlog": 4321,
+        }),
+      );
+      expect(r.ok).toBe(false);
+      expect(r.error).toMatch(/sysctl net\.ipv4\.ip_default_ttl: the kernel rejected the value/);
+      expect(r.error).toMatch(/Invalid argument/);
+      expect(r.error).toMatch(/nothing was changed/);
+      expect(await procSysNet(host)).toEqual(before);
+      expect(await onHost(host, "ls /etc/sysctl.d/")).toEqual(files);
+    } finally {
+      stack.destroy(program({ "net.core.somaxconn": 1 }));
+      stack.dispose();
+    }
+  });
+});
+
+describe("SysctlSet persistence across a real reboot", () => {
+  test.each([
+    ["both", true],
+    ["runtime", false],
+  ] as const)("persist %s: after reboot the declared values are %s", async (persist, kept) => {
+    const h = sandboxHosts()[1]!;
+    const stack = new EngineStack("sysctl", `persist-${persist}`);
+    const args = { sets: [{ name: "boot", host: direct(h), values: { "net.core.somaxconn": 23456, "net.ipv4.tcp_fin_timeout": 21 }, persist }] };
+    try {
+      const defaults = await liveSysctls(h, ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"]);
+      expect(stack.up(args).error).toBeUndefined();
+      cli(["sandbox", "reboot", "host2", "--name", SANDBOX]);
+      const after = await liveSysctls(h, ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"]);
+      if (kept) expect(after).toEqual({ "net.core.somaxconn": "23456", "net.ipv4.tcp_fin_timeout": "21" });
+      else expect(after).toEqual(defaults);
+      const d = stack.destroy(args);
+      expect(d.error).toBeUndefined();
+      // Destroy plus reboot gives the kernel defaults back.
+      cli(["sandbox", "reboot", "host2", "--name", SANDBOX]);
+      expect(await liveSysctls(h, ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"])).toEqual(defaults);
+    } finally {
+      stack.dispose();
+    }
+  });
+});
+
+describe("SysctlSet bad input fails at preview with the host untouched", () => {
+  const bad: Array<[string, Record<string, unknown>, string]> = [
+    ["string for integer", { "net.core.somaxconn": "lots" }, 'values["net.core.somaxconn"]'],
+    ["negative", { "net.core.somaxconn": -1 }, 'values["net.core.somaxconn"]'],
+    ["zero backlog", { "net.ipv4.tcp_max_syn_backlog": 0 }, 'values["net.ipv4.tcp_max_syn_backlog"]'],
+    ["float", { "net.core.somaxconn": 1.5 }, 'values["net.core.somaxconn"]'],
+    ["too large", { "net.core.somaxconn": 2 ** 40 }, 'values["net.core.somaxconn"]'],
+    ["tw_reuse 3", { "net.ipv4.tcp_tw_reuse": 3 }, 'values["net.ipv4.tcp_tw_reuse"]'],
+    ["bool for 0/1", { "net.ipv4.tcp_sack": true }, 'values["net.ipv4.tcp_sack"]'],
+    ["sack 2", { "net.ipv4.tcp_sack": 2 }, 'values["net.ipv4.tcp_sack"]'],
+    ["fin_timeout 0", { "net.ipv4.tcp_fin_timeout": 0 }, 'values["net.ipv4.tcp_fin_timeout"]'],
+    ["fin_timeout 9999", { "net.ipv4.tcp_fin_timeout": 9999 }, 'values["net.ipv4.tcp_fin_timeout"]'],
+    ["rmem min > default", { "net.ipv4.tcp_rmem": [90000, 87380, 33554432] }, 'values["net.ipv4.tcp_rmem"]'],
+    ["rmem default > max", { "net.ipv4.tcp_rmem": [4096, 87380, 8192] }, 'values["net.ipv4.tcp_rmem"]'],
+    ["rmem two numbers", { "net.ipv4.tcp_rmem": [4096, 87380] }, 'values["net.ipv4.tcp_rmem"]'],
+    ["wmem as string", { "net.ipv4.tcp_wmem": "4096 65536 33554432" }, 'values["net.ipv4.tcp_wmem"]'],
+    ["tcp_mem negative", { "net.ipv4.tcp_mem": [-1, 2, 3] }, 'values["net.ipv4.tcp_mem"]'],
+    ["port range reversed", { "net.ipv4.ip_local_port_range": [65535, 1024] }, 'values["net.ipv4.ip_local_port_range"]'],
+    ["port range equal", { "net.ipv4.ip_local_port_range": [2000, 2000] }, 'values["net.ipv4.ip_local_port_range"]'],
+    ["port above 65535", { "net.ipv4.ip_local_port_range": [1024, 70000] }, 'values["net.ipv4.ip_local_port_range"]'],
+    ["fastopen flags", { "net.ipv4.tcp_fastopen": 0x1000 }, 'values["net.ipv4.tcp_fastopen"]'],
+    ["algorithm with shell", { "net.ipv4.tcp_congestion_control": "bbr; reboot" }, 'values["net.ipv4.tcp_congestion_control"]'],
+    ["algorithm not on host", { "net.ipv4.tcp_congestion_control": "vegas" }, 'values["net.ipv4.tcp_congestion_control"]'],
+    ["path traversal key", { "net/../../vm/swappiness": 1 }, 'values["net/../../vm/swappiness"]'],
+    ["dotdot key", { "net..core.somaxconn": 1 }, 'values["net..core.somaxconn"]'],
+    ["slash key", { "net.ipv4/conf.all.forwarding": 1 }, 'values["net.ipv4/conf.all.forwarding"]'],
+    ["command substitution key", { "net.core.$(reboot)": 1 }, 'values["net.core.$(reboot)"]'],
+    ["backtick key", { "net.core.`id`": 1 }, 'values["net.core.`id`"]'],
+    ["space key", { "net.core.somaxconn 1": 1 }, 'values["net.core.somaxconn 1"]'],
+    ["semicolon value", { "net.ipv4.conf.all.rp_filter": "1; reboot" }, 'values["net.ipv4.conf.all.rp_filter"]'],
+    ["newline value", { "net.ipv4.conf.all.rp_filter": "1\nreboot" }, 'values["net.ipv4.conf.all.rp_filter"]'],
+    ["pipe value", { "net.ipv4.conf.all.rp_filter": "1|id" }, 'values["net.ipv4.conf.all.rp_filter"]'],
+    ["unknown key on host", { "net.ipv4.tcp_no_such_knob": 1 }, 'values["net.ipv4.tcp_no_such_knob"]'],
+    ["object value", { "net.core.somaxconn": { a: 1 } }, 'values["net.core.somaxconn"]'],
+    ["empty values", {}, "values"],
+  ];
+  const extraBad: Array<[string, Record<string, unknown>, string]> = [
+    ["persist word", { persist: "forever" }, "persist"],
+    ["file name with slash", { fileName: "../../etc/passwd.conf" }, "fileName"],
+    ["file name without .conf", { fileName: "nettune" }, "fileName"],
+  ];
+
+  test(`${bad.length + extraBad.length} bad inputs each fail preview naming the field; /proc/sys/net unchanged`, async () => {
+    const before = await procSysNet(host);
+    const filesBefore = await onHost(host, "ls -la /etc/sysctl.d/");
+    const cases = [
+      ...bad.map(([label, values, field]) => ({ label, set: { values }, field })),
+      ...extraBad.map(([label, extra, field]) => ({ label, set: { values: { "net.core.somaxconn": 1000 }, ...extra }, field })),
+    ];
+    // The engine stops a preview at the first failed check, so each bad input gets its own.
+    const stack = new EngineStack("sysctl", "bad");
+    try {
+      const results = stack.previewEach(cases.map((c) => ({ sets: [{ name: "bad", host: direct(host), ...c.set }] })));
+      for (const [i, c] of cases.entries()) {
+        const r = results[i]!;
+        expect(r.ok, `${c.label} should fail`).toBe(false);
+        const errors = r.events.filter((e) => e.type === "diagnostic" && e.severity === "error").map((e) => e.message ?? "");
+        expect(errors.join("\n"), `${c.label} should fail naming ${c.field}`).toContain(`property ${c.field} `);
+        expect(resourceOps(r, TYPE)).not.toContain("create");
+      }
+    } finally {
+      stack.dispose();
+    }
+    expect(await procSysNet(host)).toEqual(before);
+    expect(await onHost(host, "ls -la /etc/sysctl.d/")).toEqual(filesBefore);
+  });
+});

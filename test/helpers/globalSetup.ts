@@ -1,0 +1,25 @@
+/**
+ * Once per test run: snapshot this machine's own network state (for the guard test), build,
+ * and bring up the test sandbox (2 hosts, 50 ms added delay on the relayed SSH path).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { TestProject } from "vitest/node";
+import { machineSnapshot, SNAPSHOT_FILE } from "./machine";
+import { cli, SANDBOX } from "./sandbox";
+import type { SandboxHost } from "../../src/sandbox/sandbox";
+
+export default function setup(project: TestProject): () => void {
+  fs.mkdirSync(path.dirname(SNAPSHOT_FILE), { recursive: true });
+  // Leftovers of a crashed earlier run of the tests go first.
+  cli(["sandbox", "down", "--name", SANDBOX]);
+  cli(["sandbox", "down", "--name", "clitest"]);
+  fs.writeFileSync(SNAPSHOT_FILE, JSON.stringify(machineSnapshot()));
+  const hosts = JSON.parse(
+    cli(["sandbox", "up", "--name", SANDBOX, "--hosts", "2", "--delay", "50", "--json"]),
+  ) as SandboxHost[];
+  project.provide("sandboxHosts", hosts);
+  return () => {
+    cli(["sandbox", "down", "--name", SANDBOX]);
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * The sandbox hosts the host and engine tests run against, brought up once per run by
+ * globalSetup through the `nettune` CLI (as a user would) and shared through vitest's inject.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { inject } from "vitest";
+import type { SandboxHost } from "../../src/sandbox/sandbox";
+import type { HostArg } from "../programs/sysctl";
+
+export const ROOT = path.resolve(__dirname, "../..");
+export const SANDBOX = "test";
+
+/** Runs the nettune CLI from the build; throws with its output on failure. */
+export function cli(args: string[], timeoutMs = 300_000): string {
+  const res = spawnSync(process.execPath, [path.join(ROOT, "dist/src/bin/nettune.js"), ...args], {
+    encoding: "utf8",
+    timeout: timeoutMs,
+  });
+  if (res.status !== 0) {
+    throw new Error(`nettune ${args.join(" ")} failed (${res.status ?? res.signal}):\n${res.stdout}${res.stderr}`);
+  }
+  return res.stdout;
+}
+
+export function sandboxHosts(): SandboxHost[] {
+  return inject("sandboxHosts");
+}
+
+/** A host reached directly (no added delay), as the test programs take it. */
+export function direct(h: SandboxHost): HostArg {
+  return { address: h.hostAddress, port: h.directPort, user: h.user, privateKeyPath: h.privateKeyPath, hostKey: h.hostKey };
+}
+
+/** The connection object for the transport and handlers. */
+export function connection(h: SandboxHost, overrides: Record<string, unknown> = {}) {
+  return {
+    host: h.hostAddress,
+    port: h.directPort,
+    user: h.user,
+    privateKey: fs.readFileSync(h.privateKeyPath, "utf8"),
+    hostKey: h.hostKey,
+    ...overrides,
+  };
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    sandboxHosts: SandboxHost[];
+  }
+}
