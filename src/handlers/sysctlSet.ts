@@ -158,6 +158,13 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
           property: `values[${JSON.stringify(key)}]`,
           reason: `no such key on ${ctx.transport.target}: ${r.error}`,
         });
+      } else if (!r.writable && runtimeOf(inputs.persist)) {
+        failures.push({
+          property: `values[${JSON.stringify(key)}]`,
+          reason:
+            `${key} is read-only on ${ctx.transport.target} (a kernel-wide key seen from inside a ` +
+            `container or network namespace); set it on the machine itself, or use persist "persistent"`,
+        });
       }
     }
     const cc = read.get(extra);

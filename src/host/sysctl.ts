@@ -16,7 +16,7 @@ export function sysctlPath(key: string): string {
 }
 
 export type ReadResult =
-  | { readonly key: string; readonly ok: true; readonly value: string }
+  | { readonly key: string; readonly ok: true; readonly value: string; readonly writable: boolean }
   | { readonly key: string; readonly ok: false; readonly error: string };
 
 /** One script that prints `ok|err <TAB> key <TAB> value-or-error` per key. */
@@ -26,7 +26,10 @@ export function renderSysctlRead(keys: readonly string[]): string {
     const p = shellQuote(`/proc/sys/${sysctlPath(key)}`);
     const k = shellQuote(key);
     lines.push(
-      `if v=$(cat ${p} 2>&1); then printf 'ok\\t%s\\t%s\\n' ${k} "$(echo $v)"; ` +
+      // The last field says whether the key can be written here: a network namespace shows
+      // some global keys (net.core.rmem_max, …) read-only.
+      `if v=$(cat ${p} 2>&1); then if [ -w ${p} ]; then w=rw; else w=ro; fi; ` +
+        `printf 'ok\\t%s\\t%s\\t%s\\n' ${k} "$(echo $v)" "$w"; ` +
         `else printf 'err\\t%s\\t%s\\n' ${k} "$(echo $v | sed 's/^cat: //')"; fi`,
     );
   }
@@ -45,13 +48,16 @@ export function parseSysctlRead(stdout: string, keys: readonly string[]): Map<st
   for (const line of stdout.split("\n")) {
     if (!line) continue;
     const [status, key, ...rest] = line.split("\t");
+    const flag = rest.length > 1 && (rest.at(-1) === "rw" || rest.at(-1) === "ro") ? rest.pop() : "rw";
     const text = rest.join("\t");
     if (!key || (status !== "ok" && status !== "err")) {
       throw new SysctlParseError(`unexpected line ${JSON.stringify(line)}`, stdout);
     }
     out.set(
       key,
-      status === "ok" ? { key, ok: true, value: normalizeSysctl(text) } : { key, ok: false, error: text.trim() },
+      status === "ok"
+        ? { key, ok: true, value: normalizeSysctl(text), writable: flag === "rw" }
+        : { key, ok: false, error: text.trim() },
     );
   }
   for (const k of keys) {

@@ -311,6 +311,8 @@ export class SshTransport implements Transport {
 
   private async shutdown(live: Live): Promise<void> {
     live.dead = true;
+    // An awaited close must keep the process alive until the sockets are really closed.
+    this.setRef(live, true);
     live.client.end();
     live.proxy?.end();
     const timer = setTimeout(() => {

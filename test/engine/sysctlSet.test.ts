@@ -215,6 +215,8 @@ describe("SysctlSet bad input fails at preview with the host untouched", () => {
     ["pipe value", { "net.ipv4.conf.all.rp_filter": "1|id" }, 'values["net.ipv4.conf.all.rp_filter"]'],
     ["unknown key on host", { "net.ipv4.tcp_no_such_knob": 1 }, 'values["net.ipv4.tcp_no_such_knob"]'],
     ["object value", { "net.core.somaxconn": { a: 1 } }, 'values["net.core.somaxconn"]'],
+    ["read-only in a namespace", { "net.core.rmem_max": 33554432 }, 'values["net.core.rmem_max"]'],
+    ["global key absent in a namespace", { "net.core.netdev_max_backlog": 16384 }, 'values["net.core.netdev_max_backlog"]'],
     ["empty values", {}, "values"],
   ];
   const extraBad: Array<[string, Record<string, unknown>, string]> = [
