@@ -92,6 +92,12 @@ mv "$tools/pulumi-resource-pulumi-nodejs.tmp" "$tools/pulumi-resource-pulumi-nod
 # --- build -----------------------------------------------------------------------------------
 (cd "$root" && node node_modules/typescript/bin/tsc -p tsconfig.json >&2)
 
+cat >"$tools/nettune.tmp" <<EOF
+#!/bin/sh
+exec "$(command -v node)" "$root/dist/src/bin/nettune.js" "\$@"
+EOF
+chmod +x "$tools/nettune.tmp" && mv "$tools/nettune.tmp" "$tools/nettune"
+
 # --- sandbox root filesystem -----------------------------------------------------------------
 node "$root/dist/src/bin/nettune.js" sandbox prepare >&2
 
