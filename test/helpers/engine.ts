@@ -30,6 +30,11 @@ export class EngineStack {
     /** Program name: test/programs/<name>.ts, compiled to dist/test/programs/<name>.js. */
     readonly program: string,
     readonly stack = "test",
+    /**
+     * Working directory of the Pulumi run: the dynamic provider loads `nettune/provider` from
+     * here, as it loads it from a user's project. Default: the checkout.
+     */
+    public cwd = ROOT,
   ) {
     this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-engine-"));
   }
@@ -52,7 +57,7 @@ export class EngineStack {
     const reqFile = path.join(this.stateDir, `request-${this.n}.json`);
     fs.writeFileSync(reqFile, JSON.stringify(req));
     const child = spawnSync(process.execPath, [path.join(ROOT, "dist/test/helpers/engineDriver.js"), reqFile], {
-      cwd: ROOT,
+      cwd: this.cwd,
       encoding: "utf8",
       timeout: 300_000,
     });

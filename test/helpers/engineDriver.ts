@@ -93,6 +93,9 @@ async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResu
       },
     },
   );
+  // The engine runs providers in the project's `main` folder: the folder this step runs in
+  // (an upgrade test installs another nettune there between steps).
+  await stack.workspace.saveProjectSettings({ name: req.project, runtime: "nodejs", main: process.cwd() });
   const events: EngineEvent[] = [];
   let stdout = "";
   const common = {
