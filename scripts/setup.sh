@@ -78,7 +78,11 @@ if [ ! -x "$pulumi_dir/pulumi" ]; then
     -o "$pulumi_dir/pulumi.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi >&2)
   mv "$pulumi_dir/pulumi.tmp" "$pulumi_dir/pulumi"
 fi
-ln -sfn "$pulumi_dir/pulumi" "$tools/pulumi"
+# A hard link, not a symlink: the engine looks for bundled plugins beside its own executable.
+if [ ! "$tools/pulumi" -ef "$pulumi_dir/pulumi" ]; then
+  rm -f "$tools/pulumi"
+  ln "$pulumi_dir/pulumi" "$tools/pulumi" 2>/dev/null || cp "$pulumi_dir/pulumi" "$tools/pulumi"
+fi
 # The engine runs dynamic providers through this plugin; it must use the checkout's node and
 # the checkout's @pulumi/pulumi.
 cat >"$tools/pulumi-resource-pulumi-nodejs.tmp" <<EOF
