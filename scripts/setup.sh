@@ -79,7 +79,7 @@ if [ ! -x "$pulumi_dir/pulumi" ]; then
   mv "$pulumi_dir/pulumi.tmp" "$pulumi_dir/pulumi"
 fi
 # A hard link, not a symlink: the engine looks for bundled plugins beside its own executable.
-if [ ! "$tools/pulumi" -ef "$pulumi_dir/pulumi" ]; then
+if [ -L "$tools/pulumi" ] || [ ! "$tools/pulumi" -ef "$pulumi_dir/pulumi" ]; then
   rm -f "$tools/pulumi"
   ln "$pulumi_dir/pulumi" "$tools/pulumi" 2>/dev/null || cp "$pulumi_dir/pulumi" "$tools/pulumi"
 fi
