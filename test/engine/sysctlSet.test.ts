@@ -1,6 +1,7 @@
 /**
  * SysctlSet through the real Pulumi engine against a sandbox host over SSH.
  */
+import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, resourceOps } from "../helpers/engine";
 import { liveSysctls, onHost, procSysNet } from "../helpers/hostShell";
@@ -248,5 +249,95 @@ describe("SysctlSet bad input fails at preview with the host untouched", () => {
     }
     expect(await procSysNet(host)).toEqual(before);
     expect(await onHost(host, "ls -la /etc/sysctl.d/")).toEqual(filesBefore);
+  });
+});
+
+describe("SysctlSet program-level checks and secrets", () => {
+  test("two SysctlSets setting the same key on one host fail preview naming both", async () => {
+    const stack = new EngineStack("sysctl", "dup");
+    try {
+      const before = await procSysNet(host);
+      const r = stack.preview({
+        sets: [
+          { name: "first", host: direct(host), values: { "net.core.somaxconn": 1000 } },
+          { name: "second", host: direct(host), values: { "net.core.somaxconn": 2000, "net.ipv4.tcp_fin_timeout": 20 } },
+        ],
+      });
+      expect(r.ok).toBe(false);
+      expect(`${r.error}\n${r.stdout}`).toMatch(/SysctlSet second: values\["net\.core\.somaxconn"\] is also set by SysctlSet first/);
+      expect(await procSysNet(host)).toEqual(before);
+    } finally {
+      stack.dispose();
+    }
+  });
+
+  test("the guide's risky settings draw warnings at preview, safe ones do not", () => {
+    const stack = new EngineStack("sysctl", "warn");
+    try {
+      const r = stack.preview({
+        sets: [
+          {
+            name: "risky",
+            host: direct(host),
+            behindNat: true,
+            values: { "net.ipv4.tcp_syncookies": 0, "net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_sack": 0, "net.ipv4.tcp_tw_reuse": 1 },
+          },
+          { name: "safe", host: direct(sandboxHosts()[1]!), values: { "net.ipv4.tcp_syncookies": 1 } },
+        ],
+      });
+      expect(r.error).toBeUndefined();
+      const warnings = r.events.filter((e) => e.type === "diagnostic" && e.severity === "warning");
+      const risky = warnings.filter((w) => w.urn?.endsWith("::risky")).map((w) => w.message ?? "");
+      expect(risky.some((m) => m.includes("tcp_syncookies = 0") && m.includes("SYN flood"))).toBe(true);
+      expect(risky.some((m) => m.includes("tcp_timestamps = 0") && m.includes("PAWS"))).toBe(true);
+      expect(risky.some((m) => m.includes("tcp_sack = 0"))).toBe(true);
+      expect(risky.some((m) => m.includes("tcp_tw_reuse = 1") && m.includes("NAT"))).toBe(true);
+      expect(warnings.filter((w) => w.urn?.endsWith("::safe"))).toEqual([]);
+    } finally {
+      stack.dispose();
+    }
+  });
+
+  test("a value the kernel reads back differently fails with wrote X, kernel reports Y, host unchanged", async () => {
+    const stack = new EngineStack("sysctl", "readback");
+    try {
+      const before = await procSysNet(host);
+      // The kernel parses a leading 0 as octal: 0300 is stored as 192.
+      const r = stack.up(program({ "net.core.somaxconn": 5555, "net.ipv4.tcp_reordering": "0300" }));
+      expect(r.ok).toBe(false);
+      expect(r.error).toMatch(/sysctl net\.ipv4\.tcp_reordering: wrote 0300, kernel reports 192/);
+      expect(await procSysNet(host)).toEqual(before);
+    } finally {
+      stack.destroy(program({ "net.core.somaxconn": 1 }));
+      stack.dispose();
+    }
+  });
+
+  test("the private key is in no state file, engine output or error, in plain text", () => {
+    const stack = new EngineStack("sysctl", "secrets");
+    const key = fs.readFileSync(host.privateKeyPath, "utf8");
+    const marker = key.split("\n")[1]!.slice(0, 40);
+    try {
+      const outputs: string[] = [];
+      const up = stack.up(program({ "net.ipv4.tcp_fin_timeout": 33 }));
+      outputs.push(up.stdout, up.error ?? "", JSON.stringify(up.events));
+      // A failing operation too: its error must not carry the key either.
+      const bad = stack.up(program({ "net.ipv4.tcp_fin_timeout": 33, "net.ipv4.ip_default_ttl": 999 }));
+      expect(bad.ok).toBe(false);
+      outputs.push(bad.stdout, bad.error ?? "", JSON.stringify(bad.events));
+      const state = stack.stateText();
+      // The connection is stored encrypted by the stack's secrets provider.
+      expect(state).toContain('"secrets_providers":{"type":"passphrase"');
+      expect(state).toMatch(/"connection":\{"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270","ciphertext"/);
+      expect(state).not.toContain(marker);
+      expect(state).not.toContain("PRIVATE KEY");
+      for (const o of outputs) {
+        expect(o).not.toContain(marker);
+        expect(o).not.toContain("PRIVATE KEY");
+      }
+    } finally {
+      stack.destroy(program({ "net.core.somaxconn": 1 }));
+      stack.dispose();
+    }
   });
 });
