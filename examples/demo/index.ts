@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     const before = await live(target);
 
     const stack = await auto.LocalWorkspace.createOrSelectStack(
-      { stackName: "demo", projectName: "nettune-demo", program: async () => demoProgram(target) },
+      { stackName: "demo", projectName: "nettune-demo", program: () => Promise.resolve(demoProgram(target)) },
       {
         workDir: stateDir,
         envVars: {
@@ -103,7 +103,8 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${FILE}:\n${file}`);
     const wrong = KEYS.filter((k) => {
       const v = GUIDE_VALUES[k];
-      return applied[k] !== (Array.isArray(v) ? v.join(" ") : String(v));
+      const want = Array.isArray(v) ? v.join(" ") : typeof v === "number" || typeof v === "string" ? String(v) : "";
+      return applied[k] !== want;
     });
     if (wrong.length) throw new Error(`not applied on the host: ${wrong.join(", ")}`);
 

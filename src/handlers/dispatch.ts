@@ -19,7 +19,13 @@ import {
 } from "./framework";
 import { sysctlSetHandler } from "./sysctlSet";
 
-type AnyHandler = ResourceHandler<any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+interface BaseInputs {
+  connection: Connection;
+}
+/** Any resource's handler, seen through what every handler shares. */
+type AnyHandler = ResourceHandler<BaseInputs, BaseInputs>;
+/** State as the engine hands it back: validated when it was written. */
+const asState = (props: Record<string, unknown>) => userInputs(props) as unknown as BaseInputs;
 
 const HANDLERS: Record<string, AnyHandler> = {
   SysctlSet: sysctlSetHandler,
@@ -85,7 +91,7 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
         return await check(handler, args[0], args[1] as Record<string, unknown>);
       case "diff": {
         const [id, olds, news] = args as [string, Record<string, unknown>, Record<string, unknown>];
-        return handler.diff(id, userInputs(olds), handler.schema.parse(userInputs(news)));
+        return handler.diff(id, asState(olds), handler.schema.parse(userInputs(news)));
       }
       case "create": {
         const inputs = handler.schema.parse(userInputs(args[0] as Record<string, unknown>));
@@ -95,7 +101,7 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
       }
       case "read": {
         const [id, props] = args as [string, Record<string, unknown>];
-        const olds = userInputs(props);
+        const olds = asState(props);
         conn = connectionSchema.parse(olds.connection);
         const res = await handler.read(id, olds, contextFor(conn, warnings));
         return { id, props: res.props, inputs: res.inputs };
@@ -104,11 +110,12 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
         const [id, olds, news] = args as [string, Record<string, unknown>, Record<string, unknown>];
         const inputs = handler.schema.parse(userInputs(news));
         conn = inputs.connection;
-        return { outs: await handler.update(id, userInputs(olds), inputs, contextFor(inputs.connection, warnings)) };
+        const ctx = contextFor(inputs.connection, warnings);
+        return { outs: await handler.update(id, asState(olds), inputs, ctx) };
       }
       case "delete": {
         const [id, props] = args as [string, Record<string, unknown>];
-        const olds = userInputs(props);
+        const olds = asState(props);
         conn = connectionSchema.parse(olds.connection);
         await handler.delete(id, olds, contextFor(conn, warnings));
         return undefined;

@@ -32,7 +32,6 @@ import {
   stableJson,
   type DiffResult,
   type Failure,
-  type HandlerContext,
   type ResourceHandler,
 } from "./framework";
 

@@ -87,7 +87,7 @@ export function resetSysctlClaims(): void {
 
 function claim(resource: string, hostId: string, keys: readonly string[]): void {
   let owners = claims.get(hostId);
-  if (!owners) claims.set(hostId, (owners = new Map()));
+  if (!owners) claims.set(hostId, (owners = new Map<string, string>()));
   for (const key of keys) {
     const other = owners.get(key);
     if (other && other !== resource) {

@@ -303,7 +303,7 @@ export async function up(options: UpOptions): Promise<SandboxState> {
       state.hosts.push(host);
       writeState(state);
       prepareHostFiles(rootfs, hdir, host, clientPub);
-      await boot(state, host, log);
+      boot(state, host, log);
     }
     writeState(state);
     await Promise.all(state.hosts.map((h) => waitForSsh(h, 90_000)));
@@ -337,7 +337,7 @@ function prepareHostFiles(rootfs: string, hdir: string, host: SandboxHost, clien
 }
 
 /** Creates the namespace and veth with kernel defaults, mounts the host's sysfs and boots it. */
-async function boot(state: SandboxState, host: SandboxHost, log: (m: string) => void): Promise<void> {
+function boot(state: SandboxState, host: SandboxHost, log: (m: string) => void): void {
   const hdir = path.join(sandboxDir(state.name), host.name);
   const ns = host.namespace;
   log(`sandbox: booting ${host.name} (${host.hostAddress}, namespace ${ns})`);
@@ -505,7 +505,7 @@ export async function reboot(name: string, hostName: string, log: (m: string) =>
   if (!host) throw new Error(`sandbox: no host ${hostName} in ${name} (hosts: ${state.hosts.map((h) => h.name).join(", ")})`);
   log(`sandbox: rebooting ${host.name}`);
   await stopHost(state, host);
-  await boot(state, host, log);
+  boot(state, host, log);
   await waitForSsh(host, 90_000);
   return host;
 }

@@ -113,23 +113,23 @@ async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResu
     switch (step.op) {
       case "preview": {
         const r = await stack.preview({ ...common, diff: true });
-        result.changes = r.changeSummary as Record<string, number>;
+        result.changes = r.changeSummary;
         break;
       }
       case "up": {
         const r = await stack.up({ ...common, diff: true });
-        result.changes = (r.summary.resourceChanges ?? {}) as Record<string, number>;
+        result.changes = r.summary.resourceChanges ?? {};
         result.outputs = Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, v.value]));
         break;
       }
       case "refresh": {
         const r = await stack.refresh({ ...common });
-        result.changes = (r.summary.resourceChanges ?? {}) as Record<string, number>;
+        result.changes = r.summary.resourceChanges ?? {};
         break;
       }
       case "destroy": {
         const r = await stack.destroy({ ...common });
-        result.changes = (r.summary.resourceChanges ?? {}) as Record<string, number>;
+        result.changes = r.summary.resourceChanges ?? {};
         break;
       }
     }

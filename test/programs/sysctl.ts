@@ -34,7 +34,7 @@ export function connectionOf(h: HostArg) {
   };
 }
 
-export default async function program(args: { sets: SetArg[] }): Promise<Record<string, unknown>> {
+export default function program(args: { sets: SetArg[] }): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const s of args.sets) {
     const set = new nettune.SysctlSet(s.name, {
