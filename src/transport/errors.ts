@@ -77,6 +77,20 @@ export interface CommandErrorInit {
 }
 
 /**
+ * What a finished command becomes: its result, or a CommandError when it exited non-zero (or
+ * was killed) and the caller did not allow failure. Shared by every transport.
+ */
+export function settleCommand(
+  init: CommandErrorInit,
+  allowFailure: boolean | undefined,
+): { result: import("./types").ExecResult } | { error: CommandError } {
+  const { stdout, stderr, exitCode, signal } = init;
+  const result = signal !== undefined ? { stdout, stderr, exitCode, signal } : { stdout, stderr, exitCode };
+  if (exitCode === 0 || allowFailure) return { result };
+  return { error: new CommandError(init) };
+}
+
+/**
  * A command that exited non-zero or was killed. The message reads
  * `Command failed with exit code 1 on root@198.18.0.2:22: ethtool -K eth0 gro on`
  * followed by the command's trimmed output on the next lines.

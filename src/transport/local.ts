@@ -5,7 +5,7 @@
 
 import { spawn } from "node:child_process";
 
-import { CommandError, CommandTimeoutError } from "./errors";
+import { CommandTimeoutError, settleCommand } from "./errors";
 import { commandArgv, renderCommand } from "./quote";
 import type { Command, ExecOptions, ExecResult, Transport, TransportStats } from "./types";
 
@@ -65,25 +65,12 @@ export class LocalTransport implements Transport {
         clearTimeout(timer);
         const stdout = text(out);
         const stderr = text(err);
-        const result: ExecResult =
-          signal !== undefined
-            ? { stdout, stderr, exitCode, signal }
-            : { stdout, stderr, exitCode };
-        if (exitCode === 0 || options.allowFailure) {
-          resolve(result);
-          return;
-        }
-        reject(
-          new CommandError({
-            target: this.target,
-            command: rendered,
-            exitCode,
-            signal,
-            stdout,
-            stderr,
-            secrets: this.secrets,
-          }),
+        const outcome = settleCommand(
+          { target: this.target, command: rendered, exitCode, signal, stdout, stderr, secrets: this.secrets },
+          options.allowFailure,
         );
+        if ("error" in outcome) reject(outcome.error);
+        else resolve(outcome.result);
       };
 
       const timer = setTimeout(() => {

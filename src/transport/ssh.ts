@@ -19,11 +19,11 @@ import {
 
 import { connectionSecrets, type Connection, type ProxyConnection } from "../schemas/connection";
 import {
-  CommandError,
   CommandTimeoutError,
   ConnectError,
   HostKeyMismatchError,
   redact,
+  settleCommand,
   type ConnectFailureKind,
 } from "./errors";
 import { commandArgv, renderCommand } from "./quote";
@@ -706,25 +706,12 @@ export class SshTransport implements Transport {
           );
           return;
         }
-        const result: ExecResult =
-          signal !== undefined
-            ? { stdout, stderr, exitCode, signal }
-            : { stdout, stderr, exitCode };
-        if (exitCode === 0 || options.allowFailure) {
-          resolve(result);
-          return;
-        }
-        reject(
-          new CommandError({
-            target: this.target,
-            command: wire,
-            exitCode,
-            signal,
-            stdout,
-            stderr,
-            secrets: this.secrets,
-          }),
+        const outcome = settleCommand(
+          { target: this.target, command: wire, exitCode, signal, stdout, stderr, secrets: this.secrets },
+          options.allowFailure,
         );
+        if ("error" in outcome) reject(outcome.error);
+        else resolve(outcome.result);
       });
 
       // Always send EOF so a command that reads stdin cannot hang waiting for input.
