@@ -69,10 +69,15 @@ export function propertyPath(path: readonly PropertyKey[]): string {
 export function validate<T>(schema: z.ZodType<T>, input: unknown): { value?: T; failures: Failure[] } {
   const res = schema.safeParse(input);
   if (res.success) return { value: res.data, failures: [] };
-  const failures = res.error.issues.map((issue) => ({
-    property: propertyPath(issue.path),
-    reason: issue.message,
-  }));
+  const failures = res.error.issues.flatMap((issue) =>
+    // A misspelled field is named itself, not its parent object.
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((k) => ({
+          property: propertyPath([...issue.path, k]),
+          reason: `unknown field ${JSON.stringify(k)}`,
+        }))
+      : [{ property: propertyPath(issue.path), reason: issue.message }],
+  );
   return { failures };
 }
 

@@ -269,7 +269,11 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
         const orig = olds.originals[key];
         if (!r.ok || orig === undefined) continue;
         if (same(r.value, olds.applied[key])) steps.push({ key, value: orig, rollback: r.value });
-        else warnings.push(`${key}: left at ${r.value}; it was changed outside nettune after it was set to ${formatSysctl(olds.applied[key]!)}`);
+        else {
+          warnings.push(
+            `${key}: left at ${r.value} on ${t.target}: it was changed outside nettune after it was set to ${formatSysctl(olds.applied[key]!)}`,
+          );
+        }
       }
     }
     const filePath = filePathOf(news);

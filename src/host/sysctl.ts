@@ -125,15 +125,13 @@ function renderPersist(persist: PersistFile, undo: string): string[] {
       `if ! e=$(rm -f ${f} 2>&1); then printf 'persist\\t%s\\t%s\\n' ${f} "$(echo $e)"; ${undo}; exit 5; fi`,
     ];
   }
+  // The new file is reloaded while still a temp file and only then moved into place, so a
+  // failed reload leaves the previous file as it was.
+  const reload = persist.reload ? ` && sysctl -q -p ${tmp}` : "";
   const lines = [
-    `if ! e=$( { mkdir -p ${dir} && umask 022 && printf '%s' ${shellQuote(persist.content)} > ${tmp} && mv -f ${tmp} ${f}; } 2>&1 ); then ` +
+    `if ! e=$( { mkdir -p ${dir} && umask 022 && printf '%s' ${shellQuote(persist.content)} > ${tmp}${reload} && mv -f ${tmp} ${f}; } 2>&1 ); then ` +
       `rm -f ${tmp}; printf 'persist\\t%s\\t%s\\n' ${f} "$(echo $e)"; ${undo}; exit 5; fi`,
   ];
-  if (persist.reload) {
-    lines.push(
-      `if ! e=$(sysctl -q -p ${f} 2>&1); then printf 'persist\\t%s\\t%s\\n' ${f} "$(echo $e)"; ${undo}; exit 5; fi`,
-    );
-  }
   return lines;
 }
 

@@ -94,7 +94,10 @@ export const SYSCTL_CATALOGUE: Readonly<Record<string, KeySpec>> = {
     doc: "Packetization-layer path MTU discovery: 0 off, 1 on black hole, 2 always",
     schema: z.union([z.literal(0), z.literal(1), z.literal(2)], { error: "expected 0, 1 or 2" }),
   },
-  "net.ipv4.tcp_notsent_lowat": { doc: "Unsent bytes a socket holds before it is not writable", schema: int(1, INT_MAX) },
+  "net.ipv4.tcp_notsent_lowat": {
+    doc: "Unsent bytes a socket holds before it is not writable (unsigned; default 4294967295)",
+    schema: int(1, 4_294_967_295),
+  },
   "net.ipv4.tcp_no_metrics_save": { doc: "Forget per-destination metrics when a connection closes", schema: bool01 },
   "net.ipv4.tcp_moderate_rcvbuf": { doc: "Receive buffer auto-tuning", schema: bool01 },
   "net.ipv4.tcp_synack_retries": { doc: "SYN-ACK retransmissions before giving up", schema: int(0, 255) },
@@ -133,9 +136,16 @@ const genericValue = z.union(
   [
     z.number().int("expected an integer").min(-INT_MAX - 1).max(Number.MAX_SAFE_INTEGER),
     z.array(z.number().int("expected integers")).min(1).max(16),
-    z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "must be a plain word of letters, digits and _ . : -"),
+    // Lists the kernel takes as text ("reno cubic bbr", "8080,9000-9100") are words too.
+    z
+      .string()
+      .max(256, "must be at most 256 characters")
+      .regex(
+        /^[A-Za-z0-9_.:,-]+( [A-Za-z0-9_.:,-]+)*$/,
+        "must be plain words of letters, digits and _ . : , - separated by single spaces",
+      ),
   ],
-  { error: "expected an integer, a list of integers or a plain word" },
+  { error: "expected an integer, a list of integers or plain words" },
 );
 
 export function specFor(key: string): KeySpec | undefined {
@@ -149,7 +159,8 @@ export function validateSysctl(key: string, value: unknown): string | undefined 
   const spec = specFor(key);
   const res = (spec?.schema ?? genericValue).safeParse(value);
   if (!res.success) {
-    return `${res.error.issues[0]?.message ?? "invalid value"} (got ${JSON.stringify(value)})`;
+    const got = typeof value === "number" ? String(value) : JSON.stringify(value);
+    return `${res.error.issues[0]?.message ?? "invalid value"} (got ${got})`;
   }
   return undefined;
 }

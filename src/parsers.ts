@@ -1,0 +1,106 @@
+/**
+ * The host-tool parsers nettune uses to read NICs and links, public so that programs and tests
+ * can read the same output the resources read. They are pure functions of the tool's text: run
+ * the command however you like (`remote.Command`, a shell, a recorded file) and pass its stdout.
+ *
+ * Every parser throws {@link ParseError} (with the tool's name and the text) when the text is
+ * not what the tool prints on success, and sets `unsupported: true` on it when the text is the
+ * driver's "Operation not supported".
+ *
+ * @example
+ * import { parsers, ParseError } from "nettune";
+ *
+ * const { features } = parsers.ethtoolFeatures(stdoutOfEthtoolK);
+ * if (features["generic-receive-offload"]?.on === false) console.log("GRO is off");
+ */
+import {
+  parseEthtoolChannels,
+  parseEthtoolDriverInfo,
+  parseEthtoolFeatures,
+  parseEthtoolFeaturesJson,
+  parseEthtoolRings,
+  parseEthtoolRss,
+} from "./host/ethtool";
+import { parseIpLink } from "./host/ip";
+
+export { ParseError, type ParseErrorOptions } from "./host/errors";
+export type {
+  EthtoolChannelCounts,
+  EthtoolChannels,
+  EthtoolDriverInfo,
+  EthtoolFeature,
+  EthtoolFeatures,
+  EthtoolRingSizes,
+  EthtoolRings,
+  EthtoolRss,
+} from "./host/ethtool";
+export type { IpLink } from "./host/ip";
+
+/** Parsers of `ethtool` and `ip` output. */
+export const parsers = {
+  /**
+   * `ethtool -k IF`: every offload feature by its long name, with `on`, `fixed` and (when the
+   * kernel was asked for another state) `requested`.
+   *
+   * @example
+   * const { interface: ifname, features } = parsers.ethtoolFeatures(stdout);
+   * features["tcp-segmentation-offload"]; // { on: true, fixed: false }
+   */
+  ethtoolFeatures: parseEthtoolFeatures,
+
+  /**
+   * `ethtool --json -k IF`: the same result as `ethtoolFeatures`, from ethtool's JSON output
+   * (ethtool 6.1 has it; older versions reject `--json -k`).
+   *
+   * @example
+   * parsers.ethtoolFeaturesJson(stdout).features["large-receive-offload"]?.fixed; // true
+   */
+  ethtoolFeaturesJson: parseEthtoolFeaturesJson,
+
+  /**
+   * `ethtool -l IF`: maximum and current rx, tx, other and combined channel counts, null for
+   * `n/a`. Drivers without channels throw a ParseError with `unsupported: true` (pass stderr too).
+   *
+   * @example
+   * const ch = parsers.ethtoolChannels(stdout);
+   * if (ch.max.combined !== null && ch.current.combined! < ch.max.combined) console.log("room");
+   */
+  ethtoolChannels: parseEthtoolChannels,
+
+  /**
+   * `ethtool -g IF`: maximum and current rx, rx-mini, rx-jumbo and tx ring sizes (null for
+   * `n/a`) and the other lines in `extra` / `extraMax`.
+   *
+   * @example
+   * parsers.ethtoolRings(stdout).max.rx; // 4096
+   */
+  ethtoolRings: parseEthtoolRings,
+
+  /**
+   * `ethtool -x IF`: the RSS indirection table (queue of each bucket), the hash key and the
+   * hash functions. A device without a table throws a ParseError with `unsupported: true`.
+   *
+   * @example
+   * const { indirection } = parsers.ethtoolRss(stdout);
+   * new Set(indirection).size; // queues that receive traffic
+   */
+  ethtoolRss: parseEthtoolRss,
+
+  /**
+   * `ethtool -i IF`: the driver name, version, firmware and bus address.
+   *
+   * @example
+   * parsers.ethtoolDriverInfo(stdout).driver; // "virtio_net"
+   */
+  ethtoolDriverInfo: parseEthtoolDriverInfo,
+
+  /**
+   * `ip -d -j link show [dev IF]`: one entry per link with MTU limits, queue counts, qdisc,
+   * state, flags and kind (`veth`, `bridge`, `tun`, …).
+   *
+   * @example
+   * const [link] = parsers.ipLink(stdout);
+   * link?.numRxQueues; // 4
+   */
+  ipLink: parseIpLink,
+} as const;
