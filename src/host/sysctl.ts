@@ -37,7 +37,10 @@ export function renderSysctlRead(keys: readonly string[]): string {
 }
 
 export class SysctlParseError extends Error {
-  constructor(message: string, readonly output: string) {
+  constructor(
+    message: string,
+    readonly output: string,
+  ) {
     super(`sysctl: ${message}`);
     this.name = "ParseError";
   }
@@ -48,7 +51,8 @@ export function parseSysctlRead(stdout: string, keys: readonly string[]): Map<st
   for (const line of stdout.split("\n")) {
     if (!line) continue;
     const [status, key, ...rest] = line.split("\t");
-    const flag = rest.length > 1 && (rest.at(-1) === "rw" || rest.at(-1) === "ro") ? rest.pop() : "rw";
+    const flag =
+      rest.length > 1 && (rest.at(-1) === "rw" || rest.at(-1) === "ro") ? rest.pop() : "rw";
     const text = rest.join("\t");
     if (!key || (status !== "ok" && status !== "err")) {
       throw new SysctlParseError(`unexpected line ${JSON.stringify(line)}`, stdout);
@@ -105,7 +109,9 @@ export function renderSysctlApply(steps: readonly ApplyStep[], persist?: Persist
   const all = `r${steps.length}`;
   for (const s of steps) {
     const p = shellQuote(`/proc/sys/${sysctlPath(s.key)}`);
-    const want = shellQuote(normalizeSysctl(typeof s.value === "string" ? s.value : formatSysctl(s.value)));
+    const want = shellQuote(
+      normalizeSysctl(typeof s.value === "string" ? s.value : formatSysctl(s.value)),
+    );
     lines.push(
       `g=$(echo $(cat ${p} 2>&1)); if [ "$g" != ${want} ]; then ` +
         `printf 'mismatch\\t%s\\t%s\\t%s\\n' ${shellQuote(s.key)} ${want} "$g"; ${all}; exit 4; fi`,
@@ -119,7 +125,9 @@ export function renderSysctlApply(steps: readonly ApplyStep[], persist?: Persist
 function renderPersist(persist: PersistFile, undo: string): string[] {
   const f = shellQuote(persist.path);
   const dir = shellQuote(persist.path.slice(0, persist.path.lastIndexOf("/")));
-  const tmp = shellQuote(`${persist.path.slice(0, persist.path.lastIndexOf("/"))}/.${persist.path.slice(persist.path.lastIndexOf("/") + 1)}.nettune-tmp`);
+  const tmp = shellQuote(
+    `${persist.path.slice(0, persist.path.lastIndexOf("/"))}/.${persist.path.slice(persist.path.lastIndexOf("/") + 1)}.nettune-tmp`,
+  );
   if (persist.content === undefined) {
     return [
       `if ! e=$(rm -f ${f} 2>&1); then printf 'persist\\t%s\\t%s\\n' ${f} "$(echo $e)"; ${undo}; exit 5; fi`,
@@ -138,7 +146,13 @@ function renderPersist(persist: PersistFile, undo: string): string[] {
 export type ApplyOutcome =
   | { readonly ok: true }
   | { readonly ok: false; readonly kind: "failed"; readonly key: string; readonly reason: string }
-  | { readonly ok: false; readonly kind: "mismatch"; readonly key: string; readonly wrote: string; readonly got: string }
+  | {
+      readonly ok: false;
+      readonly kind: "mismatch";
+      readonly key: string;
+      readonly wrote: string;
+      readonly got: string;
+    }
   | { readonly ok: false; readonly kind: "persist"; readonly key: string; readonly reason: string };
 
 export function parseSysctlApply(stdout: string, exitCode: number | null): ApplyOutcome {
@@ -146,7 +160,8 @@ export function parseSysctlApply(stdout: string, exitCode: number | null): Apply
   if (exitCode === 0 && lines.at(-1) === "applied") return { ok: true };
   for (const line of lines) {
     const [tag, key = "", a = "", b = ""] = line.split("\t");
-    if (tag === "failed") return { ok: false, kind: "failed", key, reason: a || "rejected by the kernel" };
+    if (tag === "failed")
+      return { ok: false, kind: "failed", key, reason: a || "rejected by the kernel" };
     if (tag === "mismatch") return { ok: false, kind: "mismatch", key, wrote: a, got: b };
     if (tag === "persist") return { ok: false, kind: "persist", key, reason: a };
   }
@@ -154,11 +169,15 @@ export function parseSysctlApply(stdout: string, exitCode: number | null): Apply
 }
 
 /** The sysctl.d file a SysctlSet owns: a header naming the owner, then `key = value` lines. */
-export function renderSysctlConf(owner: string, values: Readonly<Record<string, SysctlValue>>): string {
+export function renderSysctlConf(
+  owner: string,
+  values: Readonly<Record<string, SysctlValue>>,
+): string {
   const lines = [
     `# Managed by nettune (${owner}). Changes here are overwritten; edit the Pulumi program instead.`,
   ];
-  for (const key of Object.keys(values).sort()) lines.push(`${key} = ${formatSysctl(values[key]!)}`);
+  for (const key of Object.keys(values).sort())
+    lines.push(`${key} = ${formatSysctl(values[key]!)}`);
   return lines.join("\n") + "\n";
 }
 
