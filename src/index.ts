@@ -5,3 +5,16 @@ export { SysctlSet, type SysctlSetArgs, type SysctlValues } from "./resources/sy
 export type { ConnectionArgs } from "./schemas/connection";
 export type { SysctlValue } from "./schemas/sysctl";
 export { SYSCTL_CATALOGUE } from "./schemas/sysctl";
+export {
+  parsers,
+  ParseError,
+  type EthtoolFeatures,
+  type EthtoolFeature,
+  type EthtoolChannels,
+  type EthtoolChannelCounts,
+  type EthtoolRings,
+  type EthtoolRingSizes,
+  type EthtoolRss,
+  type EthtoolDriverInfo,
+  type IpLink,
+} from "./parsers";

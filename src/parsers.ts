@@ -50,7 +50,7 @@ export const parsers = {
 
   /**
    * `ethtool --json -k IF`: the same result as `ethtoolFeatures`, from ethtool's JSON output
-   * (ethtool 6.1 has it; older versions reject `--json -k`).
+   * (ethtool 5.17 and later; older versions reject `--json -k`).
    *
    * @example
    * parsers.ethtoolFeaturesJson(stdout).features["large-receive-offload"]?.fixed; // true
@@ -63,7 +63,8 @@ export const parsers = {
    *
    * @example
    * const ch = parsers.ethtoolChannels(stdout);
-   * if (ch.max.combined !== null && ch.current.combined! < ch.max.combined) console.log("room");
+   * ch.max.combined; // 8 on a multi-queue NIC, null on veth (separate rx and tx)
+   * ch.current.rx; // 2 on a veth after `ethtool -L b rx 2 tx 2`
    */
   ethtoolChannels: parseEthtoolChannels,
 

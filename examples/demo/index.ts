@@ -49,9 +49,16 @@ async function onHost(target: DemoHost, script: string): Promise<string> {
 async function live(target: DemoHost): Promise<Record<string, string>> {
   const out = await onHost(
     target,
-    KEYS.map((k) => `printf '%s\\t%s\\n' ${k} "$(echo $(cat /proc/sys/${k.split(".").join("/")}))"`).join("\n"),
+    KEYS.map(
+      (k) => `printf '%s\\t%s\\n' ${k} "$(echo $(cat /proc/sys/${k.split(".").join("/")}))"`,
+    ).join("\n"),
   );
-  return Object.fromEntries(out.trim().split("\n").map((l) => l.split("\t") as [string, string]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split("\n")
+      .map((l) => l.split("\t") as [string, string]),
+  );
 }
 
 function table(rows: Array<[string, string, string]>, head: [string, string, string]): string {
@@ -65,7 +72,11 @@ async function main(): Promise<void> {
   let failed = false;
   try {
     step(1, "bring up a sandbox host");
-    const state = await sandbox.up({ name: SANDBOX, hosts: 1, log: (m) => process.stdout.write(`${m}\n`) });
+    const state = await sandbox.up({
+      name: SANDBOX,
+      hosts: 1,
+      log: (m) => process.stdout.write(`${m}\n`),
+    });
     const h = state.hosts[0]!;
     const target: DemoHost = {
       host: h.hostAddress,
@@ -74,11 +85,17 @@ async function main(): Promise<void> {
       privateKeyPath: h.privateKeyPath,
       hostKey: h.hostKey,
     };
-    process.stdout.write(`${h.name}: ${h.user}@${h.hostAddress}, host key pinned (${h.hostKey.slice(0, 32)}…)\n`);
+    process.stdout.write(
+      `${h.name}: ${h.user}@${h.hostAddress}, host key pinned (${h.hostKey.slice(0, 32)}…)\n`,
+    );
     const before = await live(target);
 
     const stack = await auto.LocalWorkspace.createOrSelectStack(
-      { stackName: "demo", projectName: "nettune-demo", program: () => Promise.resolve(demoProgram(target)) },
+      {
+        stackName: "demo",
+        projectName: "nettune-demo",
+        program: () => Promise.resolve(demoProgram(target)),
+      },
       {
         workDir: stateDir,
         envVars: {
@@ -92,18 +109,29 @@ async function main(): Promise<void> {
     step(2, "pulumi preview: what would change (the host is not touched)");
     await stack.preview({ diff: true, onOutput: print, color: "never" });
     const afterPreview = await live(target);
-    if (JSON.stringify(afterPreview) !== JSON.stringify(before)) throw new Error("preview changed the host");
+    if (JSON.stringify(afterPreview) !== JSON.stringify(before))
+      throw new Error("preview changed the host");
 
     step(3, "pulumi up: apply, read back, verify, persist");
     await stack.up({ onOutput: print, color: "never" });
     const applied = await live(target);
-    const rows: Array<[string, string, string]> = KEYS.map((k) => [k, before[k] ?? "?", applied[k] ?? "?"]);
-    process.stdout.write("\nOn the host now (read over SSH):\n" + table(rows, ["key", "before", "now"]));
+    const rows: Array<[string, string, string]> = KEYS.map((k) => [
+      k,
+      before[k] ?? "?",
+      applied[k] ?? "?",
+    ]);
+    process.stdout.write(
+      "\nOn the host now (read over SSH):\n" + table(rows, ["key", "before", "now"]),
+    );
     const file = await onHost(target, `cat ${FILE}`);
     process.stdout.write(`\n${FILE}:\n${file}`);
     const wrong = KEYS.filter((k) => {
       const v = GUIDE_VALUES[k];
-      const want = Array.isArray(v) ? v.join(" ") : typeof v === "number" || typeof v === "string" ? String(v) : "";
+      const want = Array.isArray(v)
+        ? v.join(" ")
+        : typeof v === "number" || typeof v === "string"
+          ? String(v)
+          : "";
       return applied[k] !== want;
     });
     if (wrong.length) throw new Error(`not applied on the host: ${wrong.join(", ")}`);
@@ -115,9 +143,15 @@ async function main(): Promise<void> {
     step(5, "pulumi destroy: the original values come back");
     await stack.destroy({ onOutput: print, color: "never" });
     const restored = await live(target);
-    const rows2: Array<[string, string, string]> = KEYS.map((k) => [k, before[k] ?? "?", restored[k] ?? "?"]);
+    const rows2: Array<[string, string, string]> = KEYS.map((k) => [
+      k,
+      before[k] ?? "?",
+      restored[k] ?? "?",
+    ]);
     process.stdout.write("\n" + table(rows2, ["key", "original", "after destroy"]));
-    const fileGone = (await onHost(target, `test -e ${FILE} && echo present || echo absent`)).trim();
+    const fileGone = (
+      await onHost(target, `test -e ${FILE} && echo present || echo absent`)
+    ).trim();
     process.stdout.write(`${FILE}: ${fileGone}\n`);
     if (JSON.stringify(restored) !== JSON.stringify(before) || fileGone !== "absent") {
       throw new Error("destroy did not restore the host");

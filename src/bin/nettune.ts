@@ -35,7 +35,8 @@ function parse(argv: string[]): Parsed {
       else if (["json", "help"].includes(k)) flags.set(k, true);
       else {
         const next = argv[i + 1];
-        if (next === undefined || next.startsWith("--")) throw new UsageError(`--${k} needs a value`);
+        if (next === undefined || next.startsWith("--"))
+          throw new UsageError(`--${k} needs a value`);
         flags.set(k, next);
         i++;
       }
@@ -47,7 +48,8 @@ function parse(argv: string[]): Parsed {
 function intFlag(p: Parsed, name: string, dflt: number): number {
   const v = p.flags.get(name);
   if (v === undefined) return dflt;
-  if (v === true || !/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number, got ${String(v)}`);
+  if (v === true || !/^\d+$/.test(v))
+    throw new UsageError(`--${name} must be a whole number, got ${String(v)}`);
   return Number(v);
 }
 
@@ -73,7 +75,12 @@ async function main(argv: string[]): Promise<number> {
       sandbox.prepareRootfs(log);
       return 0;
     case "up": {
-      const state = await sandbox.up({ name, hosts: intFlag(p, "hosts", 1), delayMs: intFlag(p, "delay", 0), log });
+      const state = await sandbox.up({
+        name,
+        hosts: intFlag(p, "hosts", 1),
+        delayMs: intFlag(p, "delay", 0),
+        log,
+      });
       if (json) process.stdout.write(JSON.stringify(state.hosts, null, 2) + "\n");
       else {
         for (const h of state.hosts) {
@@ -91,7 +98,9 @@ async function main(argv: string[]): Promise<number> {
       else if (!s.state) process.stdout.write("no sandbox is up\n");
       else {
         for (const h of s.hosts) {
-          process.stdout.write(`${h.name}  ${h.running ? "running" : "stopped"}  ssh ${h.sshReady ? "ready" : "not answering"}  ${h.address}:${h.port}\n`);
+          process.stdout.write(
+            `${h.name}  ${h.running ? "running" : "stopped"}  ssh ${h.sshReady ? "ready" : "not answering"}  ${h.address}:${h.port}\n`,
+          );
         }
       }
       return 0;

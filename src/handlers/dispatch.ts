@@ -81,7 +81,9 @@ async function check(handler: AnyHandler, _olds: unknown, news: Record<string, u
 export async function handle(kind: string, method: string, ...args: unknown[]): Promise<unknown> {
   const handler = HANDLERS[kind];
   if (!handler) {
-    throw new Error(`nettune: this version has no resource kind ${kind}; install the version that created it`);
+    throw new Error(
+      `nettune: this version has no resource kind ${kind}; install the version that created it`,
+    );
   }
   const warnings: string[] = [];
   let conn: Connection | undefined;
@@ -139,7 +141,10 @@ function writeStats(): void {
   if (!dir) return;
   try {
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, `provider-${process.pid}.json`), JSON.stringify(defaultPool.stats()));
+    fs.writeFileSync(
+      path.join(dir, `provider-${process.pid}.json`),
+      JSON.stringify(defaultPool.stats()),
+    );
   } catch {
     /* statistics never fail an operation */
   }

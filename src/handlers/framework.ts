@@ -41,7 +41,10 @@ export interface ResourceHandler<Inputs extends { connection: Connection }, Outs
 
 /** What diff returns; `detailedDiff` is passed on where the engine's dynamic provider takes it. */
 export type DiffResult = pulumi.dynamic.DiffResult & {
-  readonly detailedDiff?: Record<string, { kind: "add" | "update" | "delete" | "update-replace"; inputDiff: boolean }>;
+  readonly detailedDiff?: Record<
+    string,
+    { kind: "add" | "update" | "delete" | "update-replace"; inputDiff: boolean }
+  >;
 };
 
 /** Pulumi's marker for a value not known during preview. */
@@ -59,14 +62,18 @@ export function propertyPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const seg of path) {
     if (typeof seg === "number") out += `[${seg}]`;
-    else if (typeof seg === "string" && /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(seg)) out += out ? `.${seg}` : seg;
+    else if (typeof seg === "string" && /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(seg))
+      out += out ? `.${seg}` : seg;
     else out += `[${JSON.stringify(String(seg))}]`;
   }
   return out || "(input)";
 }
 
 /** Runs a zod schema and turns every issue into a failure naming its field. */
-export function validate<T>(schema: z.ZodType<T>, input: unknown): { value?: T; failures: Failure[] } {
+export function validate<T>(
+  schema: z.ZodType<T>,
+  input: unknown,
+): { value?: T; failures: Failure[] } {
   const res = schema.safeParse(input);
   if (res.success) return { value: res.data, failures: [] };
   const failures = res.error.issues.flatMap((issue) =>
@@ -101,7 +108,11 @@ export function sameHost(a: Connection, b: Connection): boolean {
 export function stableJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) =>
+            a < b ? -1 : a > b ? 1 : 0,
+          ),
+        )
       : v,
   );
 }

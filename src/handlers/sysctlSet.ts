@@ -39,8 +39,10 @@ const valuesSchema = z
   .record(z.string(), z.unknown(), { error: "values must be an object of sysctl keys and values" })
   .superRefine((values, ctx) => {
     const keys = Object.keys(values);
-    if (keys.length === 0) ctx.addIssue({ code: "custom", message: "values must declare at least one key", path: [] });
-    if (keys.length > 500) ctx.addIssue({ code: "custom", message: "values may declare at most 500 keys", path: [] });
+    if (keys.length === 0)
+      ctx.addIssue({ code: "custom", message: "values must declare at least one key", path: [] });
+    if (keys.length > 500)
+      ctx.addIssue({ code: "custom", message: "values may declare at most 500 keys", path: [] });
     for (const key of keys) {
       const problem = validateSysctl(key, values[key]);
       if (problem) ctx.addIssue({ code: "custom", message: problem, path: [key] });
@@ -78,11 +80,16 @@ const same = (a: SysctlValue | string | undefined, b: SysctlValue | string | und
     normalizeSysctl(typeof b === "string" ? b : formatSysctl(b));
 
 /** Risky settings the guide warns about; shown at preview, never blocking. */
-export function sysctlWarnings(values: Readonly<Record<string, unknown>>, behindNat: boolean): string[] {
+export function sysctlWarnings(
+  values: Readonly<Record<string, unknown>>,
+  behindNat: boolean,
+): string[] {
   const w: string[] = [];
   const v = (k: string) => values[k];
   if (v("net.ipv4.tcp_syncookies") === 0) {
-    w.push("net.ipv4.tcp_syncookies = 0 leaves the host open to SYN floods; keep 1 unless you have another defence");
+    w.push(
+      "net.ipv4.tcp_syncookies = 0 leaves the host open to SYN floods; keep 1 unless you have another defence",
+    );
   }
   if (v("net.ipv4.tcp_timestamps") === 0) {
     w.push("net.ipv4.tcp_timestamps = 0 loses PAWS protection and accurate RTT measurement");
@@ -98,7 +105,8 @@ export function sysctlWarnings(values: Readonly<Record<string, unknown>>, behind
   const big = 64 * 1024 * 1024;
   for (const k of ["net.core.rmem_max", "net.core.wmem_max"]) {
     const x = v(k);
-    if (typeof x === "number" && x > big) w.push(`${k} = ${x} is above 64 MiB: very large buffers cause bufferbloat`);
+    if (typeof x === "number" && x > big)
+      w.push(`${k} = ${x} is above 64 MiB: very large buffers cause bufferbloat`);
   }
   for (const k of ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]) {
     const x = v(k);
@@ -123,20 +131,28 @@ function missingKeyError(t: Transport, r: ReadResult): string {
   return r.ok ? "" : `key ${r.key} cannot be read on ${t.target}: ${r.error}`;
 }
 
-async function applyOrThrow(t: Transport, steps: ApplyStep[], persist: PersistFile | undefined): Promise<void> {
+async function applyOrThrow(
+  t: Transport,
+  steps: ApplyStep[],
+  persist: PersistFile | undefined,
+): Promise<void> {
   const res = await t.exec({ script: renderSysctlApply(steps, persist) }, { allowFailure: true });
   const out = parseSysctlApply(res.stdout, res.exitCode);
   if (out.ok) return;
   const undone = "nothing was changed: every key written in this step was put back";
   switch (out.kind) {
     case "failed":
-      throw new Error(`sysctl ${out.key}: the kernel rejected the value on ${t.target}: ${out.reason}; ${undone}`);
+      throw new Error(
+        `sysctl ${out.key}: the kernel rejected the value on ${t.target}: ${out.reason}; ${undone}`,
+      );
     case "mismatch":
       throw new Error(
         `sysctl ${out.key}: wrote ${out.wrote}, kernel reports ${out.got} on ${t.target} (clamped or ignored); ${undone}`,
       );
     case "persist":
-      throw new Error(`sysctl: could not write ${out.key} on ${t.target}: ${out.reason}; ${undone}`);
+      throw new Error(
+        `sysctl: could not write ${out.key} on ${t.target}: ${out.reason}; ${undone}`,
+      );
   }
 }
 
@@ -181,7 +197,8 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
     const replaces: string[] = [];
     if (!sameHost(olds.connection, news.connection)) replaces.push("connection");
     if (olds.persist !== news.persist) replaces.push("persist");
-    if (olds.fileName !== news.fileName && (fileOf(olds.persist) || fileOf(news.persist))) replaces.push("fileName");
+    if (olds.fileName !== news.fileName && (fileOf(olds.persist) || fileOf(news.persist)))
+      replaces.push("fileName");
     const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
     const keys = new Set([...Object.keys(olds.values), ...Object.keys(news.values)]);
     for (const key of keys) {
@@ -195,7 +212,8 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
     for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
     // A new key or timeout changes no host, but the state must hold it for later deletes.
     const otherChange =
-      olds.behindNat !== news.behindNat || stableJson(olds.connection) !== stableJson(news.connection);
+      olds.behindNat !== news.behindNat ||
+      stableJson(olds.connection) !== stableJson(news.connection);
     return {
       changes: replaces.length > 0 || Object.keys(detailedDiff).length > 0 || otherChange,
       replaces,
@@ -216,7 +234,11 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
       ? keys.map((key) => ({ key, value: inputs.values[key]!, rollback: originals[key]! }))
       : [];
     const persist = filePath
-      ? { path: filePath, content: renderSysctlConf(inputs.fileName, inputs.values), reload: runtimeOf(inputs.persist) }
+      ? {
+          path: filePath,
+          content: renderSysctlConf(inputs.fileName, inputs.values),
+          reload: runtimeOf(inputs.persist),
+        }
       : undefined;
     await applyOrThrow(t, steps, persist);
     const id = `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}/sysctl/${inputs.fileName}`;
@@ -250,12 +272,16 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
   async update(_id, olds, news, ctx) {
     const t = ctx.transport;
     const warnings: string[] = [];
-    const changed = Object.keys(news.values).filter((k) => !same(olds.applied[k], news.values[k]) || !same(olds.values[k], news.values[k]));
+    const changed = Object.keys(news.values).filter(
+      (k) => !same(olds.applied[k], news.values[k]) || !same(olds.values[k], news.values[k]),
+    );
     const removed = Object.keys(olds.applied).filter((k) => news.values[k] === undefined);
     const originals: Record<string, string> = {};
-    for (const k of Object.keys(news.values)) if (olds.originals[k] !== undefined) originals[k] = olds.originals[k]!;
+    for (const k of Object.keys(news.values))
+      if (olds.originals[k] !== undefined) originals[k] = olds.originals[k]!;
     const live = await readKeys(t, [...changed, ...removed]);
-    for (const r of live.values()) if (!r.ok && changed.includes(r.key)) throw new Error(missingKeyError(t, r));
+    for (const r of live.values())
+      if (!r.ok && changed.includes(r.key)) throw new Error(missingKeyError(t, r));
     const steps: ApplyStep[] = [];
     if (runtimeOf(news.persist)) {
       for (const key of changed) {
@@ -278,7 +304,11 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
     }
     const filePath = filePathOf(news);
     const persist = filePath
-      ? { path: filePath, content: renderSysctlConf(news.fileName, news.values), reload: runtimeOf(news.persist) }
+      ? {
+          path: filePath,
+          content: renderSysctlConf(news.fileName, news.values),
+          reload: runtimeOf(news.persist),
+        }
       : undefined;
     await applyOrThrow(t, steps, persist);
     for (const w of warnings) ctx.warn(w);
@@ -295,7 +325,9 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
         const r = live.get(key)!;
         const orig = olds.originals[key];
         if (!r.ok) {
-          ctx.warn(`${key}: cannot be read on ${t.target} any more (${r.error}); nothing to restore`);
+          ctx.warn(
+            `${key}: cannot be read on ${t.target} any more (${r.error}); nothing to restore`,
+          );
         } else if (orig === undefined) {
           continue;
         } else if (same(r.value, olds.applied[key])) {
@@ -307,7 +339,9 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
         }
       }
     }
-    const persist = olds.filePath ? { path: olds.filePath, content: undefined, reload: false } : undefined;
+    const persist = olds.filePath
+      ? { path: olds.filePath, content: undefined, reload: false }
+      : undefined;
     await applyOrThrow(t, steps, persist);
   },
 };

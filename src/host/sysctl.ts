@@ -6,6 +6,7 @@
  * one SSH round trip. Every value is quoted by `shellQuote`.
  */
 import { shellQuote } from "../transport/quote";
+import { ParseError } from "./errors";
 import { formatSysctl, normalizeSysctl, type SysctlValue } from "../schemas/sysctl";
 
 export const SYSCTL_D = "/etc/sysctl.d";
@@ -36,13 +37,10 @@ export function renderSysctlRead(keys: readonly string[]): string {
   return lines.join("\n");
 }
 
-export class SysctlParseError extends Error {
-  constructor(
-    message: string,
-    readonly output: string,
-  ) {
-    super(`sysctl: ${message}`);
-    this.name = "ParseError";
+/** Output of a sysctl script that cannot be read: a ParseError naming `sysctl`. */
+export class SysctlParseError extends ParseError {
+  constructor(message: string, output: string) {
+    super("sysctl", message, output);
   }
 }
 

@@ -150,7 +150,11 @@ export class SysctlSet extends pulumi.dynamic.Resource {
     );
     // Program-side checks that need the whole program: risky settings, one owner per key.
     pulumi
-      .all([pulumi.unsecret(pulumi.output(args.connection)), pulumi.output(args.values), pulumi.output(args.behindNat)])
+      .all([
+        pulumi.unsecret(pulumi.output(args.connection)),
+        pulumi.output(args.values),
+        pulumi.output(args.behindNat),
+      ])
       .apply(([conn, values, behindNat]) => {
         const v = (values ?? {}) as Record<string, unknown>;
         for (const w of sysctlWarnings(v, behindNat ?? false)) void pulumi.log.warn(w, this);

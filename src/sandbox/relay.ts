@@ -50,6 +50,8 @@ const server = net.createServer((client) => {
   delayedPipe(upstream, client, delayMs);
 });
 server.listen(listen.port, listen.host, () => {
-  process.stdout.write(`relay ${listen.host}:${listen.port} -> ${target.host}:${target.port} +${delayMs}ms\n`);
+  process.stdout.write(
+    `relay ${listen.host}:${listen.port} -> ${target.host}:${target.port} +${delayMs}ms\n`,
+  );
 });
 process.on("SIGTERM", () => process.exit(0));

@@ -78,7 +78,10 @@ export interface SandboxState {
 export function cacheDir(): string {
   return (
     process.env.NETTUNE_CACHE ??
-    path.join(process.env.XDG_CACHE_HOME ?? path.join(process.env.HOME ?? "/root", ".cache"), "nettune")
+    path.join(
+      process.env.XDG_CACHE_HOME ?? path.join(process.env.HOME ?? "/root", ".cache"),
+      "nettune",
+    )
   );
 }
 
@@ -96,7 +99,9 @@ function assertRoot(): void {
 
 function validName(name: string): string {
   if (!/^[a-z][a-z0-9]{0,7}$/.test(name)) {
-    throw new Error(`sandbox: name must be 1-8 lower-case letters or digits, got ${JSON.stringify(name)}`);
+    throw new Error(
+      `sandbox: name must be 1-8 lower-case letters or digits, got ${JSON.stringify(name)}`,
+    );
   }
   return name;
 }
@@ -172,9 +177,13 @@ function finishRootfs(tmp: string): void {
   if (!succeeds(["chroot", tmp, "id", SUDO_USER])) {
     run(["chroot", tmp, "useradd", "--create-home", "--shell", "/bin/bash", SUDO_USER]);
   }
-  fs.writeFileSync(path.join(tmp, "etc/sudoers.d/nettune-sandbox"), `${SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n`, {
-    mode: 0o440,
-  });
+  fs.writeFileSync(
+    path.join(tmp, "etc/sudoers.d/nettune-sandbox"),
+    `${SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n`,
+    {
+      mode: 0o440,
+    },
+  );
   fs.writeFileSync(path.join(tmp, "etc/hostname"), "sandbox\n");
   fs.writeFileSync(path.join(tmp, "etc/machine-id"), "");
 }
@@ -192,7 +201,10 @@ export function readState(name: string): SandboxState | undefined {
 }
 
 function writeState(state: SandboxState): void {
-  fs.writeFileSync(path.join(sandboxDir(state.name), "state.json"), JSON.stringify(state, null, 2) + "\n");
+  fs.writeFileSync(
+    path.join(sandboxDir(state.name), "state.json"),
+    JSON.stringify(state, null, 2) + "\n",
+  );
 }
 
 function usedBlocks(): Set<number> {
@@ -265,11 +277,14 @@ export async function up(options: UpOptions): Promise<SandboxState> {
     throw new Error(`sandbox: --hosts must be a whole number from 1 to ${MAX_HOSTS}, got ${count}`);
   }
   if (!Number.isInteger(delayMs) || delayMs < 0 || delayMs > 10_000) {
-    throw new Error(`sandbox: --delay must be a whole number of ms from 0 to 10000, got ${delayMs}`);
+    throw new Error(
+      `sandbox: --delay must be a whole number of ms from 0 to 10000, got ${delayMs}`,
+    );
   }
   const existing = readStateLoose(name);
   if (existing) {
-    const same = existing.hosts.length === count && existing.hosts.every((h) => h.delayMs === delayMs);
+    const same =
+      existing.hosts.length === count && existing.hosts.every((h) => h.delayMs === delayMs);
     const alive = existing.hosts.every((h) => hostRunning(existing, h));
     if (same && alive) {
       log(`sandbox: ${name} is already up with ${count} host(s); reusing it`);
@@ -292,13 +307,40 @@ export async function up(options: UpOptions): Promise<SandboxState> {
   try {
     // One client key per sandbox, fresh every time.
     const keyPath = path.join(dir, "id_ed25519");
-    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", `nettune-sandbox-${name}`, "-f", keyPath]);
+    run([
+      "ssh-keygen",
+      "-q",
+      "-t",
+      "ed25519",
+      "-N",
+      "",
+      "-C",
+      `nettune-sandbox-${name}`,
+      "-f",
+      keyPath,
+    ]);
     const clientPub = fs.readFileSync(`${keyPath}.pub`, "utf8");
     for (let i = 1; i <= count; i++) {
       const hdir = path.join(dir, `host${i}`);
       fs.mkdirSync(hdir, { recursive: true });
-      run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", `host${i}`, "-f", path.join(hdir, "ssh_host_ed25519_key")]);
-      const hostKey = fs.readFileSync(path.join(hdir, "ssh_host_ed25519_key.pub"), "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
+      run([
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        `host${i}`,
+        "-f",
+        path.join(hdir, "ssh_host_ed25519_key"),
+      ]);
+      const hostKey = fs
+        .readFileSync(path.join(hdir, "ssh_host_ed25519_key.pub"), "utf8")
+        .trim()
+        .split(/\s+/)
+        .slice(0, 2)
+        .join(" ");
       const host = hostLayout(state, i, delayMs, keyPath, hostKey);
       state.hosts.push(host);
       writeState(state);
@@ -315,16 +357,36 @@ export async function up(options: UpOptions): Promise<SandboxState> {
   }
 }
 
-function prepareHostFiles(rootfs: string, hdir: string, host: SandboxHost, clientPub: string): void {
+function prepareHostFiles(
+  rootfs: string,
+  hdir: string,
+  host: SandboxHost,
+  clientPub: string,
+): void {
   const upper = path.join(hdir, "upper");
   const work = path.join(hdir, "work");
   const merged = path.join(hdir, "root");
-  for (const d of [upper, work, merged, path.join(hdir, "sys"), path.join(hdir, "bpf")]) fs.mkdirSync(d, { recursive: true });
-  run(["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${rootfs},upperdir=${upper},workdir=${work}`, merged]);
+  for (const d of [upper, work, merged, path.join(hdir, "sys"), path.join(hdir, "bpf")])
+    fs.mkdirSync(d, { recursive: true });
+  run([
+    "mount",
+    "-t",
+    "overlay",
+    "overlay",
+    "-o",
+    `lowerdir=${rootfs},upperdir=${upper},workdir=${work}`,
+    merged,
+  ]);
   const etcSsh = path.join(merged, "etc/ssh");
-  fs.copyFileSync(path.join(hdir, "ssh_host_ed25519_key"), path.join(etcSsh, "ssh_host_ed25519_key"));
+  fs.copyFileSync(
+    path.join(hdir, "ssh_host_ed25519_key"),
+    path.join(etcSsh, "ssh_host_ed25519_key"),
+  );
   fs.chmodSync(path.join(etcSsh, "ssh_host_ed25519_key"), 0o600);
-  fs.copyFileSync(path.join(hdir, "ssh_host_ed25519_key.pub"), path.join(etcSsh, "ssh_host_ed25519_key.pub"));
+  fs.copyFileSync(
+    path.join(hdir, "ssh_host_ed25519_key.pub"),
+    path.join(etcSsh, "ssh_host_ed25519_key.pub"),
+  );
   for (const home of [path.join(merged, "root"), path.join(merged, "home", SUDO_USER)]) {
     const sshDir = path.join(home, ".ssh");
     fs.mkdirSync(sshDir, { recursive: true, mode: 0o700 });
@@ -333,7 +395,10 @@ function prepareHostFiles(rootfs: string, hdir: string, host: SandboxHost, clien
   const uid = Number(run(["chroot", merged, "id", "-u", SUDO_USER]).trim());
   run(["chown", "-R", `${uid}:${uid}`, path.join(merged, "home", SUDO_USER, ".ssh")]);
   fs.writeFileSync(path.join(merged, "etc/hostname"), `${host.name}\n`);
-  fs.writeFileSync(path.join(merged, "etc/hosts"), `127.0.0.1 localhost\n${host.hostAddress} ${host.name}\n`);
+  fs.writeFileSync(
+    path.join(merged, "etc/hosts"),
+    `127.0.0.1 localhost\n${host.hostAddress} ${host.name}\n`,
+  );
 }
 
 /** Creates the namespace and veth with kernel defaults, mounts the host's sysfs and boots it. */
@@ -343,16 +408,41 @@ function boot(state: SandboxState, host: SandboxHost, log: (m: string) => void):
   log(`sandbox: booting ${host.name} (${host.hostAddress}, namespace ${ns})`);
   run(["ip", "netns", "add", ns]);
   run([
-    "ip", "link", "add", host.rootInterface,
-    "numtxqueues", String(QUEUES), "numrxqueues", String(QUEUES),
-    "type", "veth", "peer", "name", host.hostInterface,
-    "numtxqueues", String(QUEUES), "numrxqueues", String(QUEUES),
-    "netns", ns,
+    "ip",
+    "link",
+    "add",
+    host.rootInterface,
+    "numtxqueues",
+    String(QUEUES),
+    "numrxqueues",
+    String(QUEUES),
+    "type",
+    "veth",
+    "peer",
+    "name",
+    host.hostInterface,
+    "numtxqueues",
+    String(QUEUES),
+    "numrxqueues",
+    String(QUEUES),
+    "netns",
+    ns,
   ]);
   run(["ip", "addr", "add", `${host.rootAddress}/24`, "dev", host.rootInterface]);
   run(["ip", "link", "set", host.rootInterface, "up"]);
   run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
-  run(["ip", "netns", "exec", ns, "ip", "addr", "add", `${host.hostAddress}/24`, "dev", host.hostInterface]);
+  run([
+    "ip",
+    "netns",
+    "exec",
+    ns,
+    "ip",
+    "addr",
+    "add",
+    `${host.hostAddress}/24`,
+    "dev",
+    host.hostInterface,
+  ]);
   run(["ip", "netns", "exec", ns, "ip", "link", "set", host.hostInterface, "up"]);
   run(["ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", host.rootAddress]);
   // A sysfs mounted from inside the namespace shows that namespace's network devices only.
@@ -383,7 +473,11 @@ function boot(state: SandboxState, host: SandboxHost, log: (m: string) => void):
     {
       detached: true,
       stdio: ["ignore", logFile, logFile],
-      env: { ...process.env, SYSTEMD_NSPAWN_API_VFS_WRITABLE: "network", SYSTEMD_LOG_LEVEL: "warning" },
+      env: {
+        ...process.env,
+        SYSTEMD_NSPAWN_API_VFS_WRITABLE: "network",
+        SYSTEMD_LOG_LEVEL: "warning",
+      },
     },
   );
   child.unref();
@@ -397,7 +491,17 @@ function startRelay(hdir: string, host: SandboxHost): void {
   const out = fs.openSync(path.join(hdir, "relay.log"), "a");
   const child = spawn(
     process.execPath,
-    [relay, "--listen", `${host.rootAddress}:${RELAY_PORT}`, "--target", `${host.hostAddress}:22`, "--delay", String(host.delayMs), "--tag", `nettune-relay-${relayTag(host)}`],
+    [
+      relay,
+      "--listen",
+      `${host.rootAddress}:${RELAY_PORT}`,
+      "--target",
+      `${host.hostAddress}:22`,
+      "--delay",
+      String(host.delayMs),
+      "--tag",
+      `nettune-relay-${relayTag(host)}`,
+    ],
     { detached: true, stdio: ["ignore", out, out] },
   );
   child.unref();
@@ -453,7 +557,9 @@ export async function waitForSsh(host: SandboxHost, timeoutMs: number): Promise<
     last = banner;
     await sleep(250);
   }
-  throw new Error(`sandbox: ${host.name} did not start sshd within ${timeoutMs / 1000}s (last: ${last || "no answer"})`);
+  throw new Error(
+    `sandbox: ${host.name} did not start sshd within ${timeoutMs / 1000}s (last: ${last || "no answer"})`,
+  );
 }
 
 /** Stops a host's container gracefully (poweroff through its systemd), then by force. */
@@ -497,12 +603,19 @@ function killNamespace(ns: string): void {
 }
 
 /** A real reboot: stop, recreate namespace and link (kernel defaults), boot with its own /etc. */
-export async function reboot(name: string, hostName: string, log: (m: string) => void = () => {}): Promise<SandboxHost> {
+export async function reboot(
+  name: string,
+  hostName: string,
+  log: (m: string) => void = () => {},
+): Promise<SandboxHost> {
   assertRoot();
   const state = readState(validName(name));
   if (!state) throw new Error(`sandbox: ${name} is not up`);
   const host = state.hosts.find((h) => h.name === hostName);
-  if (!host) throw new Error(`sandbox: no host ${hostName} in ${name} (hosts: ${state.hosts.map((h) => h.name).join(", ")})`);
+  if (!host)
+    throw new Error(
+      `sandbox: no host ${hostName} in ${name} (hosts: ${state.hosts.map((h) => h.name).join(", ")})`,
+    );
   log(`sandbox: rebooting ${host.name}`);
   await stopHost(state, host);
   boot(state, host, log);
@@ -599,7 +712,9 @@ export interface HostStatus {
   port: number;
 }
 
-export async function status(name = "nettune"): Promise<{ state?: SandboxState; hosts: HostStatus[] }> {
+export async function status(
+  name = "nettune",
+): Promise<{ state?: SandboxState; hosts: HostStatus[] }> {
   const state = readStateLoose(validName(name));
   if (!state) return { hosts: [] };
   const hosts: HostStatus[] = [];

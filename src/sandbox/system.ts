@@ -1,7 +1,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 
 /** A machine-local command for the sandbox: argv, no shell, output captured. */
-export function run(argv: readonly string[], options: { input?: string; allowFailure?: boolean } = {}): string {
+export function run(
+  argv: readonly string[],
+  options: { input?: string; allowFailure?: boolean } = {},
+): string {
   const [file, ...args] = argv;
   if (!file) throw new Error("empty command");
   const res = spawnSync(file, args, {

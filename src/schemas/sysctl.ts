@@ -44,10 +44,22 @@ export const SYSCTL_CATALOGUE: Readonly<Record<string, KeySpec>> = {
     doc: "Packets queued per CPU when the interface receives faster than the kernel processes",
     schema: int(1, INT_MAX),
   },
-  "net.core.netdev_budget": { doc: "Packets processed per NAPI poll cycle", schema: int(1, INT_MAX) },
-  "net.core.netdev_budget_usecs": { doc: "Time budget of one NAPI poll cycle (µs)", schema: int(1, INT_MAX) },
-  "net.core.rmem_max": { doc: "Largest receive buffer a socket may ask for (bytes)", schema: int(256, INT_MAX) },
-  "net.core.wmem_max": { doc: "Largest send buffer a socket may ask for (bytes)", schema: int(256, INT_MAX) },
+  "net.core.netdev_budget": {
+    doc: "Packets processed per NAPI poll cycle",
+    schema: int(1, INT_MAX),
+  },
+  "net.core.netdev_budget_usecs": {
+    doc: "Time budget of one NAPI poll cycle (µs)",
+    schema: int(1, INT_MAX),
+  },
+  "net.core.rmem_max": {
+    doc: "Largest receive buffer a socket may ask for (bytes)",
+    schema: int(256, INT_MAX),
+  },
+  "net.core.wmem_max": {
+    doc: "Largest send buffer a socket may ask for (bytes)",
+    schema: int(256, INT_MAX),
+  },
   "net.core.rmem_default": { doc: "Default receive buffer (bytes)", schema: int(256, INT_MAX) },
   "net.core.wmem_default": { doc: "Default send buffer (bytes)", schema: int(256, INT_MAX) },
   "net.core.optmem_max": { doc: "Ancillary buffer per socket (bytes)", schema: int(1, INT_MAX) },
@@ -55,25 +67,55 @@ export const SYSCTL_CATALOGUE: Readonly<Record<string, KeySpec>> = {
   "net.core.rps_sock_flow_entries": { doc: "RFS global flow table size", schema: int(0, INT_MAX) },
   "net.core.busy_poll": { doc: "Busy-poll time for poll/select (µs)", schema: int(0, INT_MAX) },
   "net.core.busy_read": { doc: "Busy-poll time for socket reads (µs)", schema: int(0, INT_MAX) },
-  "net.ipv4.tcp_max_syn_backlog": { doc: "Half-open connections remembered per listener", schema: int(1, INT_MAX) },
-  "net.ipv4.tcp_rmem": { doc: "TCP receive buffer [min, default, max] (bytes)", schema: triplet(INT_MAX) },
-  "net.ipv4.tcp_wmem": { doc: "TCP send buffer [min, default, max] (bytes)", schema: triplet(INT_MAX) },
-  "net.ipv4.tcp_mem": { doc: "TCP memory pressure thresholds [low, pressure, high] (pages)", schema: triplet(Number.MAX_SAFE_INTEGER) },
-  "net.ipv4.udp_mem": { doc: "UDP memory thresholds [low, pressure, high] (pages)", schema: triplet(Number.MAX_SAFE_INTEGER) },
+  "net.ipv4.tcp_max_syn_backlog": {
+    doc: "Half-open connections remembered per listener",
+    schema: int(1, INT_MAX),
+  },
+  "net.ipv4.tcp_rmem": {
+    doc: "TCP receive buffer [min, default, max] (bytes)",
+    schema: triplet(INT_MAX),
+  },
+  "net.ipv4.tcp_wmem": {
+    doc: "TCP send buffer [min, default, max] (bytes)",
+    schema: triplet(INT_MAX),
+  },
+  "net.ipv4.tcp_mem": {
+    doc: "TCP memory pressure thresholds [low, pressure, high] (pages)",
+    schema: triplet(Number.MAX_SAFE_INTEGER),
+  },
+  "net.ipv4.udp_mem": {
+    doc: "UDP memory thresholds [low, pressure, high] (pages)",
+    schema: triplet(Number.MAX_SAFE_INTEGER),
+  },
   "net.ipv4.tcp_tw_reuse": {
     doc: "Reuse TIME-WAIT sockets for new outgoing connections: 0 off, 1 on, 2 loopback only",
     schema: z.union([z.literal(0), z.literal(1), z.literal(2)], { error: "expected 0, 1 or 2" }),
   },
-  "net.ipv4.tcp_fin_timeout": { doc: "Time an orphaned connection stays in FIN-WAIT-2 (s)", schema: int(1, 600) },
-  "net.ipv4.tcp_keepalive_time": { doc: "Idle time before keepalive probes (s)", schema: int(1, 32767) },
-  "net.ipv4.tcp_keepalive_intvl": { doc: "Interval between keepalive probes (s)", schema: int(1, 32767) },
-  "net.ipv4.tcp_keepalive_probes": { doc: "Unanswered probes before the connection drops", schema: int(1, 127) },
+  "net.ipv4.tcp_fin_timeout": {
+    doc: "Time an orphaned connection stays in FIN-WAIT-2 (s)",
+    schema: int(1, 600),
+  },
+  "net.ipv4.tcp_keepalive_time": {
+    doc: "Idle time before keepalive probes (s)",
+    schema: int(1, 32767),
+  },
+  "net.ipv4.tcp_keepalive_intvl": {
+    doc: "Interval between keepalive probes (s)",
+    schema: int(1, 32767),
+  },
+  "net.ipv4.tcp_keepalive_probes": {
+    doc: "Unanswered probes before the connection drops",
+    schema: int(1, 127),
+  },
   "net.ipv4.tcp_congestion_control": {
     doc: "Congestion control algorithm of new connections (checked against the host's available ones)",
     schema: word,
   },
   "net.ipv4.ip_local_port_range": { doc: "Ephemeral port range [low, high]", schema: portRange },
-  "net.ipv4.tcp_slow_start_after_idle": { doc: "Return to slow start after idle (0 keeps the window)", schema: bool01 },
+  "net.ipv4.tcp_slow_start_after_idle": {
+    doc: "Return to slow start after idle (0 keeps the window)",
+    schema: bool01,
+  },
   "net.ipv4.tcp_fastopen": {
     doc: "TCP Fast Open bit flags: 1 client, 2 server, 4 client without cookie, … (0-0x707)",
     schema: int(0, 0x707),
@@ -88,7 +130,10 @@ export const SYSCTL_CATALOGUE: Readonly<Record<string, KeySpec>> = {
     doc: "SYN cookies when the SYN backlog overflows: 0 off, 1 on overflow, 2 always",
     schema: z.union([z.literal(0), z.literal(1), z.literal(2)], { error: "expected 0, 1 or 2" }),
   },
-  "net.ipv4.tcp_max_orphans": { doc: "Sockets not attached to any file before they are reset", schema: int(0, INT_MAX) },
+  "net.ipv4.tcp_max_orphans": {
+    doc: "Sockets not attached to any file before they are reset",
+    schema: int(0, INT_MAX),
+  },
   "net.ipv4.tcp_max_tw_buckets": { doc: "TIME-WAIT sockets held at once", schema: int(0, INT_MAX) },
   "net.ipv4.tcp_mtu_probing": {
     doc: "Packetization-layer path MTU discovery: 0 off, 1 on black hole, 2 always",
@@ -98,9 +143,15 @@ export const SYSCTL_CATALOGUE: Readonly<Record<string, KeySpec>> = {
     doc: "Unsent bytes a socket holds before it is not writable (unsigned; default 4294967295)",
     schema: int(1, 4_294_967_295),
   },
-  "net.ipv4.tcp_no_metrics_save": { doc: "Forget per-destination metrics when a connection closes", schema: bool01 },
+  "net.ipv4.tcp_no_metrics_save": {
+    doc: "Forget per-destination metrics when a connection closes",
+    schema: bool01,
+  },
   "net.ipv4.tcp_moderate_rcvbuf": { doc: "Receive buffer auto-tuning", schema: bool01 },
-  "net.ipv4.tcp_synack_retries": { doc: "SYN-ACK retransmissions before giving up", schema: int(0, 255) },
+  "net.ipv4.tcp_synack_retries": {
+    doc: "SYN-ACK retransmissions before giving up",
+    schema: int(0, 255),
+  },
   "net.ipv4.tcp_syn_retries": { doc: "SYN retransmissions before giving up", schema: int(1, 127) },
   "net.ipv4.tcp_rfc1337": { doc: "Drop RST for sockets in TIME-WAIT (RFC 1337)", schema: bool01 },
   "net.ipv4.tcp_ecn": {
@@ -110,7 +161,10 @@ export const SYSCTL_CATALOGUE: Readonly<Record<string, KeySpec>> = {
   "net.ipv4.ip_forward": { doc: "Forward IPv4 packets between interfaces", schema: bool01 },
   "net.ipv4.udp_rmem_min": { doc: "Minimal UDP receive buffer (bytes)", schema: int(1, INT_MAX) },
   "net.ipv4.udp_wmem_min": { doc: "Minimal UDP send buffer (bytes)", schema: int(1, INT_MAX) },
-  "net.netfilter.nf_conntrack_max": { doc: "Connection-tracking table size", schema: int(1, INT_MAX) },
+  "net.netfilter.nf_conntrack_max": {
+    doc: "Connection-tracking table size",
+    schema: int(1, INT_MAX),
+  },
   "fs.file-max": {
     doc: "System-wide open file limit (global: not settable inside a network namespace)",
     schema: int(1, Number.MAX_SAFE_INTEGER),
@@ -134,7 +188,11 @@ export const sysctlKeyName = z
 /** Values of keys outside the catalogue: an integer, a list of integers, or a plain word. */
 const genericValue = z.union(
   [
-    z.number().int("expected an integer").min(-INT_MAX - 1).max(Number.MAX_SAFE_INTEGER),
+    z
+      .number()
+      .int("expected an integer")
+      .min(-INT_MAX - 1)
+      .max(Number.MAX_SAFE_INTEGER),
     z.array(z.number().int("expected integers")).min(1).max(16),
     // Lists the kernel takes as text ("reno cubic bbr", "8080,9000-9100") are words too.
     z
@@ -149,13 +207,16 @@ const genericValue = z.union(
 );
 
 export function specFor(key: string): KeySpec | undefined {
-  return Object.prototype.hasOwnProperty.call(SYSCTL_CATALOGUE, key) ? SYSCTL_CATALOGUE[key] : undefined;
+  return Object.prototype.hasOwnProperty.call(SYSCTL_CATALOGUE, key)
+    ? SYSCTL_CATALOGUE[key]
+    : undefined;
 }
 
 /** Validates one key/value pair; returns the problem or undefined. */
 export function validateSysctl(key: string, value: unknown): string | undefined {
   const name = sysctlKeyName.safeParse(key);
-  if (!name.success) return `invalid key name ${JSON.stringify(key)}: ${name.error.issues[0]?.message}`;
+  if (!name.success)
+    return `invalid key name ${JSON.stringify(key)}: ${name.error.issues[0]?.message}`;
   const spec = specFor(key);
   const res = (spec?.schema ?? genericValue).safeParse(value);
   if (!res.success) {

@@ -85,7 +85,8 @@ export function settleCommand(
   allowFailure: boolean | undefined,
 ): { result: import("./types").ExecResult } | { error: CommandError } {
   const { stdout, stderr, exitCode, signal } = init;
-  const result = signal !== undefined ? { stdout, stderr, exitCode, signal } : { stdout, stderr, exitCode };
+  const result =
+    signal !== undefined ? { stdout, stderr, exitCode, signal } : { stdout, stderr, exitCode };
   if (exitCode === 0 || allowFailure) return { result };
   return { error: new CommandError(init) };
 }

@@ -66,7 +66,15 @@ export class LocalTransport implements Transport {
         const stdout = text(out);
         const stderr = text(err);
         const outcome = settleCommand(
-          { target: this.target, command: rendered, exitCode, signal, stdout, stderr, secrets: this.secrets },
+          {
+            target: this.target,
+            command: rendered,
+            exitCode,
+            signal,
+            stdout,
+            stderr,
+            secrets: this.secrets,
+          },
           options.allowFailure,
         );
         if ("error" in outcome) reject(outcome.error);
@@ -106,6 +114,5 @@ export class LocalTransport implements Transport {
   }
 
   /** Nothing is held open between commands, so there is nothing to close. */
-  async close(): Promise<void> {
-  }
+  async close(): Promise<void> {}
 }

@@ -707,7 +707,15 @@ export class SshTransport implements Transport {
           return;
         }
         const outcome = settleCommand(
-          { target: this.target, command: wire, exitCode, signal, stdout, stderr, secrets: this.secrets },
+          {
+            target: this.target,
+            command: wire,
+            exitCode,
+            signal,
+            stdout,
+            stderr,
+            secrets: this.secrets,
+          },
           options.allowFailure,
         );
         if ("error" in outcome) reject(outcome.error);

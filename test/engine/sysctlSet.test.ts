@@ -9,7 +9,12 @@ import { cli, direct, sandboxHosts, SANDBOX } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
 const TYPE = "pulumi-nodejs:dynamic/nettune:SysctlSet";
-const KEYS = ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_rmem", "net.ipv4.tcp_max_syn_backlog"];
+const KEYS = [
+  "net.core.somaxconn",
+  "net.ipv4.tcp_fin_timeout",
+  "net.ipv4.tcp_rmem",
+  "net.ipv4.tcp_max_syn_backlog",
+];
 
 let host: SandboxHost;
 beforeAll(() => {
@@ -98,7 +103,9 @@ describe("SysctlSet lifecycle", () => {
     expect(r.error).toBeUndefined();
     const live = await liveSysctls(host, ["net.ipv4.tcp_fin_timeout"]);
     expect(live["net.ipv4.tcp_fin_timeout"]).toBe(originals["net.ipv4.tcp_fin_timeout"]);
-    expect(await onHost(host, "cat /etc/sysctl.d/90-nettune-web.conf")).not.toContain("tcp_fin_timeout");
+    expect(await onHost(host, "cat /etc/sysctl.d/90-nettune-web.conf")).not.toContain(
+      "tcp_fin_timeout",
+    );
   });
 
   test("a change behind Pulumi's back shows as drift on refresh and is repaired by up", async () => {
@@ -112,7 +119,9 @@ describe("SysctlSet lifecycle", () => {
     expect(r.error).toBeUndefined();
     expect(r.changes.update).toBe(1);
     const refreshed = r.events.find((e) => e.type === "outputs" && e.resourceType === TYPE);
-    expect((refreshed?.newOutputs?.values as Record<string, unknown>)["net.core.somaxconn"]).toBe(1111);
+    expect((refreshed?.newOutputs?.values as Record<string, unknown>)["net.core.somaxconn"]).toBe(
+      1111,
+    );
     const p = stack.preview(args);
     expect(p.stdout).toMatch(/~ net\.core\.somaxconn\s*: 1111 => 32768/);
     stack.up(args);
@@ -124,7 +133,9 @@ describe("SysctlSet lifecycle", () => {
     expect(r.error).toBeUndefined();
     expect(r.changes.delete).toBe(2);
     expect(await liveSysctls(host, KEYS)).toEqual(originals);
-    expect((await onHost(host, "ls /etc/sysctl.d/")).split(/\s+/)).not.toContain("90-nettune-web.conf");
+    expect((await onHost(host, "ls /etc/sysctl.d/")).split(/\s+/)).not.toContain(
+      "90-nettune-web.conf",
+    );
   });
 });
 
@@ -163,19 +174,31 @@ describe("SysctlSet persistence across a real reboot", () => {
   ] as const)("persist %s: after reboot the declared values are %s", async (persist, kept) => {
     const h = sandboxHosts()[1]!;
     const stack = new EngineStack("sysctl", `persist-${persist}`);
-    const args = { sets: [{ name: "boot", host: direct(h), values: { "net.core.somaxconn": 23456, "net.ipv4.tcp_fin_timeout": 21 }, persist }] };
+    const args = {
+      sets: [
+        {
+          name: "boot",
+          host: direct(h),
+          values: { "net.core.somaxconn": 23456, "net.ipv4.tcp_fin_timeout": 21 },
+          persist,
+        },
+      ],
+    };
     try {
       const defaults = await liveSysctls(h, ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"]);
       expect(stack.up(args).error).toBeUndefined();
       cli(["sandbox", "reboot", "host2", "--name", SANDBOX]);
       const after = await liveSysctls(h, ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"]);
-      if (kept) expect(after).toEqual({ "net.core.somaxconn": "23456", "net.ipv4.tcp_fin_timeout": "21" });
+      if (kept)
+        expect(after).toEqual({ "net.core.somaxconn": "23456", "net.ipv4.tcp_fin_timeout": "21" });
       else expect(after).toEqual(defaults);
       const d = stack.destroy(args);
       expect(d.error).toBeUndefined();
       // Destroy plus reboot gives the kernel defaults back.
       cli(["sandbox", "reboot", "host2", "--name", SANDBOX]);
-      expect(await liveSysctls(h, ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"])).toEqual(defaults);
+      expect(await liveSysctls(h, ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"])).toEqual(
+        defaults,
+      );
     } finally {
       stack.dispose();
     }
@@ -186,38 +209,98 @@ describe("SysctlSet bad input fails at preview with the host untouched", () => {
   const bad: Array<[string, Record<string, unknown>, string]> = [
     ["string for integer", { "net.core.somaxconn": "lots" }, 'values["net.core.somaxconn"]'],
     ["negative", { "net.core.somaxconn": -1 }, 'values["net.core.somaxconn"]'],
-    ["zero backlog", { "net.ipv4.tcp_max_syn_backlog": 0 }, 'values["net.ipv4.tcp_max_syn_backlog"]'],
+    [
+      "zero backlog",
+      { "net.ipv4.tcp_max_syn_backlog": 0 },
+      'values["net.ipv4.tcp_max_syn_backlog"]',
+    ],
     ["float", { "net.core.somaxconn": 1.5 }, 'values["net.core.somaxconn"]'],
     ["too large", { "net.core.somaxconn": 2 ** 40 }, 'values["net.core.somaxconn"]'],
     ["tw_reuse 3", { "net.ipv4.tcp_tw_reuse": 3 }, 'values["net.ipv4.tcp_tw_reuse"]'],
     ["bool for 0/1", { "net.ipv4.tcp_sack": true }, 'values["net.ipv4.tcp_sack"]'],
     ["sack 2", { "net.ipv4.tcp_sack": 2 }, 'values["net.ipv4.tcp_sack"]'],
     ["fin_timeout 0", { "net.ipv4.tcp_fin_timeout": 0 }, 'values["net.ipv4.tcp_fin_timeout"]'],
-    ["fin_timeout 9999", { "net.ipv4.tcp_fin_timeout": 9999 }, 'values["net.ipv4.tcp_fin_timeout"]'],
-    ["rmem min > default", { "net.ipv4.tcp_rmem": [90000, 87380, 33554432] }, 'values["net.ipv4.tcp_rmem"]'],
-    ["rmem default > max", { "net.ipv4.tcp_rmem": [4096, 87380, 8192] }, 'values["net.ipv4.tcp_rmem"]'],
+    [
+      "fin_timeout 9999",
+      { "net.ipv4.tcp_fin_timeout": 9999 },
+      'values["net.ipv4.tcp_fin_timeout"]',
+    ],
+    [
+      "rmem min > default",
+      { "net.ipv4.tcp_rmem": [90000, 87380, 33554432] },
+      'values["net.ipv4.tcp_rmem"]',
+    ],
+    [
+      "rmem default > max",
+      { "net.ipv4.tcp_rmem": [4096, 87380, 8192] },
+      'values["net.ipv4.tcp_rmem"]',
+    ],
     ["rmem two numbers", { "net.ipv4.tcp_rmem": [4096, 87380] }, 'values["net.ipv4.tcp_rmem"]'],
-    ["wmem as string", { "net.ipv4.tcp_wmem": "4096 65536 33554432" }, 'values["net.ipv4.tcp_wmem"]'],
+    [
+      "wmem as string",
+      { "net.ipv4.tcp_wmem": "4096 65536 33554432" },
+      'values["net.ipv4.tcp_wmem"]',
+    ],
     ["tcp_mem negative", { "net.ipv4.tcp_mem": [-1, 2, 3] }, 'values["net.ipv4.tcp_mem"]'],
-    ["port range reversed", { "net.ipv4.ip_local_port_range": [65535, 1024] }, 'values["net.ipv4.ip_local_port_range"]'],
-    ["port range equal", { "net.ipv4.ip_local_port_range": [2000, 2000] }, 'values["net.ipv4.ip_local_port_range"]'],
-    ["port above 65535", { "net.ipv4.ip_local_port_range": [1024, 70000] }, 'values["net.ipv4.ip_local_port_range"]'],
+    [
+      "port range reversed",
+      { "net.ipv4.ip_local_port_range": [65535, 1024] },
+      'values["net.ipv4.ip_local_port_range"]',
+    ],
+    [
+      "port range equal",
+      { "net.ipv4.ip_local_port_range": [2000, 2000] },
+      'values["net.ipv4.ip_local_port_range"]',
+    ],
+    [
+      "port above 65535",
+      { "net.ipv4.ip_local_port_range": [1024, 70000] },
+      'values["net.ipv4.ip_local_port_range"]',
+    ],
     ["fastopen flags", { "net.ipv4.tcp_fastopen": 0x1000 }, 'values["net.ipv4.tcp_fastopen"]'],
-    ["algorithm with shell", { "net.ipv4.tcp_congestion_control": "bbr; reboot" }, 'values["net.ipv4.tcp_congestion_control"]'],
-    ["algorithm not on host", { "net.ipv4.tcp_congestion_control": "vegas" }, 'values["net.ipv4.tcp_congestion_control"]'],
+    [
+      "algorithm with shell",
+      { "net.ipv4.tcp_congestion_control": "bbr; reboot" },
+      'values["net.ipv4.tcp_congestion_control"]',
+    ],
+    [
+      "algorithm not on host",
+      { "net.ipv4.tcp_congestion_control": "vegas" },
+      'values["net.ipv4.tcp_congestion_control"]',
+    ],
     ["path traversal key", { "net/../../vm/swappiness": 1 }, 'values["net/../../vm/swappiness"]'],
     ["dotdot key", { "net..core.somaxconn": 1 }, 'values["net..core.somaxconn"]'],
     ["slash key", { "net.ipv4/conf.all.forwarding": 1 }, 'values["net.ipv4/conf.all.forwarding"]'],
     ["command substitution key", { "net.core.$(reboot)": 1 }, 'values["net.core.$(reboot)"]'],
     ["backtick key", { "net.core.`id`": 1 }, 'values["net.core.`id`"]'],
     ["space key", { "net.core.somaxconn 1": 1 }, 'values["net.core.somaxconn 1"]'],
-    ["semicolon value", { "net.ipv4.conf.all.rp_filter": "1; reboot" }, 'values["net.ipv4.conf.all.rp_filter"]'],
-    ["newline value", { "net.ipv4.conf.all.rp_filter": "1\nreboot" }, 'values["net.ipv4.conf.all.rp_filter"]'],
-    ["pipe value", { "net.ipv4.conf.all.rp_filter": "1|id" }, 'values["net.ipv4.conf.all.rp_filter"]'],
-    ["unknown key on host", { "net.ipv4.tcp_no_such_knob": 1 }, 'values["net.ipv4.tcp_no_such_knob"]'],
+    [
+      "semicolon value",
+      { "net.ipv4.conf.all.rp_filter": "1; reboot" },
+      'values["net.ipv4.conf.all.rp_filter"]',
+    ],
+    [
+      "newline value",
+      { "net.ipv4.conf.all.rp_filter": "1\nreboot" },
+      'values["net.ipv4.conf.all.rp_filter"]',
+    ],
+    [
+      "pipe value",
+      { "net.ipv4.conf.all.rp_filter": "1|id" },
+      'values["net.ipv4.conf.all.rp_filter"]',
+    ],
+    [
+      "unknown key on host",
+      { "net.ipv4.tcp_no_such_knob": 1 },
+      'values["net.ipv4.tcp_no_such_knob"]',
+    ],
     ["object value", { "net.core.somaxconn": { a: 1 } }, 'values["net.core.somaxconn"]'],
     ["read-only in a namespace", { "net.core.rmem_max": 33554432 }, 'values["net.core.rmem_max"]'],
-    ["global key absent in a namespace", { "net.core.netdev_max_backlog": 16384 }, 'values["net.core.netdev_max_backlog"]'],
+    [
+      "global key absent in a namespace",
+      { "net.core.netdev_max_backlog": 16384 },
+      'values["net.core.netdev_max_backlog"]',
+    ],
     ["empty values", {}, "values"],
   ];
   const extraBad: Array<[string, Record<string, unknown>, string]> = [
@@ -231,17 +314,27 @@ describe("SysctlSet bad input fails at preview with the host untouched", () => {
     const filesBefore = await onHost(host, "ls -la /etc/sysctl.d/");
     const cases = [
       ...bad.map(([label, values, field]) => ({ label, set: { values }, field })),
-      ...extraBad.map(([label, extra, field]) => ({ label, set: { values: { "net.core.somaxconn": 1000 }, ...extra }, field })),
+      ...extraBad.map(([label, extra, field]) => ({
+        label,
+        set: { values: { "net.core.somaxconn": 1000 }, ...extra },
+        field,
+      })),
     ];
     // The engine stops a preview at the first failed check, so each bad input gets its own.
     const stack = new EngineStack("sysctl", "bad");
     try {
-      const results = stack.previewEach(cases.map((c) => ({ sets: [{ name: "bad", host: direct(host), ...c.set }] })));
+      const results = stack.previewEach(
+        cases.map((c) => ({ sets: [{ name: "bad", host: direct(host), ...c.set }] })),
+      );
       for (const [i, c] of cases.entries()) {
         const r = results[i]!;
         expect(r.ok, `${c.label} should fail`).toBe(false);
-        const errors = r.events.filter((e) => e.type === "diagnostic" && e.severity === "error").map((e) => e.message ?? "");
-        expect(errors.join("\n"), `${c.label} should fail naming ${c.field}`).toContain(`property ${c.field} `);
+        const errors = r.events
+          .filter((e) => e.type === "diagnostic" && e.severity === "error")
+          .map((e) => e.message ?? "");
+        expect(errors.join("\n"), `${c.label} should fail naming ${c.field}`).toContain(
+          `property ${c.field} `,
+        );
         expect(resourceOps(r, TYPE)).not.toContain("create");
       }
     } finally {
@@ -260,11 +353,17 @@ describe("SysctlSet program-level checks and secrets", () => {
       const r = stack.preview({
         sets: [
           { name: "first", host: direct(host), values: { "net.core.somaxconn": 1000 } },
-          { name: "second", host: direct(host), values: { "net.core.somaxconn": 2000, "net.ipv4.tcp_fin_timeout": 20 } },
+          {
+            name: "second",
+            host: direct(host),
+            values: { "net.core.somaxconn": 2000, "net.ipv4.tcp_fin_timeout": 20 },
+          },
         ],
       });
       expect(r.ok).toBe(false);
-      expect(`${r.error}\n${r.stdout}`).toMatch(/SysctlSet second: values\["net\.core\.somaxconn"\] is also set by SysctlSet first/);
+      expect(`${r.error}\n${r.stdout}`).toMatch(
+        /SysctlSet second: values\["net\.core\.somaxconn"\] is also set by SysctlSet first/,
+      );
       expect(await procSysNet(host)).toEqual(before);
     } finally {
       stack.dispose();
@@ -280,15 +379,26 @@ describe("SysctlSet program-level checks and secrets", () => {
             name: "risky",
             host: direct(host),
             behindNat: true,
-            values: { "net.ipv4.tcp_syncookies": 0, "net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_sack": 0, "net.ipv4.tcp_tw_reuse": 1 },
+            values: {
+              "net.ipv4.tcp_syncookies": 0,
+              "net.ipv4.tcp_timestamps": 0,
+              "net.ipv4.tcp_sack": 0,
+              "net.ipv4.tcp_tw_reuse": 1,
+            },
           },
-          { name: "safe", host: direct(sandboxHosts()[1]!), values: { "net.ipv4.tcp_syncookies": 1 } },
+          {
+            name: "safe",
+            host: direct(sandboxHosts()[1]!),
+            values: { "net.ipv4.tcp_syncookies": 1 },
+          },
         ],
       });
       expect(r.error).toBeUndefined();
       const warnings = r.events.filter((e) => e.type === "diagnostic" && e.severity === "warning");
       const risky = warnings.filter((w) => w.urn?.endsWith("::risky")).map((w) => w.message ?? "");
-      expect(risky.some((m) => m.includes("tcp_syncookies = 0") && m.includes("SYN flood"))).toBe(true);
+      expect(risky.some((m) => m.includes("tcp_syncookies = 0") && m.includes("SYN flood"))).toBe(
+        true,
+      );
       expect(risky.some((m) => m.includes("tcp_timestamps = 0") && m.includes("PAWS"))).toBe(true);
       expect(risky.some((m) => m.includes("tcp_sack = 0"))).toBe(true);
       expect(risky.some((m) => m.includes("tcp_tw_reuse = 1") && m.includes("NAT"))).toBe(true);
@@ -303,7 +413,9 @@ describe("SysctlSet program-level checks and secrets", () => {
     try {
       const before = await procSysNet(host);
       // The kernel parses a leading 0 as octal: 0300 is stored as 192.
-      const r = stack.up(program({ "net.core.somaxconn": 5555, "net.ipv4.tcp_reordering": "0300" }));
+      const r = stack.up(
+        program({ "net.core.somaxconn": 5555, "net.ipv4.tcp_reordering": "0300" }),
+      );
       expect(r.ok).toBe(false);
       expect(r.error).toMatch(/sysctl net\.ipv4\.tcp_reordering: wrote 0300, kernel reports 192/);
       expect(await procSysNet(host)).toEqual(before);
@@ -323,16 +435,22 @@ describe("SysctlSet program-level checks and secrets", () => {
       // Everything a user sees: the printed output, errors, and every event but the SDK's own
       // debug lines (shown only with --debug; Pulumi prints decrypted resource outputs there).
       const shown = (r: typeof up) =>
-        JSON.stringify(r.events.filter((e) => !(e.type === "diagnostic" && e.severity === "debug")));
+        JSON.stringify(
+          r.events.filter((e) => !(e.type === "diagnostic" && e.severity === "debug")),
+        );
       outputs.push(up.stdout, up.error ?? "", shown(up));
       // A failing operation too: its error must not carry the key either.
-      const bad = stack.up(program({ "net.ipv4.tcp_fin_timeout": 33, "net.ipv4.ip_default_ttl": 999 }));
+      const bad = stack.up(
+        program({ "net.ipv4.tcp_fin_timeout": 33, "net.ipv4.ip_default_ttl": 999 }),
+      );
       expect(bad.ok).toBe(false);
       outputs.push(bad.stdout, bad.error ?? "", shown(bad));
       const state = stack.stateText();
       // The connection is stored encrypted by the stack's secrets provider.
       expect(state).toContain('"secrets_providers":{"type":"passphrase"');
-      expect(state).toMatch(/"connection":\{"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270","ciphertext"/);
+      expect(state).toMatch(
+        /"connection":\{"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270","ciphertext"/,
+      );
       expect(state).not.toContain(marker);
       expect(state).not.toContain("PRIVATE KEY");
       for (const o of outputs) {

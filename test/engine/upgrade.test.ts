@@ -13,7 +13,9 @@ import { direct, ROOT, sandboxHosts } from "../helpers/sandbox";
 
 const MARKER = "/run/nettune-upgraded-delete-ran";
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-upgrade-"));
-afterAll(() => { if (!process.env.KEEP_UPGRADE) fs.rmSync(work, { recursive: true, force: true }); });
+afterAll(() => {
+  if (!process.env.KEEP_UPGRADE) fs.rmSync(work, { recursive: true, force: true });
+});
 
 /** A project folder with nettune installed in node_modules from this checkout's build. */
 function install(name: string, patch?: (handlerJs: string) => string): string {
@@ -49,10 +51,14 @@ test("a newer nettune shows no changes in preview and its own code runs on destr
     ),
   );
   await onHost(host, `rm -f ${MARKER}`);
-  const args = { sets: [{ name: "upg", host: direct(host), values: { "net.ipv4.tcp_fin_timeout": 44 } }] };
+  const args = {
+    sets: [{ name: "upg", host: direct(host), values: { "net.ipv4.tcp_fin_timeout": 44 } }],
+  };
   const stack = new EngineStack("sysctl", "upgrade", oldBuild);
   try {
-    const original = (await liveSysctls(host, ["net.ipv4.tcp_fin_timeout"]))["net.ipv4.tcp_fin_timeout"];
+    const original = (await liveSysctls(host, ["net.ipv4.tcp_fin_timeout"]))[
+      "net.ipv4.tcp_fin_timeout"
+    ];
     expect(stack.up(args).error).toBeUndefined();
     const providerBefore = /"__provider":\s*"([^"]|\\")*"/.exec(stack.stateText())?.[0];
     expect(providerBefore).toBeDefined();
@@ -67,8 +73,12 @@ test("a newer nettune shows no changes in preview and its own code runs on destr
 
     const d = stack.destroy(args);
     expect(d.error).toBeUndefined();
-    expect((await onHost(host, `test -e ${MARKER} && echo ran || echo not-run`)).trim()).toBe("ran");
-    expect((await liveSysctls(host, ["net.ipv4.tcp_fin_timeout"]))["net.ipv4.tcp_fin_timeout"]).toBe(original);
+    expect((await onHost(host, `test -e ${MARKER} && echo ran || echo not-run`)).trim()).toBe(
+      "ran",
+    );
+    expect(
+      (await liveSysctls(host, ["net.ipv4.tcp_fin_timeout"]))["net.ipv4.tcp_fin_timeout"],
+    ).toBe(original);
   } finally {
     await onHost(host, `rm -f ${MARKER}`);
     stack.dispose();

@@ -5,7 +5,12 @@
  */
 import * as fs from "node:fs";
 import { expect, test } from "vitest";
-import { machineSnapshot, snapshotDiff, SNAPSHOT_FILE, type MachineSnapshot } from "../helpers/machine";
+import {
+  machineSnapshot,
+  snapshotDiff,
+  SNAPSHOT_FILE,
+  type MachineSnapshot,
+} from "../helpers/machine";
 import { cli, SANDBOX } from "../helpers/sandbox";
 
 test("this machine's interfaces and global sysctls are unchanged by the whole run", () => {
@@ -14,7 +19,9 @@ test("this machine's interfaces and global sysctls are unchanged by the whole ru
   const after = machineSnapshot();
   // The snapshot really covers something: interfaces with offload listings and many sysctls.
   expect(Object.keys(before.links).length).toBeGreaterThan(1);
-  expect(Object.values(before.features).some((f) => f.includes("generic-receive-offload"))).toBe(true);
+  expect(Object.values(before.features).some((f) => f.includes("generic-receive-offload"))).toBe(
+    true,
+  );
   expect(Object.keys(before.sysctls).length).toBeGreaterThan(500);
   expect(Object.keys(before.sysctls)).toContain("vm.swappiness");
   expect(snapshotDiff(before, after)).toEqual([]);

@@ -14,7 +14,10 @@ export type { EngineResult, EngineEvent } from "./engineDriver";
 function findRoot(dir: string): string {
   for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) {
     const pkg = path.join(d, "package.json");
-    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, "utf8")) as { name?: string }).name === "nettune") {
+    if (
+      fs.existsSync(pkg) &&
+      (JSON.parse(fs.readFileSync(pkg, "utf8")) as { name?: string }).name === "nettune"
+    ) {
       return d;
     }
   }
@@ -56,11 +59,15 @@ export class EngineStack {
     };
     const reqFile = path.join(this.stateDir, `request-${this.n}.json`);
     fs.writeFileSync(reqFile, JSON.stringify(req));
-    const child = spawnSync(process.execPath, [path.join(ROOT, "dist/test/helpers/engineDriver.js"), reqFile], {
-      cwd: this.cwd,
-      encoding: "utf8",
-      timeout: 300_000,
-    });
+    const child = spawnSync(
+      process.execPath,
+      [path.join(ROOT, "dist/test/helpers/engineDriver.js"), reqFile],
+      {
+        cwd: this.cwd,
+        encoding: "utf8",
+        timeout: 300_000,
+      },
+    );
     if (!fs.existsSync(resultFile)) {
       throw new Error(`engine driver failed (${child.status ?? child.signal}): ${child.stderr}`);
     }
@@ -106,5 +113,7 @@ export class EngineStack {
 
 /** Resources of a type in a result's events, by op. */
 export function resourceOps(result: EngineResult, type: string): string[] {
-  return result.events.filter((e) => e.type === "pre" && e.resourceType === type).map((e) => e.op ?? "");
+  return result.events
+    .filter((e) => e.type === "pre" && e.resourceType === type)
+    .map((e) => e.op ?? "");
 }

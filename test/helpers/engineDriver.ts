@@ -80,7 +80,9 @@ function simplify(e: auto.EngineEvent): EngineEvent | undefined {
 }
 
 async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResult> {
-  const mod = require(path.resolve(req.program)) as { default: (args: unknown) => Promise<Record<string, unknown>> };
+  const mod = require(path.resolve(req.program)) as {
+    default: (args: unknown) => Promise<Record<string, unknown>>;
+  };
   const workDir = path.join(req.stateDir, "work");
   fs.mkdirSync(workDir, { recursive: true });
   const stack = await auto.LocalWorkspace.createOrSelectStack(
@@ -95,7 +97,11 @@ async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResu
   );
   // The engine runs providers in the project's `main` folder: the folder this step runs in
   // (an upgrade test installs another nettune there between steps).
-  await stack.workspace.saveProjectSettings({ name: req.project, runtime: "nodejs", main: process.cwd() });
+  await stack.workspace.saveProjectSettings({
+    name: req.project,
+    runtime: "nodejs",
+    main: process.cwd(),
+  });
   const events: EngineEvent[] = [];
   let stdout = "";
   const common = {
@@ -119,7 +125,9 @@ async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResu
       case "up": {
         const r = await stack.up({ ...common, diff: true });
         result.changes = r.summary.resourceChanges ?? {};
-        result.outputs = Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, v.value]));
+        result.outputs = Object.fromEntries(
+          Object.entries(r.outputs).map(([k, v]) => [k, v.value]),
+        );
         break;
       }
       case "refresh": {

@@ -21,7 +21,9 @@ export async function onHost(h: SandboxHost, script: string): Promise<string> {
 export async function liveSysctls(h: SandboxHost, keys: string[]): Promise<Record<string, string>> {
   const out = await onHost(
     h,
-    keys.map((k) => `printf '%s=%s\\n' '${k}' "$(echo $(cat /proc/sys/${k.split(".").join("/")}))"`).join("\n"),
+    keys
+      .map((k) => `printf '%s=%s\\n' '${k}' "$(echo $(cat /proc/sys/${k.split(".").join("/")}))"`)
+      .join("\n"),
   );
   const res: Record<string, string> = {};
   for (const line of out.trim().split("\n")) {

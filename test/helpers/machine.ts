@@ -37,7 +37,9 @@ export interface MachineSnapshot {
 }
 
 export function machineSnapshot(): MachineSnapshot {
-  const linksJson = JSON.parse(sh("ip", ["-d", "-j", "link", "show"])) as Array<Record<string, unknown>>;
+  const linksJson = JSON.parse(sh("ip", ["-d", "-j", "link", "show"])) as Array<
+    Record<string, unknown>
+  >;
   const links: Record<string, unknown> = {};
   const features: Record<string, string> = {};
   const channels: Record<string, string> = {};
@@ -45,7 +47,13 @@ export function machineSnapshot(): MachineSnapshot {
   for (const l of linksJson) {
     const name = String(l.ifname);
     if (SANDBOX_LINK.test(name)) continue;
-    links[name] = { mtu: l.mtu, qdisc: l.qdisc, txqlen: l.txqlen, flags: l.flags, address: l.address };
+    links[name] = {
+      mtu: l.mtu,
+      qdisc: l.qdisc,
+      txqlen: l.txqlen,
+      flags: l.flags,
+      address: l.address,
+    };
     features[name] = sh("ethtool", ["-k", name]);
     channels[name] = sh("ethtool", ["-l", name]);
     const qdir = `/sys/class/net/${name}/queues`;

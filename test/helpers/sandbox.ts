@@ -19,7 +19,9 @@ export function cli(args: string[], timeoutMs = 300_000): string {
     timeout: timeoutMs,
   });
   if (res.status !== 0) {
-    throw new Error(`nettune ${args.join(" ")} failed (${res.status ?? res.signal}):\n${res.stdout}${res.stderr}`);
+    throw new Error(
+      `nettune ${args.join(" ")} failed (${res.status ?? res.signal}):\n${res.stdout}${res.stderr}`,
+    );
   }
   return res.stdout;
 }
@@ -30,7 +32,13 @@ export function sandboxHosts(): SandboxHost[] {
 
 /** A host reached directly (no added delay), as the test programs take it. */
 export function direct(h: SandboxHost): HostArg {
-  return { address: h.hostAddress, port: h.directPort, user: h.user, privateKeyPath: h.privateKeyPath, hostKey: h.hostKey };
+  return {
+    address: h.hostAddress,
+    port: h.directPort,
+    user: h.user,
+    privateKeyPath: h.privateKeyPath,
+    hostKey: h.hostKey,
+  };
 }
 
 /** The connection object for the transport and handlers. */

@@ -10,14 +10,30 @@ import type { SandboxHost } from "../../src/sandbox/sandbox";
 
 const NAME = "clitest";
 
-function ssh(key: string, port: number, target: string, command: string): { ms: number; status: number | null; out: string } {
+function ssh(
+  key: string,
+  port: number,
+  target: string,
+  command: string,
+): { ms: number; status: number | null; out: string } {
   const t0 = performance.now();
   const res = spawnSync(
     "ssh",
     [
-      "-i", key, "-p", String(port),
-      "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`,
-      "-o", "ConnectTimeout=10", target, command,
+      "-i",
+      key,
+      "-p",
+      String(port),
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      `UserKnownHostsFile=${knownHosts}`,
+      "-o",
+      "ConnectTimeout=10",
+      target,
+      command,
     ],
     { encoding: "utf8", timeout: 30_000 },
   );
@@ -34,7 +50,9 @@ describe("nettune sandbox", () => {
   });
 
   test("up --hosts 2 --delay 50 --json prints hosts reachable with plain ssh, host keys pinned", () => {
-    hosts = JSON.parse(cli(["sandbox", "up", "--name", NAME, "--hosts", "2", "--delay", "50", "--json"])) as SandboxHost[];
+    hosts = JSON.parse(
+      cli(["sandbox", "up", "--name", NAME, "--hosts", "2", "--delay", "50", "--json"]),
+    ) as SandboxHost[];
     expect(hosts.map((h) => h.name)).toEqual(["host1", "host2"]);
     knownHosts = `/tmp/nettune-known-hosts-${process.pid}`;
     // Pin every printed host key for both the relayed and the direct address.
@@ -50,7 +68,12 @@ describe("nettune sandbox", () => {
       const r = ssh(h.privateKeyPath, h.port, `${h.user}@${h.address}`, "true");
       expect(r.status, r.out).toBe(0);
       // systemd is PID 1 on the host and sshd is its unit.
-      const pid1 = ssh(h.privateKeyPath, h.port, `${h.user}@${h.address}`, "cat /proc/1/comm; systemctl is-active ssh");
+      const pid1 = ssh(
+        h.privateKeyPath,
+        h.port,
+        `${h.user}@${h.address}`,
+        "cat /proc/1/comm; systemctl is-active ssh",
+      );
       expect(pid1.out.split("\n").slice(0, 2)).toEqual(["systemd", "active"]);
     }
   });
@@ -70,18 +93,27 @@ describe("nettune sandbox", () => {
 
   test("the sudo user runs commands as root with sudo -n", () => {
     const h = hosts[0]!;
-    const r = ssh(h.privateKeyPath, h.directPort, `${h.sudoUser}@${h.hostAddress}`, "id -un; sudo -n id -un");
+    const r = ssh(
+      h.privateKeyPath,
+      h.directPort,
+      `${h.sudoUser}@${h.hostAddress}`,
+      "id -un; sudo -n id -un",
+    );
     expect(r.out.trim().split("\n")).toEqual(["tuner", "root"]);
   });
 
   test("status reports each host running with ssh ready", () => {
-    const s = JSON.parse(cli(["sandbox", "status", "--name", NAME, "--json"])) as { hosts: Array<{ running: boolean; sshReady: boolean }> };
+    const s = JSON.parse(cli(["sandbox", "status", "--name", NAME, "--json"])) as {
+      hosts: Array<{ running: boolean; sshReady: boolean }>;
+    };
     expect(s.hosts).toHaveLength(2);
     expect(s.hosts.every((x) => x.running && x.sshReady)).toBe(true);
   });
 
   test("up again with the same shape reuses the running sandbox; another shape is refused", () => {
-    const again = JSON.parse(cli(["sandbox", "up", "--name", NAME, "--hosts", "2", "--delay", "50", "--json"])) as SandboxHost[];
+    const again = JSON.parse(
+      cli(["sandbox", "up", "--name", NAME, "--hosts", "2", "--delay", "50", "--json"]),
+    ) as SandboxHost[];
     expect(again.map((h) => h.hostKey)).toEqual(hosts.map((h) => h.hostKey));
     expect(() => cli(["sandbox", "up", "--name", NAME, "--hosts", "3"])).toThrow(/already up/);
   });
@@ -98,7 +130,11 @@ describe("nettune sandbox", () => {
     ).toBe(0);
     const bootBefore = run("cat /proc/sys/kernel/random/boot_id").out.trim();
     cli(["sandbox", "reboot", "host2", "--name", NAME]);
-    const after = run("cat /proc/sys/net/core/somaxconn /proc/sys/net/ipv4/tcp_fin_timeout; cat /sys/class/net/eth0/mtu; cat /proc/sys/kernel/random/boot_id").out.trim().split("\n");
+    const after = run(
+      "cat /proc/sys/net/core/somaxconn /proc/sys/net/ipv4/tcp_fin_timeout; cat /sys/class/net/eth0/mtu; cat /proc/sys/kernel/random/boot_id",
+    )
+      .out.trim()
+      .split("\n");
     const [somaxconn, finTimeout, mtu, bootAfter] = after;
     expect(somaxconn).toBe(defaults.split("\n")[0]);
     expect(finTimeout).toBe("19");
@@ -109,8 +145,12 @@ describe("nettune sandbox", () => {
 
   test("down leaves no namespace, veth, container, relay, mount or file behind", () => {
     cli(["sandbox", "down", "--name", NAME]);
-    expect(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout).not.toMatch(new RegExp(`nt-${NAME}-`));
-    const links = JSON.parse(spawnSync("ip", ["-j", "link", "show"], { encoding: "utf8" }).stdout) as Array<{ ifname: string }>;
+    expect(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout).not.toMatch(
+      new RegExp(`nt-${NAME}-`),
+    );
+    const links = JSON.parse(
+      spawnSync("ip", ["-j", "link", "show"], { encoding: "utf8" }).stdout,
+    ) as Array<{ ifname: string }>;
     const mine = hosts.map((h) => h.rootInterface);
     expect(links.map((l) => l.ifname).filter((n) => mine.includes(n))).toEqual([]);
     const procs = fs
@@ -123,7 +163,9 @@ describe("nettune sandbox", () => {
           return "";
         }
       });
-    expect(procs.filter((c) => c.includes(`nettune-${NAME}-`) || c.includes(`nettune-relay-${NAME}-`))).toEqual([]);
+    expect(
+      procs.filter((c) => c.includes(`nettune-${NAME}-`) || c.includes(`nettune-relay-${NAME}-`)),
+    ).toEqual([]);
     // No relay of this sandbox listens any more.
     const listening = spawnSync("ss", ["-Htln"], { encoding: "utf8" }).stdout;
     for (const h of hosts) expect(listening).not.toContain(`${h.address}:${h.port}`);
@@ -132,12 +174,18 @@ describe("nettune sandbox", () => {
   });
 
   test("down after a crash (state left, processes killed) still removes everything", () => {
-    hosts = JSON.parse(cli(["sandbox", "up", "--name", NAME, "--hosts", "1", "--json"])) as SandboxHost[];
+    hosts = JSON.parse(
+      cli(["sandbox", "up", "--name", NAME, "--hosts", "1", "--json"]),
+    ) as SandboxHost[];
     // Simulate a crash: kill the container with SIGKILL behind the tool's back.
-    const pid = Number(fs.readFileSync(`/var/lib/nettune/sandbox/${NAME}/host1/nspawn.pid`, "utf8"));
+    const pid = Number(
+      fs.readFileSync(`/var/lib/nettune/sandbox/${NAME}/host1/nspawn.pid`, "utf8"),
+    );
     process.kill(pid, "SIGKILL");
     cli(["sandbox", "down", "--name", NAME]);
-    expect(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout).not.toMatch(new RegExp(`nt-${NAME}-`));
+    expect(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout).not.toMatch(
+      new RegExp(`nt-${NAME}-`),
+    );
     expect(fs.readFileSync("/proc/self/mounts", "utf8")).not.toContain(`/sandbox/${NAME}/`);
     expect(fs.existsSync(`/var/lib/nettune/sandbox/${NAME}`)).toBe(false);
   });

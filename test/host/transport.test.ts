@@ -14,8 +14,20 @@ function sshdConnections(hostAddress: string, key: string): number {
   // Established connections to the host's sshd, counted on the host itself.
   const res = spawnSync(
     "ssh",
-    ["-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-      `root@${hostAddress}`, "ss -Htn state established '( sport = :22 )' | wc -l"],
+    [
+      "-i",
+      key,
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-o",
+      "LogLevel=ERROR",
+      `root@${hostAddress}`,
+      "ss -Htn state established '( sport = :22 )' | wc -l",
+    ],
     { encoding: "utf8" },
   );
   // The counting session itself is one of them.
@@ -37,13 +49,17 @@ describe("SSH transport on a sandbox host", () => {
   test("a wrong pinned host key is refused before any command runs", async () => {
     const [h1, h2] = sandboxHosts();
     // host2's key pinned for host1: a man in the middle presenting another key.
-    const t = new SshTransport(connectionSchema.parse(connection(h1!, { hostKey: h2!.hostKey, dialErrorLimit: 3 })));
+    const t = new SshTransport(
+      connectionSchema.parse(connection(h1!, { hostKey: h2!.hostKey, dialErrorLimit: 3 })),
+    );
     const err = await t.exec(["touch", "/tmp/should-not-exist"]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HostKeyMismatchError);
     expect(String((err as Error).message)).toContain(h1!.hostAddress);
     expect(t.stats.handshakes).toBe(0);
     const check = new SshTransport(connectionSchema.parse(connection(h1!)));
-    expect((await check.exec({ script: "test -e /tmp/should-not-exist && echo yes || echo no" })).stdout).toBe("no\n");
+    expect(
+      (await check.exec({ script: "test -e /tmp/should-not-exist && echo yes || echo no" })).stdout,
+    ).toBe("no\n");
     await check.close();
   });
 
@@ -51,7 +67,9 @@ describe("SSH transport on a sandbox host", () => {
     const h = sandboxHosts()[0]!;
     const t = new SshTransport(connectionSchema.parse(connection(h)));
     try {
-      const err = (await t.exec(["ethtool", "-K", "nosuchdev0", "gro", "on"]).catch((e: unknown) => e)) as CommandError;
+      const err = (await t
+        .exec(["ethtool", "-K", "nosuchdev0", "gro", "on"])
+        .catch((e: unknown) => e)) as CommandError;
       expect(err).toBeInstanceOf(CommandError);
       expect(err.exitCode).not.toBe(0);
       expect(err.message).toContain(`root@${h.hostAddress}:22`);
@@ -70,9 +88,13 @@ describe("SSH transport on a sandbox host", () => {
     try {
       const before = sshdConnections(h.hostAddress, h.privateKeyPath);
       const results = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => pool.get(conn).exec({ script: `sleep 0.2; echo ${i}` })),
+        Array.from({ length: 20 }, (_, i) =>
+          pool.get(conn).exec({ script: `sleep 0.2; echo ${i}` }),
+        ),
       );
-      expect(results.map((r) => r.stdout.trim())).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+      expect(results.map((r) => r.stdout.trim())).toEqual(
+        Array.from({ length: 20 }, (_, i) => String(i)),
+      );
       expect(pool.get(conn).stats.handshakes).toBe(1);
       expect(pool.get(conn).stats.execs).toBe(20);
       // While the pooled connection is open, the host sees exactly one more SSH connection.
@@ -88,12 +110,20 @@ describe("SSH transport on a sandbox host", () => {
     const body = key.split("\n").slice(1, -2).join("");
     const logs: string[] = [];
     // Right key, wrong user: the server refuses it.
-    const t = new SshTransport(connectionSchema.parse(connection(h, { user: "nobody-here", dialErrorLimit: 2 })), {
-      log: (m) => logs.push(m),
-    });
+    const t = new SshTransport(
+      connectionSchema.parse(connection(h, { user: "nobody-here", dialErrorLimit: 2 })),
+      {
+        log: (m) => logs.push(m),
+      },
+    );
     const err = (await t.exec(["true"]).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(Error);
-    const everything = [err.message, err.stack ?? "", JSON.stringify(err, Object.getOwnPropertyNames(err)), ...logs].join("\n");
+    const everything = [
+      err.message,
+      err.stack ?? "",
+      JSON.stringify(err, Object.getOwnPropertyNames(err)),
+      ...logs,
+    ].join("\n");
     expect(everything).not.toContain(body.slice(0, 40));
     expect(everything).not.toContain("PRIVATE KEY");
   });

@@ -253,7 +253,11 @@ describe("values of keys outside the catalogue", () => {
       "",
       "A".repeat(257),
     ]) {
-      bad(key, v, /expected an integer, a list of integers or plain words|plain words|256 characters/);
+      bad(
+        key,
+        v,
+        /expected an integer, a list of integers or plain words|plain words|256 characters/,
+      );
     }
     for (const v of [1.5, true, null, {}, [], [1.5], ["1"], Array(17).fill(1), 2 ** 60]) {
       bad(key, v);

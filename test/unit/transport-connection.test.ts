@@ -65,9 +65,7 @@ describe("connectionSchema", () => {
     }
     for (const bad of ["AAAA", "ssh-rsa " + HOST_LINE.split(" ")[1], "SHA256:short", "md5:aa"]) {
       expect(isHostKeyPin(bad)).toBe(false);
-      expect(issues({ host: "h", password: PASSWORD, hostKey: bad })[0]!.path).toEqual([
-        "hostKey",
-      ]);
+      expect(issues({ host: "h", password: PASSWORD, hostKey: bad })[0]!.path).toEqual(["hostKey"]);
     }
   });
 

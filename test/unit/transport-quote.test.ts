@@ -5,14 +5,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
 import { LocalTransport } from "../../src/transport/local";
-import {
-  commandArgv,
-  raw,
-  renderCommand,
-  script,
-  sh,
-  shellQuote,
-} from "../../src/transport/quote";
+import { commandArgv, raw, renderCommand, script, sh, shellQuote } from "../../src/transport/quote";
 
 const scratch = mkdtempSync(join(tmpdir(), "nettune-quote-"));
 const marker = join(scratch, "pwned");

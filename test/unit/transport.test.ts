@@ -148,7 +148,7 @@ async function startSshd(opts: { maxSessions?: number } = {}): Promise<FakeSshd>
     authMethods: [],
     peakSessions: 0,
     clients: new Set(),
-    close: async () => undefined,
+    close: () => Promise.resolve(),
   };
   const config = {
     hostKeys: [HOST_KEY.private],
