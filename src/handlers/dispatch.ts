@@ -18,6 +18,7 @@ import {
   type ResourceHandler,
 } from "./framework";
 import { sysctlSetHandler } from "./sysctlSet";
+import { mtuHandler } from "./mtu";
 
 interface BaseInputs {
   connection: Connection;
@@ -29,6 +30,7 @@ const asState = (props: Record<string, unknown>) => userInputs(props) as unknown
 
 const HANDLERS: Record<string, AnyHandler> = {
   SysctlSet: sysctlSetHandler,
+  Mtu: mtuHandler,
 };
 
 /** Lets tests run handlers against another transport (a recording fake, a local one). */

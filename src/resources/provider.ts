@@ -13,7 +13,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 
 /** Resource kinds nettune's provider serves. */
-export type ResourceKind = "SysctlSet";
+export type ResourceKind = "SysctlSet" | "Mtu";
 
 export function providerFor(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
   // Only `kind` (a string) is captured; `require` is resolved when the method runs.

@@ -13,7 +13,7 @@ export default function setup(project: TestProject): () => void {
   fs.mkdirSync(path.dirname(SNAPSHOT_FILE), { recursive: true });
   // Leftovers of a crashed earlier run of the tests go first.
   cli(["sandbox", "down", "--name", SANDBOX]);
-  cli(["sandbox", "down", "--name", "clitest"]);
+  cli(["sandbox", "down", "--name", `${SANDBOX}c`]);
   fs.writeFileSync(SNAPSHOT_FILE, JSON.stringify(machineSnapshot()));
   const hosts = JSON.parse(
     cli(["sandbox", "up", "--name", SANDBOX, "--hosts", "2", "--delay", "50", "--json"]),

@@ -7,7 +7,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 
-export const SNAPSHOT_FILE = path.join(os.tmpdir(), "nettune-test-machine-snapshot.json");
+export const SNAPSHOT_FILE = path.join(
+  os.tmpdir(),
+  `nettune-test-machine-snapshot-${process.env.NETTUNE_TEST_SANDBOX ?? "test"}.json`,
+);
 
 /** Counters and random values that change by themselves. */
 const VOLATILE = [

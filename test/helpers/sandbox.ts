@@ -10,7 +10,8 @@ import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { HostArg } from "../programs/sysctl";
 
 export const ROOT = path.resolve(__dirname, "../..");
-export const SANDBOX = "test";
+/** The sandbox a test run uses; NETTUNE_TEST_SANDBOX lets two runs on one machine keep apart. */
+export const SANDBOX = process.env.NETTUNE_TEST_SANDBOX ?? "test";
 
 /** Runs the nettune CLI from the build; throws with its output on failure. */
 export function cli(args: string[], timeoutMs = 300_000): string {

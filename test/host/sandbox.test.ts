@@ -5,10 +5,11 @@
 import * as fs from "node:fs";
 import { spawnSync } from "node:child_process";
 import { afterAll, describe, expect, test } from "vitest";
-import { cli } from "../helpers/sandbox";
+import { cli, SANDBOX } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
-const NAME = "clitest";
+/** A sandbox of its own, so this file can bring it up and down freely. */
+const NAME = `${SANDBOX}c`;
 
 function ssh(
   key: string,

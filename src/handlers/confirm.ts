@@ -1,0 +1,150 @@
+/**
+ * "Commit confirmed" for changes that can cut the management path (MTU, offloads on the
+ * interface SSH runs over), like `netplan try` or a router's `commit confirmed`:
+ *
+ *   1. arm a rollback on the host (a systemd timer, or a detached sleeper where there is no
+ *      systemd) in the same command that applies the change;
+ *   2. open a NEW SSH connection and move real data over it;
+ *   3. if that works, disarm the rollback; if not, the host undoes the change by itself when
+ *      the timer fires, and the operation fails saying so.
+ */
+import { connectionSchema, type Connection } from "../schemas/connection";
+import { shellQuote } from "../transport/quote";
+import { SshTransport } from "../transport/ssh";
+import type { ExecResult, Transport } from "../transport/types";
+
+export interface ConfirmOptions {
+  /** Seconds after which the host undoes the change unless it was confirmed. */
+  readonly rollbackAfter: number;
+  /** A short id for the rollback unit (unique per resource). */
+  readonly token: string;
+  /** Shell script (already quoted) that undoes the change. */
+  readonly rollback: string;
+  /** Shell script (already quoted) that applies the change. */
+  readonly apply: string;
+}
+
+export function rollbackUnit(token: string): string {
+  return `nettune-rollback-${token.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60)}`;
+}
+
+/** One script: arm the rollback, then apply. Prints `armed systemd|process`. */
+export function renderArmAndApply(o: ConfirmOptions): string {
+  const unit = rollbackUnit(o.token);
+  const pidFile = shellQuote(`/run/${unit}.pid`);
+  return [
+    `if command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then`,
+    `  systemctl stop ${shellQuote(`${unit}.timer`)} 2>/dev/null; systemctl reset-failed ${shellQuote(`${unit}.service`)} 2>/dev/null`,
+    // Timers fire up to a minute late by default (AccuracySec=1min): a rollback must be on time.
+    `  systemd-run --quiet --unit=${shellQuote(unit)} --timer-property=AccuracySec=100ms --on-active=${o.rollbackAfter}s /bin/sh -c ${shellQuote(o.rollback)} || exit 90`,
+    `  echo armed systemd`,
+    `else`,
+    `  nohup /bin/sh -c ${shellQuote(`sleep ${o.rollbackAfter}; ${o.rollback}`)} >/dev/null 2>&1 &`,
+    `  echo $! > ${pidFile}`,
+    `  echo armed process`,
+    `fi`,
+    o.apply,
+  ].join("\n");
+}
+
+/** Disarms the rollback (the change was confirmed). */
+export function renderDisarm(token: string): string {
+  const unit = rollbackUnit(token);
+  const pidFile = shellQuote(`/run/${unit}.pid`);
+  return [
+    `systemctl stop ${shellQuote(`${unit}.timer`)} 2>/dev/null || true`,
+    `if [ -f ${pidFile} ]; then kill "$(cat ${pidFile})" 2>/dev/null; rm -f ${pidFile}; fi`,
+    `echo disarmed`,
+  ].join("\n");
+}
+
+/** Which interface the current SSH session runs over, seen from the host. */
+export const SSH_INTERFACE_SCRIPT =
+  'set -- $SSH_CONNECTION; [ -n "$1" ] && ip -o route get "$1" 2>/dev/null | sed -n \'s/.* dev \\([^ ]*\\).*/\\1/p\' | head -n 1';
+
+/**
+ * A fresh connection (not the pooled one) that must carry real data both ways: 64 KiB from the
+ * host exercises full-size segments, which is what an MTU problem breaks.
+ */
+async function probe(conn: Connection, timeoutSeconds: number): Promise<void> {
+  const t = new SshTransport(
+    connectionSchema.parse({
+      ...conn,
+      dialErrorLimit: 2,
+      perDialTimeout: Math.max(3, Math.floor(timeoutSeconds / 2)),
+    }),
+  );
+  try {
+    const res = await t.exec(
+      { script: "head -c 65536 /dev/zero | od -An -v | wc -c" },
+      { timeoutMs: timeoutSeconds * 1000 },
+    );
+    if (Number(res.stdout.trim()) < 65536) throw new Error("short read over the new connection");
+  } finally {
+    await t.close();
+  }
+}
+
+export class ManagementPathError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ManagementPathError";
+  }
+}
+
+/**
+ * Runs an apply script that may cut the SSH path with a rollback armed first, confirms the
+ * host is still reachable over a new connection, and disarms. A script that fails (non-zero
+ * exit) while the host stays reachable is undone at once and its result returned to the
+ * caller, which names the reason. `describe` names the change in messages ("MTU 1400 on eth0").
+ */
+export async function applyConfirmed(
+  transport: Transport,
+  conn: Connection,
+  o: ConfirmOptions,
+  describe: string,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<ExecResult | undefined> {
+  // The apply may cut this very connection: losing it here is not yet a failure.
+  let result: ExecResult | undefined;
+  try {
+    result = await transport.exec(
+      { script: renderArmAndApply(o) },
+      { timeoutMs: 20_000, allowFailure: true },
+    );
+  } catch {
+    result = undefined;
+  }
+  await transport.close();
+  try {
+    await probe(conn, 10);
+  } catch {
+    // Wait for the host's own rollback, then see whether it is back.
+    await sleep((o.rollbackAfter + 3) * 1000);
+    let back = false;
+    for (let i = 0; i < 6 && !back; i++) {
+      try {
+        await probe(conn, 10);
+        back = true;
+      } catch {
+        await sleep(2000);
+      }
+    }
+    throw new ManagementPathError(
+      `${describe} cut the SSH connection to ${transport.target}: a new connection could not carry data. ` +
+        (back
+          ? `The host undid the change by itself after ${o.rollbackAfter} s (commit-confirmed rollback) and is reachable again.`
+          : `The host was told to undo it after ${o.rollbackAfter} s, but is still unreachable: check it from its console.`),
+    );
+  }
+  if (!result || result.exitCode !== 0) {
+    // Reachable, but the apply failed or its answer was lost: undo now, not when the timer fires.
+    await transport.exec(
+      { script: `${o.rollback}\n${renderDisarm(o.token)}` },
+      { allowFailure: true },
+    );
+    return result;
+  }
+  await transport.exec({ script: renderDisarm(o.token) });
+  return result;
+}

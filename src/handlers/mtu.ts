@@ -1,0 +1,319 @@
+/**
+ * Mtu: an interface's MTU (and optionally its transmit queue length), checked against the
+ * driver's limits, optionally verified end to end with DF pings to peers ("every device on the
+ * path must agree"), applied commit-confirmed when SSH runs over the interface, persisted by a
+ * systemd unit, restored on delete.
+ */
+import { z } from "zod";
+import { connectionSchema } from "../schemas/connection";
+import { isValidInterfaceName, parseIpLink, renderIpLinkSet } from "../host/ip";
+import { renderUnitInstall, renderUnitRemove, unitName, type LinkUnit } from "../host/systemd";
+import { renderCommand, shellQuote } from "../transport/quote";
+import type { Transport } from "../transport/types";
+import { applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
+import {
+  sameHost,
+  stableJson,
+  type DiffResult,
+  type Failure,
+  type ResourceHandler,
+} from "./framework";
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+export const mtuSchema = z.strictObject({
+  connection: connectionSchema,
+  interface: z
+    .string({ error: "interface must be a name such as eth0" })
+    .refine(
+      isValidInterfaceName,
+      "must be an interface name of 1-15 characters without /, : or spaces",
+    ),
+  mtu: z
+    .number({ error: "mtu must be a number" })
+    .int("mtu must be an integer")
+    .min(68, "mtu must be at least 68 (the IPv4 minimum)")
+    .max(65535, "mtu must be at most 65535"),
+  txQueueLength: z
+    .number({ error: "txQueueLength must be a number" })
+    .int("txQueueLength must be an integer")
+    .min(0, "txQueueLength must not be negative")
+    .max(4_294_967_295, "txQueueLength is too large")
+    .optional(),
+  verifyPeers: z
+    .array(z.string().regex(IPV4, "must be an IPv4 address such as 198.18.2.1"), {
+      error: "verifyPeers must be a list of IPv4 addresses",
+    })
+    .max(16, "verifyPeers takes at most 16 addresses")
+    .default([]),
+  persist: z.boolean({ error: "persist must be true or false" }).default(true),
+  rollbackAfter: z
+    .number({ error: "rollbackAfter must be a number of seconds" })
+    .int("rollbackAfter must be whole seconds")
+    .min(5, "rollbackAfter must be at least 5 seconds")
+    .max(3600, "rollbackAfter must be at most 3600 seconds")
+    .default(60),
+  resourceName: z.string().min(1),
+});
+
+export type MtuInputs = z.output<typeof mtuSchema>;
+
+export interface MtuOutputs extends MtuInputs {
+  originalMtu: number;
+  originalTxQueueLength: number | null;
+  /** Whether the SSH connection ran over this interface when it was last applied. */
+  carriesSsh: boolean;
+  /** The systemd unit that applies the MTU at boot, or null without persist. */
+  unit: string | null;
+}
+
+interface LinkState {
+  mtu: number;
+  txqlen: number | null;
+  minMtu?: number;
+  maxMtu?: number;
+  driverKind?: string;
+  sshInterface: string;
+}
+
+/** One round trip: the link's details and the interface the SSH session arrives on. */
+async function readLink(t: Transport, ifname: string): Promise<LinkState | { missing: string }> {
+  const script = [
+    `if ! ip -d -j link show dev ${shellQuote(ifname)} 2>/tmp/.nettune-ip-err; then echo MISSING; cat /tmp/.nettune-ip-err; rm -f /tmp/.nettune-ip-err; exit 0; fi`,
+    "rm -f /tmp/.nettune-ip-err",
+    "echo ---",
+    SSH_INTERFACE_SCRIPT,
+  ].join("\n");
+  const res = await t.exec({ script });
+  if (res.stdout.startsWith("MISSING"))
+    return { missing: res.stdout.slice(8).trim() || "no such device" };
+  const [json, ssh = ""] = res.stdout.split("\n---\n");
+  const link = parseIpLink(json ?? "")[0];
+  if (!link) return { missing: "no such device" };
+  return {
+    mtu: link.mtu,
+    txqlen: link.txqlen ?? null,
+    minMtu: link.minMtu,
+    maxMtu: link.maxMtu,
+    driverKind: link.kind,
+    sshInterface: ssh.trim(),
+  };
+}
+
+function linkUnit(inputs: MtuInputs): LinkUnit {
+  return {
+    name: unitName("mtu", inputs.resourceName),
+    description: `nettune Mtu ${inputs.resourceName}: ${inputs.interface} mtu ${inputs.mtu}`,
+    interface: inputs.interface,
+    commands: [renderIpLinkSet(inputs.interface, settingsOf(inputs.mtu, inputs.txQueueLength))],
+  };
+}
+
+function settingsOf(
+  mtu: number,
+  txqlen: number | null | undefined,
+): { mtu: number; txqlen?: number } {
+  return txqlen === undefined || txqlen === null ? { mtu } : { mtu, txqlen };
+}
+
+function limitsFailure(inputs: MtuInputs, link: LinkState, target: string): Failure | undefined {
+  const { minMtu, maxMtu } = link;
+  // ip reports 0/0 when the driver enforces no limits.
+  if (maxMtu && (inputs.mtu > maxMtu || (minMtu !== undefined && inputs.mtu < minMtu))) {
+    return {
+      property: "mtu",
+      reason: `${inputs.mtu} is outside what ${inputs.interface} on ${target} accepts (${minMtu ?? 0}-${maxMtu})`,
+    };
+  }
+  return undefined;
+}
+
+/** Applies mtu/txqlen, verifies peers with DF pings; puts the old values back if a peer fails. */
+function renderApply(inputs: MtuInputs, rollbackArgv: string[]): string {
+  const lines = [
+    renderCommand(renderIpLinkSet(inputs.interface, settingsOf(inputs.mtu, inputs.txQueueLength))),
+  ];
+  const size = inputs.mtu - 28; // IPv4 header 20 + ICMP header 8
+  for (const peer of inputs.verifyPeers) {
+    lines.push(
+      `if ! ping -n -q -c 2 -i 0.2 -W 2 -M do -s ${size} ${shellQuote(peer)} >/dev/null 2>&1; then ` +
+        `${renderCommand(rollbackArgv)}; printf 'peer\\t%s\\n' ${shellQuote(peer)}; exit 6; fi`,
+    );
+  }
+  lines.push("echo applied");
+  return lines.join("\n");
+}
+
+async function apply(
+  t: Transport,
+  inputs: MtuInputs,
+  before: LinkState,
+  carriesSsh: boolean,
+): Promise<void> {
+  const rollbackArgv = renderIpLinkSet(inputs.interface, settingsOf(before.mtu, before.txqlen));
+  const script = renderApply(inputs, rollbackArgv);
+  const describe = `MTU ${inputs.mtu} on ${inputs.interface}`;
+  const res = carriesSsh
+    ? await applyConfirmed(
+        t,
+        inputs.connection,
+        {
+          rollbackAfter: inputs.rollbackAfter,
+          token: `mtu-${inputs.resourceName}`,
+          rollback: renderCommand(rollbackArgv),
+          apply: script,
+        },
+        describe,
+      )
+    : await t.exec({ script }, { allowFailure: true });
+  if (res && res.exitCode === 0) return;
+  const out = res?.stdout ?? "";
+  const peer = /^peer\t(.*)$/m.exec(out)?.[1];
+  if (peer) {
+    throw new Error(
+      `verifyPeers: the path from ${inputs.interface} on ${t.target} to ${peer} does not carry ${inputs.mtu}-byte packets ` +
+        `(ping with "don't fragment" failed): every device on the path must agree. The MTU was put back to ${before.mtu}.`,
+    );
+  }
+  const why = `${res?.stderr ?? ""}${out}`.trim() || "the answer was lost";
+  throw new Error(`mtu: setting ${describe} on ${t.target} failed: ${why}. Nothing was changed.`);
+}
+
+export const mtuHandler: ResourceHandler<MtuInputs, MtuOutputs> = {
+  kind: "Mtu",
+  schema: mtuSchema,
+
+  async hostCheck(inputs, ctx) {
+    const link = await readLink(ctx.transport, inputs.interface);
+    if ("missing" in link) {
+      return [
+        {
+          property: "interface",
+          reason: `no interface ${inputs.interface} on ${ctx.transport.target}: ${link.missing}`,
+        },
+      ];
+    }
+    const f = limitsFailure(inputs, link, ctx.transport.target);
+    return f ? [f] : [];
+  },
+
+  diff(_id, olds, news): DiffResult {
+    const replaces: string[] = [];
+    if (!sameHost(olds.connection, news.connection)) replaces.push("connection");
+    if (olds.interface !== news.interface) replaces.push("interface");
+    const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
+    for (const k of ["mtu", "txQueueLength", "verifyPeers", "persist", "rollbackAfter"] as const) {
+      if (stableJson(olds[k]) !== stableJson(news[k]))
+        detailedDiff[k] = { kind: "update", inputDiff: true };
+    }
+    for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
+    return {
+      changes:
+        Object.keys(detailedDiff).length > 0 ||
+        stableJson(olds.connection) !== stableJson(news.connection),
+      replaces,
+      deleteBeforeReplace: true,
+      detailedDiff,
+    };
+  },
+
+  async create(inputs, ctx) {
+    const t = ctx.transport;
+    const link = await readLink(t, inputs.interface);
+    if ("missing" in link)
+      throw new Error(
+        `interface: no interface ${inputs.interface} on ${t.target}: ${link.missing}`,
+      );
+    const limit = limitsFailure(inputs, link, t.target);
+    if (limit) throw new Error(`${limit.property}: ${limit.reason}`);
+    const carriesSsh = link.sshInterface === inputs.interface;
+    await apply(t, inputs, link, carriesSsh);
+    const unit = inputs.persist ? linkUnit(inputs) : undefined;
+    if (unit) await t.exec({ script: renderUnitInstall(unit) });
+    return {
+      id: `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}/mtu/${inputs.interface}`,
+      outs: {
+        ...inputs,
+        originalMtu: link.mtu,
+        originalTxQueueLength: link.txqlen,
+        carriesSsh,
+        unit: unit?.name ?? null,
+      },
+    };
+  },
+
+  async read(_id, olds, ctx) {
+    const link = await readLink(ctx.transport, olds.interface);
+    const props: MtuOutputs =
+      "missing" in link
+        ? { ...olds }
+        : {
+            ...olds,
+            mtu: link.mtu,
+            ...(olds.txQueueLength !== undefined && link.txqlen !== null
+              ? { txQueueLength: link.txqlen }
+              : {}),
+          };
+    const {
+      originalMtu: _m,
+      originalTxQueueLength: _q,
+      carriesSsh: _c,
+      unit: _u,
+      ...inputs
+    } = props;
+    return { props, inputs };
+  },
+
+  async update(_id, olds, news, ctx) {
+    const t = ctx.transport;
+    const link = await readLink(t, news.interface);
+    if ("missing" in link)
+      throw new Error(`interface: no interface ${news.interface} on ${t.target}: ${link.missing}`);
+    const limit = limitsFailure(news, link, t.target);
+    if (limit) throw new Error(`${limit.property}: ${limit.reason}`);
+    const carriesSsh = link.sshInterface === news.interface;
+    if (
+      link.mtu !== news.mtu ||
+      (news.txQueueLength !== undefined && link.txqlen !== news.txQueueLength)
+    ) {
+      await apply(t, news, link, carriesSsh);
+    }
+    const unit = news.persist ? linkUnit(news) : undefined;
+    if (unit) await t.exec({ script: renderUnitInstall(unit) });
+    else if (olds.unit) await t.exec({ script: renderUnitRemove(olds.unit) });
+    return {
+      ...news,
+      originalMtu: olds.originalMtu,
+      originalTxQueueLength: olds.originalTxQueueLength,
+      carriesSsh,
+      unit: unit?.name ?? null,
+    };
+  },
+
+  async delete(_id, olds, ctx) {
+    const t = ctx.transport;
+    if (olds.unit) await t.exec({ script: renderUnitRemove(olds.unit) });
+    const link = await readLink(t, olds.interface);
+    if ("missing" in link) {
+      ctx.warn(`${olds.interface} is gone from ${t.target}; nothing to restore`);
+      return;
+    }
+    if (link.mtu !== olds.mtu) {
+      ctx.warn(
+        `${olds.interface} on ${t.target}: MTU left at ${link.mtu}; it was changed outside nettune after it was set to ${olds.mtu}`,
+      );
+      return;
+    }
+    const restore = {
+      ...olds,
+      mtu: olds.originalMtu,
+      // The queue length is put back only when this resource set it.
+      txQueueLength:
+        olds.txQueueLength !== undefined ? (olds.originalTxQueueLength ?? undefined) : undefined,
+      verifyPeers: [],
+    };
+    await apply(t, restore, link, link.sshInterface === olds.interface);
+    // A rollback left armed by an interrupted apply must not fire later.
+    await t.exec({ script: renderDisarm(`mtu-${olds.resourceName}`) }, { allowFailure: true });
+  },
+};

@@ -1,0 +1,71 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { ConnectionArgs } from "../schemas/connection";
+import { providerFor } from "./provider";
+
+export interface MtuArgs {
+  /** How to reach the host (fields of `@pulumi/command`'s `remote.ConnectionArgs` plus `sudo`). Stored as a secret. */
+  readonly connection: pulumi.Input<ConnectionArgs>;
+  /** The interface, e.g. `eth0`. Changing it replaces the resource. */
+  readonly interface: pulumi.Input<string>;
+  /** The MTU in bytes, 68-65535, and within the driver's min/max (checked at preview). 9000 for jumbo frames. */
+  readonly mtu: pulumi.Input<number>;
+  /** Transmit queue length (`ip link set … txqueuelen`); the guide suggests 10000 on busy links. Default: unchanged. */
+  readonly txQueueLength?: pulumi.Input<number>;
+  /**
+   * IPv4 addresses to ping with "don't fragment" at the new size after applying. If any does not
+   * answer, the old MTU is put back and the update fails: every device on the path must agree.
+   * Default: none.
+   */
+  readonly verifyPeers?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Re-apply at boot with a systemd unit (removed on destroy). Default true. */
+  readonly persist?: pulumi.Input<boolean>;
+  /**
+   * When SSH runs over this interface, the host undoes the change by itself after this many
+   * seconds unless a new SSH connection confirms it (commit-confirmed). 5-3600, default 60.
+   */
+  readonly rollbackAfter?: pulumi.Input<number>;
+}
+
+/**
+ * An interface's MTU (and transmit queue length), checked against the driver's limits,
+ * optionally verified end to end, applied commit-confirmed when it carries the SSH connection,
+ * persisted across reboots and restored on destroy.
+ *
+ * ```ts
+ * new nettune.Mtu("eth0-jumbo", { connection, interface: "eth0", mtu: 9000, verifyPeers: ["10.0.0.2"] });
+ * ```
+ */
+export class Mtu extends pulumi.dynamic.Resource {
+  declare public readonly mtu: pulumi.Output<number>;
+  /** The MTU before nettune set it; put back on destroy. */
+  declare public readonly originalMtu: pulumi.Output<number>;
+  declare public readonly originalTxQueueLength: pulumi.Output<number | null>;
+  /** Whether SSH ran over this interface (so the change was applied commit-confirmed). */
+  declare public readonly carriesSsh: pulumi.Output<boolean>;
+  /** The systemd unit that re-applies the MTU at boot, or null. */
+  declare public readonly unit: pulumi.Output<string | null>;
+
+  constructor(name: string, args: MtuArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      providerFor("Mtu"),
+      name,
+      {
+        connection: pulumi.secret(args.connection),
+        interface: args.interface,
+        mtu: args.mtu,
+        txQueueLength: args.txQueueLength,
+        verifyPeers: args.verifyPeers,
+        persist: args.persist,
+        rollbackAfter: args.rollbackAfter,
+        resourceName: name,
+        originalMtu: undefined,
+        originalTxQueueLength: undefined,
+        carriesSsh: undefined,
+        unit: undefined,
+      },
+      { ...opts, additionalSecretOutputs: ["connection"] },
+      "nettune",
+      "Mtu",
+    );
+  }
+}
