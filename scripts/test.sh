@@ -3,4 +3,10 @@
 # Run through `npm test`, which runs setup first and puts the project's tools on PATH.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Lint first (type-aware ESLint, Prettier) unless a single file or filter was asked for.
+if [ "$#" -eq 0 ]; then
+  node node_modules/eslint/bin/eslint.js .
+  node node_modules/prettier/bin/prettier.cjs --check . >/dev/null
+  echo "lint: eslint and prettier clean"
+fi
 exec node node_modules/vitest/vitest.mjs run "$@"

@@ -3,6 +3,14 @@
  */
 export { SysctlSet, type SysctlSetArgs, type SysctlValues } from "./resources/sysctlSet";
 export { Mtu, type MtuArgs } from "./resources/mtu";
+export { NicOffloads, type NicOffloadsArgs, type NicFeatures } from "./resources/nicOffloads";
+export { RssQueues, type RssQueuesArgs, type RssIndirection } from "./resources/rssQueues";
+export { NicRings, type NicRingsArgs } from "./resources/nicRings";
+export {
+  CongestionControl,
+  type CongestionControlArgs,
+  type SavedQdisc,
+} from "./resources/congestionControl";
 export type { ConnectionArgs } from "./schemas/connection";
 export type { SysctlValue } from "./schemas/sysctl";
 export { SYSCTL_CATALOGUE } from "./schemas/sysctl";
@@ -19,3 +27,4 @@ export {
   type EthtoolDriverInfo,
   type IpLink,
 } from "./parsers";
+export type { TcQdisc } from "./host/tc";

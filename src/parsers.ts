@@ -22,6 +22,7 @@ import {
   parseEthtoolRss,
 } from "./host/ethtool";
 import { parseIpLink } from "./host/ip";
+import { parseTcQdiscs } from "./host/tc";
 
 export { ParseError, type ParseErrorOptions } from "./host/errors";
 export type {
@@ -104,4 +105,14 @@ export const parsers = {
    * link?.numRxQueues; // 4
    */
   ipLink: parseIpLink,
+
+  /**
+   * `tc -j qdisc show [dev IF]`: one entry per qdisc with its kind, handle, parent, whether it
+   * is the root, the device and its options.
+   *
+   * @example
+   * const root = parsers.tcQdiscs(stdout).find((q) => q.root);
+   * root?.kind; // "pfifo_fast"
+   */
+  tcQdiscs: parseTcQdiscs,
 } as const;

@@ -19,6 +19,10 @@ import {
 } from "./framework";
 import { sysctlSetHandler } from "./sysctlSet";
 import { mtuHandler } from "./mtu";
+import { nicOffloadsHandler } from "./nicOffloads";
+import { nicRingsHandler } from "./nicRings";
+import { rssQueuesHandler } from "./rssQueues";
+import { congestionControlHandler } from "./congestionControl";
 
 interface BaseInputs {
   connection: Connection;
@@ -31,6 +35,10 @@ const asState = (props: Record<string, unknown>) => userInputs(props) as unknown
 const HANDLERS: Record<string, AnyHandler> = {
   SysctlSet: sysctlSetHandler,
   Mtu: mtuHandler,
+  NicOffloads: nicOffloadsHandler,
+  RssQueues: rssQueuesHandler,
+  NicRings: nicRingsHandler,
+  CongestionControl: congestionControlHandler,
 };
 
 /** Lets tests run handlers against another transport (a recording fake, a local one). */

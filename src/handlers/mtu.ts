@@ -6,7 +6,8 @@
  */
 import { z } from "zod";
 import { connectionSchema } from "../schemas/connection";
-import { isValidInterfaceName, parseIpLink, renderIpLinkSet } from "../host/ip";
+import { parseIpLink, renderIpLinkSet } from "../host/ip";
+import { interfaceSchema } from "./link";
 import { renderUnitInstall, renderUnitRemove, unitName, type LinkUnit } from "../host/systemd";
 import { renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
@@ -23,12 +24,7 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
 export const mtuSchema = z.strictObject({
   connection: connectionSchema,
-  interface: z
-    .string({ error: "interface must be a name such as eth0" })
-    .refine(
-      isValidInterfaceName,
-      "must be an interface name of 1-15 characters without /, : or spaces",
-    ),
+  interface: interfaceSchema,
   mtu: z
     .number({ error: "mtu must be a number" })
     .int("mtu must be an integer")

@@ -13,7 +13,8 @@
 import type * as pulumi from "@pulumi/pulumi";
 
 /** Resource kinds nettune's provider serves. */
-export type ResourceKind = "SysctlSet" | "Mtu";
+export type ResourceKind =
+  "SysctlSet" | "Mtu" | "NicOffloads" | "RssQueues" | "NicRings" | "CongestionControl";
 
 export function providerFor(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
   // Only `kind` (a string) is captured; `require` is resolved when the method runs.

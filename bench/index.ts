@@ -1,0 +1,116 @@
+/**
+ * nettune's benchmarks.
+ *
+ *   npm run bench                                 the "sysctl" benchmark, one run
+ *   npm run bench -- sysctl --runs 2              two runs, each reported
+ *   node dist/bench/index.js sysctl [--runs N] [--timeout SECONDS] [--no-write]
+ *
+ * Each run brings up its own sandbox hosts and takes them down at the end, also on failure,
+ * on Ctrl-C and when the run's time limit (default 600 s) is reached. The table goes to stdout
+ * and, unless --no-write, into docs/benchmarks.md between the benchmark's markers.
+ */
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { abortAll } from "./proc";
+import { ROOT } from "./hosts";
+import { SYSCTL_END, SYSCTL_START, renderTable, updateDoc } from "./report";
+import { SANDBOX, sysctlBench } from "./sysctl";
+
+const USAGE =
+  "usage: node dist/bench/index.js [sysctl] [--runs N] [--timeout SECONDS] [--no-write]";
+
+interface Options {
+  benchmarks: string[];
+  runs: number;
+  timeoutSec: number;
+  write: boolean;
+}
+
+function parse(argv: string[]): Options {
+  const o: Options = { benchmarks: [], runs: 1, timeoutSec: 600, write: true };
+  const int = (flag: string, v: string | undefined, max: number): number => {
+    if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
+      throw new Error(`${flag} takes a whole number from 1 to ${max}\n${USAGE}`);
+    }
+    return Number(v);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--runs") o.runs = int(a, argv[++i], 10);
+    else if (a === "--timeout") o.timeoutSec = int(a, argv[++i], 3600);
+    else if (a === "--no-write") o.write = false;
+    else if (a === "--help" || a === "-h") {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else if (a === "sysctl") o.benchmarks.push(a);
+    else throw new Error(`unknown benchmark or option ${a}\n${USAGE}`);
+  }
+  if (o.benchmarks.length === 0) o.benchmarks.push("sysctl");
+  return o;
+}
+
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+/** Last resort when the orderly path does not finish: take the hosts down and leave. */
+function hardStop(reason: string): never {
+  log(`bench: ${reason}; stopping`);
+  abortAll(reason);
+  spawnSync(
+    process.execPath,
+    [path.join(ROOT, "dist/src/bin/nettune.js"), "sandbox", "down", "--name", SANDBOX],
+    {
+      stdio: "inherit",
+      timeout: 120_000,
+    },
+  );
+  process.exit(1);
+}
+
+async function main(): Promise<number> {
+  const o = parse(process.argv.slice(2));
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) hardStop(`${signal} again`);
+    stopping = true;
+    log(`bench: ${signal}: stopping, taking the sandbox down`);
+    // Children die, the waiting code unwinds through its finally blocks, which take the hosts down.
+    abortAll(signal);
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  // Each run stops itself at its limit; this catches anything that would not.
+  const watchdog = setTimeout(
+    () => hardStop("the overall time limit was exceeded"),
+    (o.runs * o.timeoutSec + 180) * 1000,
+  );
+  watchdog.unref();
+
+  for (const name of o.benchmarks) {
+    if (name !== "sysctl") continue;
+    const result = await sysctlBench({
+      runs: o.runs,
+      argv: process.argv.slice(2).filter((a) => a !== "--no-write"),
+      runTimeoutMs: o.timeoutSec * 1000,
+      log,
+    });
+    process.stdout.write(
+      `\n${renderTable(result.rows)}\n\n${result.notes.map((n) => `- ${n}`).join("\n")}\n`,
+    );
+    if (o.write) {
+      const doc = path.join(ROOT, "docs/benchmarks.md");
+      updateDoc(doc, SYSCTL_START, SYSCTL_END, result.section);
+      log(`bench: wrote the table into ${path.relative(ROOT, doc)}`);
+    }
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    log(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,103 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { ConnectionArgs } from "../schemas/connection";
+import { congestionWarnings, type SavedQdisc } from "../handlers/congestionControl";
+import { providerFor } from "./provider";
+
+export type { SavedQdisc };
+
+export interface CongestionControlArgs {
+  /** How to reach the host (fields of `@pulumi/command`'s `remote.ConnectionArgs` plus `sudo`). Stored as a secret. */
+  readonly connection: pulumi.Input<ConnectionArgs>;
+  /**
+   * The TCP congestion control algorithm of new connections (`net.ipv4.tcp_congestion_control`),
+   * e.g. `bbr` or `cubic`. Checked at preview against what the host offers; a built-in algorithm
+   * needs nothing, one the kernel has as a module is loaded (and listed in modules-load.d).
+   */
+  readonly algorithm: pulumi.Input<string>;
+  /**
+   * The qdisc to pair with it, e.g. `fq` for bbr: set as `net.core.default_qdisc` (the root qdisc
+   * of interfaces created from now on, and of each queue under mq) and as the root qdisc of
+   * `interfaces`. Qdiscs that need parameters (tbf, …) are refused. Default: neither is changed.
+   */
+  readonly qdisc?: pulumi.Input<string>;
+  /**
+   * Interfaces whose root qdisc is replaced by `qdisc` now (`tc qdisc replace dev IF root QDISC`),
+   * and put back on destroy. Needs `qdisc`. Default: none.
+   */
+  readonly interfaces?: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * Keep the settings across reboots: the two sysctls in an /etc/sysctl.d file, modules in an
+   * /etc/modules-load.d file, and a systemd unit per interface; all removed on destroy. Default true.
+   */
+  readonly persist?: pulumi.Input<boolean>;
+}
+
+/**
+ * The TCP congestion control algorithm of new connections and its qdisc: made available (module
+ * loaded where needed), checked against what the host offers, applied all-or-nothing, verified on
+ * a new TCP connection, persisted, and restored on destroy.
+ *
+ * ```ts
+ * new nettune.CongestionControl("bbr", { connection, algorithm: "bbr", qdisc: "fq", interfaces: ["eth0"] });
+ * ```
+ */
+export class CongestionControl extends pulumi.dynamic.Resource {
+  /** The algorithm as last applied or, after a refresh, as live on the host. */
+  declare public readonly algorithm: pulumi.Output<string>;
+  declare public readonly qdisc: pulumi.Output<string | undefined>;
+  declare public readonly interfaces: pulumi.Output<string[]>;
+  /** The algorithm a TCP connection opened on the host after the last apply or refresh got (from `ss -tin`), or null if none could be opened. */
+  declare public readonly observedAlgorithm: pulumi.Output<string | null>;
+  /** The algorithm before nettune set it; put back on destroy. */
+  declare public readonly originalAlgorithm: pulumi.Output<string>;
+  /** net.core.default_qdisc before nettune set it, or null when it was not set (no qdisc, or the host has no such key). */
+  declare public readonly originalDefaultQdisc: pulumi.Output<string | null>;
+  /** Each listed interface's root qdisc before nettune replaced it; put back on destroy. */
+  declare public readonly originalQdiscs: pulumi.Output<Record<string, SavedQdisc>>;
+  /** The live root qdisc kind of each listed interface. */
+  declare public readonly rootQdiscs: pulumi.Output<Record<string, string>>;
+  /** Kernel modules loaded for the algorithm or qdisc. */
+  declare public readonly modules: pulumi.Output<string[]>;
+  /** The sysctl.d file this resource owns, or null. */
+  declare public readonly sysctlFile: pulumi.Output<string | null>;
+  /** The modules-load.d file this resource owns, or null. */
+  declare public readonly modulesFile: pulumi.Output<string | null>;
+  /** The systemd units that set the interfaces' root qdisc at boot. */
+  declare public readonly units: pulumi.Output<string[]>;
+  /** Messages from the last operation (a key the host lacks, values changed outside nettune, …). */
+  declare public readonly warnings: pulumi.Output<string[]>;
+
+  constructor(name: string, args: CongestionControlArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      providerFor("CongestionControl"),
+      name,
+      {
+        connection: pulumi.secret(args.connection),
+        algorithm: args.algorithm,
+        qdisc: args.qdisc,
+        interfaces: args.interfaces,
+        persist: args.persist,
+        resourceName: name,
+        observedAlgorithm: undefined,
+        originalAlgorithm: undefined,
+        originalDefaultQdisc: undefined,
+        originalQdiscs: undefined,
+        rootQdiscs: undefined,
+        modules: undefined,
+        sysctlFile: undefined,
+        modulesFile: undefined,
+        units: undefined,
+        warnings: undefined,
+      },
+      { ...opts, additionalSecretOutputs: ["connection"] },
+      "nettune",
+      "CongestionControl",
+    );
+    pulumi.all([pulumi.output(args.algorithm), pulumi.output(args.qdisc)]).apply(([a, q]) => {
+      if (typeof a !== "string") return;
+      for (const w of congestionWarnings(a, typeof q === "string" ? q : undefined)) {
+        void pulumi.log.warn(w, this);
+      }
+    });
+  }
+}

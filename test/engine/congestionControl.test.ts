@@ -1,0 +1,330 @@
+/**
+ * CongestionControl through the real Pulumi engine against sandbox host 2 over SSH.
+ *
+ * What the sandbox kernel offers decides the values used here: bbr, cubic and reno are built in,
+ * but a network namespace may only set the algorithms of the machine's
+ * tcp_allowed_congestion_control ("reno bbr" with bbr as the machine's default), so the tests
+ * switch between reno and bbr; the qdiscs are pfifo_fast, pfifo, htb (no fq, fq_codel, netem);
+ * net.core.default_qdisc does not exist inside a namespace, so root qdiscs are set through
+ * `interfaces`: a veth pair made inside the host (ntcc0 with a tbf root, ntcc1 with the kernel's
+ * default noqueue), never eth0, which carries the SSH session, except for the harmless
+ * pfifo_fast of the reboot test.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { EngineStack, resourceOps } from "../helpers/engine";
+import { onHost, procSysNet } from "../helpers/hostShell";
+import { cli, direct, sandboxHosts, SANDBOX } from "../helpers/sandbox";
+import type { SandboxHost } from "../../src/sandbox/sandbox";
+import type { CongestionArg } from "../programs/congestion";
+
+const TYPE = "pulumi-nodejs:dynamic/nettune:CongestionControl";
+const SYSCTL_FILE = "/etc/sysctl.d/90-nettune-congestion-cc.conf";
+
+let host: SandboxHost;
+
+interface Qdisc {
+  kind: string;
+  handle: string;
+  root?: boolean;
+  options: Record<string, unknown>;
+}
+
+const algorithm = async () =>
+  (await onHost(host, "cat /proc/sys/net/ipv4/tcp_congestion_control")).trim();
+const rootOf = async (dev: string): Promise<Qdisc | undefined> =>
+  (JSON.parse(await onHost(host, `tc -j -raw qdisc show dev ${dev}`)) as Qdisc[]).find(
+    (q) => q.root,
+  );
+/** Opens a TCP connection inside the host, as a user would, and reads its algorithm with ss. */
+const newConnectionAlgorithm = async () => {
+  const out = await onHost(
+    host,
+    `bash -c 'exec 3<>/dev/tcp/127.0.0.1/22; ino=$(readlink /proc/$$/fd/3 | tr -dc 0-9); ss -Htine dst 127.0.0.1:22 | grep -A1 "ino:$ino "'`,
+  );
+  return /^\s+(?:(?:ts|sack|ecn|ecnseen|fastopen)\s+)*([a-z0-9_]+)\s/m.exec(out)?.[1];
+};
+/** Everything a failed preview must leave alone. */
+const hostState = async () => ({
+  proc: await procSysNet(host),
+  tc: await onHost(host, "tc qdisc show"),
+  files: await onHost(
+    host,
+    "ls -la /etc/sysctl.d /etc/systemd/system /etc/modules-load.d 2>&1 | grep -v '^total'",
+  ),
+});
+
+const args = (c: Omit<CongestionArg, "name" | "host">, name = "cc") => ({
+  ccs: [{ name, host: direct(host), ...c }],
+});
+
+const TBF = "tc qdisc replace dev ntcc0 root tbf rate 1gbit burst 256kb latency 50ms";
+
+beforeAll(async () => {
+  host = sandboxHosts()[1]!;
+  await onHost(
+    host,
+    [
+      "ip link del ntcc0 2>/dev/null",
+      "ip link add ntcc0 numtxqueues 4 numrxqueues 4 type veth peer name ntcc1",
+      "ip link set dev ntcc0 up && ip link set dev ntcc1 up",
+      TBF,
+    ].join("\n"),
+  );
+});
+afterAll(async () => {
+  await onHost(host, "ip link del ntcc0 2>/dev/null; true");
+});
+
+describe("CongestionControl lifecycle", () => {
+  const stack = new EngineStack("congestion", "lifecycle");
+  const DECL = { algorithm: "reno", qdisc: "pfifo_fast", interfaces: ["ntcc0", "ntcc1"] };
+  let originalAlgorithm: string;
+  let tbfBefore: Qdisc;
+  afterAll(() => {
+    stack.destroy(args(DECL));
+    stack.dispose();
+  });
+
+  test("up sets the algorithm and the root qdiscs, persists them, and a new connection reports the algorithm", async () => {
+    originalAlgorithm = await algorithm();
+    expect(originalAlgorithm).toBe("bbr");
+    tbfBefore = (await rootOf("ntcc0"))!;
+    expect(tbfBefore.kind).toBe("tbf");
+    expect(await rootOf("ntcc1")).toMatchObject({ kind: "noqueue", handle: "0:" });
+
+    const r = stack.up(args(DECL));
+    expect(r.error).toBeUndefined();
+    expect(r.changes.create).toBe(2);
+    expect(await algorithm()).toBe("reno");
+    expect((await rootOf("ntcc0"))?.kind).toBe("pfifo_fast");
+    expect((await rootOf("ntcc1"))?.kind).toBe("pfifo_fast");
+
+    // What the resource saw on a connection it opened after applying, and what a new one gets.
+    expect(r.outputs.cc_observedAlgorithm).toBe("reno");
+    expect(await newConnectionAlgorithm()).toBe("reno");
+
+    expect(r.outputs.cc_originalAlgorithm).toBe("bbr");
+    expect(r.outputs.cc_originalDefaultQdisc).toBeNull();
+    expect(r.outputs.cc_originalQdiscs).toMatchObject({
+      ntcc0: { kind: "tbf", handle: tbfBefore.handle, kernelDefault: false },
+      ntcc1: { kind: "noqueue", handle: "0:", kernelDefault: true },
+    });
+    expect(r.outputs.cc_rootQdiscs).toEqual({ ntcc0: "pfifo_fast", ntcc1: "pfifo_fast" });
+    expect((r.outputs.cc_warnings as string[]).join("\n")).toMatch(
+      /net\.core\.default_qdisc does not exist on .*only the root qdisc of ntcc0, ntcc1 is set to pfifo_fast/,
+    );
+    const file = await onHost(host, `cat ${SYSCTL_FILE}`);
+    expect(file).toContain("net.ipv4.tcp_congestion_control = reno");
+    expect(file).not.toContain("default_qdisc");
+    expect(r.outputs.cc_units).toEqual([
+      "nettune-qdisc-cc-ntcc0.service",
+      "nettune-qdisc-cc-ntcc1.service",
+    ]);
+    const enabled = await onHost(
+      host,
+      "systemctl is-enabled nettune-qdisc-cc-ntcc0.service nettune-qdisc-cc-ntcc1.service",
+    );
+    expect(enabled.trim().split("\n")).toEqual(["enabled", "enabled"]);
+  });
+
+  test("a second preview and up change nothing", () => {
+    const p = stack.preview(args(DECL));
+    expect(p.error).toBeUndefined();
+    expect(p.changes).toEqual({ same: 2 });
+    expect(stack.up(args(DECL)).changes).toEqual({ same: 2 });
+  });
+
+  test("an algorithm set with sysctl -w and a root qdisc replaced behind Pulumi's back show as drift; up repairs both", async () => {
+    await onHost(
+      host,
+      "sysctl -q -w net.ipv4.tcp_congestion_control=bbr && tc qdisc replace dev ntcc1 root pfifo",
+    );
+    const r = stack.refresh(args(DECL));
+    expect(r.error).toBeUndefined();
+    expect(r.changes.update).toBe(1);
+    const refreshed = r.events.find((e) => e.type === "outputs" && e.resourceType === TYPE);
+    expect(refreshed?.newOutputs).toMatchObject({
+      algorithm: "bbr",
+      qdisc: "pfifo",
+      observedAlgorithm: "bbr",
+      rootQdiscs: { ntcc0: "pfifo_fast", ntcc1: "pfifo" },
+    });
+    const p = stack.preview(args(DECL));
+    expect(p.changes).toEqual({ same: 1, update: 1 });
+    const resourcePart = p.stdout.split("--outputs:--")[0]!;
+    expect(resourcePart).toMatch(/~ algorithm\s*: "bbr" => "reno"/);
+    expect(resourcePart).toMatch(/~ qdisc\s*: "pfifo" => "pfifo_fast"/);
+    const u = stack.up(args(DECL));
+    expect(u.error).toBeUndefined();
+    expect(await algorithm()).toBe("reno");
+    expect((await rootOf("ntcc1"))?.kind).toBe("pfifo_fast");
+    expect(u.outputs.cc_observedAlgorithm).toBe("reno");
+  });
+
+  test("editing the qdisc previews exactly qdisc old => new and up replaces the roots", async () => {
+    const edited = { ...DECL, qdisc: "htb" };
+    const p = stack.preview(args(edited));
+    expect(p.changes).toEqual({ same: 1, update: 1 });
+    const changed = p.stdout
+      .split("--outputs:--")[0]!
+      .split("\n")
+      .filter((l) => /^\s*[-+~] /.test(l) && !l.includes("pulumi-nodejs:dynamic"));
+    expect(changed).toEqual([expect.stringMatching(/~ qdisc\s*: "pfifo_fast" => "htb"/)]);
+    // Preview never changes the host.
+    expect((await rootOf("ntcc0"))?.kind).toBe("pfifo_fast");
+    const u = stack.up(args(edited));
+    expect(u.error).toBeUndefined();
+    expect((await rootOf("ntcc0"))?.kind).toBe("htb");
+    expect((await rootOf("ntcc1"))?.kind).toBe("htb");
+    expect(await algorithm()).toBe("reno");
+  });
+
+  test("destroy restores the algorithm and each interface's previous root qdisc, and removes its files and units", async () => {
+    const r = stack.destroy(args({ ...DECL, qdisc: "htb" }));
+    expect(r.error).toBeUndefined();
+    expect(r.changes.delete).toBe(2);
+    expect(await algorithm()).toBe(originalAlgorithm);
+    expect(await newConnectionAlgorithm()).toBe(originalAlgorithm);
+    // ntcc0 gets its tbf back under its own handle, with its rate and limit; tc turns burst into
+    // whole microseconds at its rate, so burst (and the latency derived from it) may round by a
+    // fraction of a percent.
+    const tbf = (await rootOf("ntcc0"))!;
+    expect(tbf).toMatchObject({ kind: "tbf", handle: tbfBefore.handle });
+    expect(tbf.options.rate).toBe(tbfBefore.options.rate);
+    expect(tbf.options.limit).toBe(tbfBefore.options.limit);
+    const near = (a: unknown, b: unknown) => Math.abs(Number(a) - Number(b)) / Number(b);
+    expect(near(tbf.options.burst, tbfBefore.options.burst)).toBeLessThan(0.001);
+    expect(near(tbf.options.lat, tbfBefore.options.lat)).toBeLessThan(0.001);
+    // ntcc1 gets the kernel's own default back.
+    expect(await rootOf("ntcc1")).toMatchObject({ kind: "noqueue", handle: "0:" });
+    const files = await onHost(host, "ls /etc/sysctl.d /etc/systemd/system /etc/modules-load.d");
+    expect(files).not.toMatch(/nettune-congestion-cc|nettune-qdisc-cc|nettune-cc/);
+  });
+});
+
+describe("CongestionControl warnings", () => {
+  test("bbr without fq is allowed, with a warning that explains why fq is still recommended", async () => {
+    const stack = new EngineStack("congestion", "bbr");
+    try {
+      const before = await hostState();
+      const r = stack.preview(
+        args({ algorithm: "bbr", qdisc: "pfifo_fast", interfaces: ["ntcc1"] }),
+      );
+      expect(r.error).toBeUndefined();
+      const warnings = r.events
+        .filter((e) => e.type === "diagnostic" && e.severity === "warning")
+        .map((e) => e.message ?? "")
+        .join("\n");
+      expect(warnings).toMatch(/bbr without the fq qdisc \(qdisc: pfifo_fast\)/);
+      expect(warnings).toMatch(/since Linux 4\.13 bbr paces its packets itself/);
+      expect(await hostState()).toEqual(before);
+    } finally {
+      stack.dispose();
+    }
+  });
+});
+
+describe("CongestionControl: what the host does not offer fails at preview, host unchanged", () => {
+  const cases: Array<[string, Omit<CongestionArg, "name" | "host">, string, RegExp]> = [
+    [
+      "vegas (not in this kernel)",
+      { algorithm: "vegas" },
+      "algorithm",
+      /vegas is not available on .*; available: bbr reno/,
+    ],
+    [
+      "cubic (in the kernel, but not allowed in a network namespace)",
+      { algorithm: "cubic" },
+      "algorithm",
+      /cubic is in the kernel, but .* is a network namespace .*tcp_allowed_congestion_control.*: bbr reno/,
+    ],
+    [
+      "fq (not in this kernel)",
+      { algorithm: "reno", qdisc: "fq", interfaces: ["ntcc1"] },
+      "qdisc",
+      /fq is not available on .*; available: bfifo htb noqueue pfifo pfifo_fast pfifo_head_drop/,
+    ],
+    [
+      "fq_codel (not in this kernel)",
+      { algorithm: "bbr", qdisc: "fq_codel", interfaces: ["ntcc1"] },
+      "qdisc",
+      /fq_codel is not available on .*; available: bfifo htb/,
+    ],
+    [
+      "tbf (needs parameters)",
+      { algorithm: "reno", qdisc: "tbf", interfaces: ["ntcc1"] },
+      "qdisc",
+      /tbf needs parameters/,
+    ],
+    [
+      "a qdisc with no interfaces where default_qdisc does not exist",
+      { algorithm: "reno", qdisc: "pfifo" },
+      "qdisc",
+      /net\.core\.default_qdisc does not exist on .*list the interfaces/,
+    ],
+    [
+      "an interface the host lacks",
+      { algorithm: "reno", qdisc: "pfifo", interfaces: ["ntcc1", "ntcc9"] },
+      "interfaces[1]",
+      /no interface ntcc9/,
+    ],
+    [
+      "an algorithm name with shell in it",
+      { algorithm: "bbr; reboot" },
+      "algorithm",
+      /must be a lower-case name/,
+    ],
+  ];
+
+  test(`${cases.length} declarations each fail preview naming the field and what the host has`, async () => {
+    const before = await hostState();
+    const stack = new EngineStack("congestion", "bad");
+    try {
+      const results = stack.previewEach(cases.map(([, c]) => args(c, "bad")));
+      for (const [i, [label, , field, reason]] of cases.entries()) {
+        const r = results[i]!;
+        expect(r.ok, `${label} should fail`).toBe(false);
+        const errors = r.events
+          .filter((e) => e.type === "diagnostic" && e.severity === "error")
+          .map((e) => e.message ?? "")
+          .join("\n");
+        expect(errors, label).toContain(`property ${field} `);
+        expect(errors, label).toMatch(reason);
+        expect(resourceOps(r, TYPE)).not.toContain("create");
+      }
+    } finally {
+      stack.dispose();
+    }
+    expect(await hostState()).toEqual(before);
+  });
+});
+
+describe("CongestionControl persistence across a real reboot", () => {
+  // A reboot recreates only eth0 and lo: ntcc0/ntcc1 are gone afterwards. So the qdisc part of
+  // persistence is tested on eth0, which carries the SSH session, with pfifo_fast: harmless, and
+  // different from the noqueue the kernel gives a veth.
+  test("the algorithm (sysctl.d) and eth0's root qdisc (systemd unit) come back after a reboot; destroy removes both", async () => {
+    const stack = new EngineStack("congestion", "persist");
+    const decl = args({ algorithm: "reno", qdisc: "pfifo_fast", interfaces: ["eth0"] }, "boot");
+    try {
+      expect(await rootOf("eth0")).toMatchObject({ kind: "noqueue", handle: "0:" });
+      expect(stack.up(decl).error).toBeUndefined();
+      cli(["sandbox", "reboot", "host2", "--name", SANDBOX]);
+      expect(await algorithm()).toBe("reno");
+      expect((await rootOf("eth0"))?.kind).toBe("pfifo_fast");
+      expect(await newConnectionAlgorithm()).toBe("reno");
+
+      const d = stack.destroy(decl);
+      expect(d.error).toBeUndefined();
+      expect(await algorithm()).toBe("bbr");
+      expect(await rootOf("eth0")).toMatchObject({ kind: "noqueue", handle: "0:" });
+      // Destroy plus reboot gives the defaults back: nothing of the resource is left to run.
+      cli(["sandbox", "reboot", "host2", "--name", SANDBOX]);
+      expect(await algorithm()).toBe("bbr");
+      expect(await rootOf("eth0")).toMatchObject({ kind: "noqueue", handle: "0:" });
+    } finally {
+      stack.destroy(decl);
+      stack.dispose();
+    }
+  });
+});
