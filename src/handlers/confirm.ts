@@ -28,11 +28,14 @@ export function rollbackUnit(token: string): string {
   return `nettune-rollback-${token.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60)}`;
 }
 
-/** One script: arm the rollback, then apply. Prints `armed systemd|process`. */
-export function renderArmAndApply(o: ConfirmOptions): string {
+/**
+ * One script: arm the rollback, then apply. Prints `armed systemd|process` when it armed. With
+ * `onlyIfSshOver`, it arms only when the SSH session arrives on that interface.
+ */
+export function renderArmAndApply(o: ConfirmOptions, onlyIfSshOver?: string): string {
   const unit = rollbackUnit(o.token);
   const pidFile = shellQuote(`/run/${unit}.pid`);
-  return [
+  const arm = [
     `if command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then`,
     `  systemctl stop ${shellQuote(`${unit}.timer`)} 2>/dev/null; systemctl reset-failed ${shellQuote(`${unit}.service`)} 2>/dev/null`,
     // Timers fire up to a minute late by default (AccuracySec=1min): a rollback must be on time.
@@ -42,6 +45,13 @@ export function renderArmAndApply(o: ConfirmOptions): string {
     `  nohup /bin/sh -c ${shellQuote(`sleep ${o.rollbackAfter}; ${o.rollback}`)} >/dev/null 2>&1 &`,
     `  echo $! > ${pidFile}`,
     `  echo armed process`,
+    `fi`,
+  ];
+  if (onlyIfSshOver === undefined) return [...arm, o.apply].join("\n");
+  return [
+    `ssh_if=$(${SSH_INTERFACE_SCRIPT})`,
+    `if [ "$ssh_if" = ${shellQuote(onlyIfSshOver)} ]; then`,
+    ...arm,
     `fi`,
     o.apply,
   ].join("\n");
@@ -103,17 +113,22 @@ export async function applyConfirmed(
   conn: Connection,
   o: ConfirmOptions,
   describe: string,
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  options: { onlyIfSshOver?: string; sleep?: (ms: number) => Promise<void> } = {},
 ): Promise<ExecResult | undefined> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   // The apply may cut this very connection: losing it here is not yet a failure.
   let result: ExecResult | undefined;
   try {
     result = await transport.exec(
-      { script: renderArmAndApply(o) },
+      { script: renderArmAndApply(o, options.onlyIfSshOver) },
       { timeoutMs: 20_000, allowFailure: true },
     );
   } catch {
     result = undefined;
+  }
+  // Not armed (SSH runs over another interface): an ordinary apply, nothing to confirm.
+  if (result && options.onlyIfSshOver !== undefined && !/^armed /m.test(result.stdout)) {
+    return result;
   }
   await transport.close();
   try {

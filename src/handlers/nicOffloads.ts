@@ -19,6 +19,11 @@ import {
   type EthtoolFeatures,
 } from "../host/ethtool";
 import type { Command, Transport } from "../transport/types";
+import { renderCommand } from "../transport/quote";
+import { applyConfirmed } from "./confirm";
+
+/** Seconds after which a host puts unconfirmed offload changes of its SSH interface back. */
+const OFFLOADS_ROLLBACK_AFTER = 60;
 import {
   propertyPath,
   type DiffResult,
@@ -42,11 +47,13 @@ import {
   persistCommands,
   persistSchema,
   readLink,
+  parseBatch,
+  renderBatch,
   runBatch,
   unitNameSchema,
+  type StepResult,
   unitPathOf,
   type LinkInfo,
-  type StepResult,
 } from "./link";
 
 /**
@@ -368,7 +375,34 @@ async function applyChanges(
       ? [renderEthtoolFeatures(ifname, Object.fromEntries(changes.map((c) => [c.name, c.want])))]
       : [];
   const read = changes.length > 0 ? [renderEthtoolShow("features", ifname)] : [];
-  const steps = await runBatch(t, [...set, ...read, ...persist]);
+  const batch = [...set, ...read, ...persist];
+  // Offloads of the interface SSH runs over are changed commit-confirmed, as the MTU is: the
+  // same round trip arms a host-side rollback when SSH arrives on this interface, and the
+  // change is kept only once a new SSH connection carries data.
+  let steps: StepResult[];
+  if (changes.length > 0) {
+    const before = Object.fromEntries(changes.map((c) => [c.name, c.before]));
+    const res = await applyConfirmed(
+      t,
+      inputs.connection,
+      {
+        rollbackAfter: OFFLOADS_ROLLBACK_AFTER,
+        token: `offloads-${inputs.unitName.replace(/\.service$/, "")}`,
+        rollback: renderCommand(renderEthtoolFeatures(ifname, before)),
+        apply: renderBatch(batch),
+      },
+      `Offload changes on ${ifname}`,
+      { onlyIfSshOver: ifname },
+    );
+    if (!res || res.exitCode !== 0) {
+      throw new Error(
+        `features: the answer to the offload changes on ${t.target} was lost; they were put back`,
+      );
+    }
+    steps = parseBatch(res.stdout, batch);
+  } else {
+    steps = await runBatch(t, batch);
+  }
   const warnings: string[] = [];
   const problems: Failure[] = [];
   let after: EthtoolFeatures | undefined;
