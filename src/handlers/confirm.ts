@@ -95,6 +95,9 @@ async function probe(conn: Connection, timeoutSeconds: number): Promise<void> {
   }
 }
 
+/** How long a changed link gets to settle before the new connection must carry data. */
+const SETTLE_MS = 2000;
+
 export class ManagementPathError extends Error {
   constructor(message: string) {
     super(message);
@@ -131,6 +134,9 @@ export async function applyConfirmed(
     return result;
   }
   await transport.close();
+  // Let the link settle first: many NICs reset their link on an MTU or offload change, and a
+  // probe that slips through before a path breaks would confirm a change that cuts it.
+  await sleep(SETTLE_MS);
   try {
     await probe(conn, 10);
   } catch {
