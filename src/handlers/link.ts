@@ -17,6 +17,7 @@ import {
 } from "../host/systemd";
 import { isScript, renderCommand } from "../transport/quote";
 import type { Command, Transport } from "../transport/types";
+import { ConnectError } from "../transport/errors";
 import type { Connection } from "../schemas/connection";
 import { sameHost, stableJson, type Failure } from "./framework";
 
@@ -133,7 +134,17 @@ export function parseBatch(stdout: string, commands: readonly Command[]): StepRe
 /** Runs commands in one round trip; see {@link renderBatch}. */
 export async function runBatch(t: Transport, commands: readonly Command[]): Promise<StepResult[]> {
   if (commands.length === 0) return [];
-  const res = await t.exec({ script: renderBatch(commands) }, { allowFailure: true });
+  const script = { script: renderBatch(commands) };
+  let res;
+  try {
+    res = await t.exec(script, { allowFailure: true });
+  } catch (err) {
+    // Some drivers reset the link on a channel or feature change, which can drop the SSH
+    // session mid-command. Every batch here is idempotent (set, read back, install a unit),
+    // so it runs once more on a new connection and the read-back decides.
+    if (!(err instanceof ConnectError && err.kind === "lost")) throw err;
+    res = await t.exec(script, { allowFailure: true });
+  }
   if (res.exitCode !== 0) {
     throw new Error(
       `nettune: could not run commands on ${t.target} (exit code ${res.exitCode ?? res.signal}): ` +

@@ -279,6 +279,8 @@ describe("persistence across a real reboot", () => {
       expect(await features()).toBe(defaults.features);
       expect(await channelsText()).toBe(defaults.channels);
     } finally {
+      // Whatever failed above, leave host 2 as the next test expects it.
+      stack.destroy(args);
       stack.dispose();
     }
   });
