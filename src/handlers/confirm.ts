@@ -76,7 +76,11 @@ export const SSH_INTERFACE_SCRIPT =
  * A fresh connection (not the pooled one) that must carry real data both ways: 64 KiB from the
  * host exercises full-size segments, which is what an MTU problem breaks.
  */
-async function probe(conn: Connection, timeoutSeconds: number): Promise<void> {
+async function probe(
+  conn: Connection,
+  timeoutSeconds: number,
+  then?: { script: string; allowFailure: boolean },
+): Promise<void> {
   const t = new SshTransport(
     connectionSchema.parse({
       ...conn,
@@ -90,6 +94,10 @@ async function probe(conn: Connection, timeoutSeconds: number): Promise<void> {
       { timeoutMs: timeoutSeconds * 1000 },
     );
     if (Number(res.stdout.trim()) < 65536) throw new Error("short read over the new connection");
+    // Confirmed: what follows (disarming) goes over the connection that just proved the path.
+    // A disarm that fails must fail the check: a rollback left armed would undo the change.
+    if (then !== undefined)
+      await t.exec({ script: then.script }, { allowFailure: then.allowFailure });
   } finally {
     await t.close();
   }
@@ -133,12 +141,18 @@ export async function applyConfirmed(
   if (result && options.onlyIfSshOver !== undefined && !/^armed /m.test(result.stdout)) {
     return result;
   }
-  await transport.close();
+  // The pooled connection is left alone: other resources of this deployment may be running
+  // commands on it right now. The check below uses a connection of its own.
   // Let the link settle first: many NICs reset their link on an MTU or offload change, and a
   // probe that slips through before a path breaks would confirm a change that cuts it.
   await sleep(SETTLE_MS);
+  // Reachable, but the apply failed or its answer was lost: undo now, not when the timer fires.
+  const failed = !result || result.exitCode !== 0;
+  const then = failed
+    ? { script: `${o.rollback}\n${renderDisarm(o.token)}`, allowFailure: true }
+    : { script: renderDisarm(o.token), allowFailure: false };
   try {
-    await probe(conn, 10);
+    await probe(conn, 10, then);
   } catch {
     // Wait for the host's own rollback, then see whether it is back.
     await sleep((o.rollbackAfter + 3) * 1000);
@@ -158,14 +172,5 @@ export async function applyConfirmed(
           : `The host was told to undo it after ${o.rollbackAfter} s, but is still unreachable: check it from its console.`),
     );
   }
-  if (!result || result.exitCode !== 0) {
-    // Reachable, but the apply failed or its answer was lost: undo now, not when the timer fires.
-    await transport.exec(
-      { script: `${o.rollback}\n${renderDisarm(o.token)}` },
-      { allowFailure: true },
-    );
-    return result;
-  }
-  await transport.exec({ script: renderDisarm(o.token) });
   return result;
 }
