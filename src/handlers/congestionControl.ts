@@ -48,6 +48,7 @@ import {
 import { renderCommand } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import {
+  diffResult,
   sameHost,
   stableJson,
   type DiffResult,
@@ -623,15 +624,7 @@ export const congestionControlHandler: ResourceHandler<
     if (!sameSet(olds.interfaces, news.interfaces))
       detailedDiff.interfaces = { kind: "update", inputDiff: true };
     if (olds.persist !== news.persist) detailedDiff.persist = { kind: "update", inputDiff: true };
-    for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
-    return {
-      changes:
-        Object.keys(detailedDiff).length > 0 ||
-        stableJson(olds.connection) !== stableJson(news.connection),
-      replaces,
-      deleteBeforeReplace: true,
-      detailedDiff,
-    };
+    return diffResult(detailedDiff, replaces, olds, news);
   },
 
   async create(inputs, ctx) {

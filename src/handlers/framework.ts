@@ -116,3 +116,25 @@ export function stableJson(value: unknown): string {
       : v,
   );
 }
+
+/**
+ * The end of every resource's diff: replacing fields are marked in `detailedDiff`, and there
+ * are changes when anything differs, the connection included (a rotated key changes no host,
+ * but the state must hold it for later deletes). Replacement deletes first: two owners of the
+ * same setting on one host must never exist side by side.
+ */
+export function diffResult(
+  detailedDiff: NonNullable<DiffResult["detailedDiff"]>,
+  replaces: string[],
+  olds: { connection: unknown },
+  news: { connection: unknown },
+  otherChange = false,
+): DiffResult {
+  for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
+  const changes =
+    replaces.length > 0 ||
+    Object.keys(detailedDiff).length > 0 ||
+    otherChange ||
+    stableJson(olds.connection) !== stableJson(news.connection);
+  return { changes, replaces, deleteBeforeReplace: true, detailedDiff };
+}

@@ -19,7 +19,7 @@ import { isScript, renderCommand } from "../transport/quote";
 import type { Command, Transport } from "../transport/types";
 import { ConnectError } from "../transport/errors";
 import type { Connection } from "../schemas/connection";
-import { sameHost, stableJson, type Failure } from "./framework";
+import { sameHost, type Failure } from "./framework";
 
 // ---------------------------------------------------------------------------------------------
 // Schemas
@@ -254,11 +254,6 @@ export function linkOtherChanges(olds: LinkInputs, news: LinkInputs): string[] {
   if (olds.persist !== news.persist) out.push("persist");
   if (olds.unitName !== news.unitName && (olds.persist || news.persist)) out.push("unitName");
   return out;
-}
-
-/** True when only the connection's credentials or options changed. */
-export function connectionChanged(olds: LinkInputs, news: LinkInputs): boolean {
-  return stableJson(olds.connection) !== stableJson(news.connection);
 }
 
 /** The resource's id: where and what, never a secret. */

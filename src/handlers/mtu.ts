@@ -13,6 +13,7 @@ import { renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import { applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
 import {
+  diffResult,
   sameHost,
   stableJson,
   type DiffResult,
@@ -202,15 +203,7 @@ export const mtuHandler: ResourceHandler<MtuInputs, MtuOutputs> = {
       if (stableJson(olds[k]) !== stableJson(news[k]))
         detailedDiff[k] = { kind: "update", inputDiff: true };
     }
-    for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
-    return {
-      changes:
-        Object.keys(detailedDiff).length > 0 ||
-        stableJson(olds.connection) !== stableJson(news.connection),
-      replaces,
-      deleteBeforeReplace: true,
-      detailedDiff,
-    };
+    return diffResult(detailedDiff, replaces, olds, news);
   },
 
   async create(inputs, ctx) {

@@ -25,6 +25,7 @@ import { applyConfirmed } from "./confirm";
 /** Seconds after which a host puts unconfirmed offload changes of its SSH interface back. */
 const OFFLOADS_ROLLBACK_AFTER = 60;
 import {
+  diffResult,
   propertyPath,
   type DiffResult,
   type Failure,
@@ -33,7 +34,6 @@ import {
 } from "./framework";
 import {
   checkPersist,
-  connectionChanged,
   describeLink,
   failuresError,
   interfaceSchema,
@@ -489,20 +489,10 @@ export const nicOffloadsHandler: ResourceHandler<NicOffloadsInputs, NicOffloadsO
     }
     for (const key of linkOtherChanges(olds, news))
       detailedDiff[key] = { kind: "update", inputDiff: true };
-    for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
     // Renaming gro to generic-receive-offload changes no host, but the state must follow.
     const renamed =
       Object.keys(olds.features).sort().join() !== Object.keys(news.features).sort().join();
-    return {
-      changes:
-        replaces.length > 0 ||
-        Object.keys(detailedDiff).length > 0 ||
-        renamed ||
-        connectionChanged(olds, news),
-      replaces,
-      deleteBeforeReplace: true,
-      detailedDiff,
-    };
+    return diffResult(detailedDiff, replaces, olds, news, renamed);
   },
 
   async create(inputs, ctx) {

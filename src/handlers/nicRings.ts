@@ -13,10 +13,9 @@ import {
 } from "../host/ethtool";
 import { ParseError } from "../host/errors";
 import type { Command, Transport } from "../transport/types";
-import type { DiffResult, Failure, ResourceHandler } from "./framework";
+import { diffResult, type DiffResult, type Failure, type ResourceHandler } from "./framework";
 import {
   checkPersist,
-  connectionChanged,
   countSchema,
   describeLink,
   failuresError,
@@ -244,16 +243,7 @@ export const nicRingsHandler: ResourceHandler<NicRingsInputs, NicRingsOutputs> =
     }
     for (const key of linkOtherChanges(olds, news))
       detailedDiff[key] = { kind: "update", inputDiff: true };
-    for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
-    return {
-      changes:
-        replaces.length > 0 ||
-        Object.keys(detailedDiff).length > 0 ||
-        connectionChanged(olds, news),
-      replaces,
-      deleteBeforeReplace: true,
-      detailedDiff,
-    };
+    return diffResult(detailedDiff, replaces, olds, news);
   },
 
   async create(inputs, ctx) {

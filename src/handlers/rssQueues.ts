@@ -18,10 +18,15 @@ import {
 } from "../host/ethtool";
 import { ParseError } from "../host/errors";
 import type { Command, Transport } from "../transport/types";
-import { stableJson, type DiffResult, type Failure, type ResourceHandler } from "./framework";
+import {
+  diffResult,
+  stableJson,
+  type DiffResult,
+  type Failure,
+  type ResourceHandler,
+} from "./framework";
 import {
   checkPersist,
-  connectionChanged,
   countSchema,
   describeLink,
   failuresError,
@@ -476,16 +481,7 @@ export const rssQueuesHandler: ResourceHandler<RssQueuesInputs, RssQueuesOutputs
     }
     for (const key of linkOtherChanges(olds, news))
       detailedDiff[key] = { kind: "update", inputDiff: true };
-    for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
-    return {
-      changes:
-        replaces.length > 0 ||
-        Object.keys(detailedDiff).length > 0 ||
-        connectionChanged(olds, news),
-      replaces,
-      deleteBeforeReplace: true,
-      detailedDiff,
-    };
+    return diffResult(detailedDiff, replaces, olds, news);
   },
 
   async create(inputs, ctx) {

@@ -28,8 +28,8 @@ import {
 } from "../host/sysctl";
 import type { Transport } from "../transport/types";
 import {
+  diffResult,
   sameHost,
-  stableJson,
   type DiffResult,
   type Failure,
   type ResourceHandler,
@@ -209,17 +209,7 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
       else if (b === undefined) detailedDiff[path] = { kind: "delete", inputDiff: true };
       else if (!same(a, b)) detailedDiff[path] = { kind: "update", inputDiff: true };
     }
-    for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
-    // A new key or timeout changes no host, but the state must hold it for later deletes.
-    const otherChange =
-      olds.behindNat !== news.behindNat ||
-      stableJson(olds.connection) !== stableJson(news.connection);
-    return {
-      changes: replaces.length > 0 || Object.keys(detailedDiff).length > 0 || otherChange,
-      replaces,
-      deleteBeforeReplace: true,
-      detailedDiff,
-    };
+    return diffResult(detailedDiff, replaces, olds, news, olds.behindNat !== news.behindNat);
   },
 
   async create(inputs, ctx) {
