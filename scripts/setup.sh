@@ -7,6 +7,7 @@
 #   npm dependencies     npm ci, when package-lock.json changed
 #   Pulumi CLI           built from Pulumi's Go module (tools/pulumi) at the pinned release
 #   dynamic provider     pulumi-resource-pulumi-nodejs shim beside the CLI
+#   wanem                the effect benchmark's userspace WAN (tools/wanem), built with Go
 #   sandbox root fs      Debian bookworm made once with debootstrap (nettune sandbox prepare)
 #
 # The cache lives outside the checkout (NETTUNE_CACHE, default ~/.cache/nettune) so fresh
@@ -92,6 +93,18 @@ EOF
 chmod +x "$tools/pulumi-resource-pulumi-nodejs.tmp"
 mv "$tools/pulumi-resource-pulumi-nodejs.tmp" "$tools/pulumi-resource-pulumi-nodejs"
 "$tools/pulumi" version >/dev/null || die "the Pulumi CLI at $tools/pulumi does not run"
+
+# --- wanem: the effect benchmark's emulated WAN path (delay and loss without netem) ----------
+wanem_sum="$(cat "$root"/tools/wanem/go.mod "$root"/tools/wanem/go.sum "$root"/tools/wanem/*.go | sha256sum | cut -c1-16)"
+wanem_bin="$cache/wanem-$wanem_sum/wanem"
+if [ ! -x "$wanem_bin" ]; then
+  command -v go >/dev/null || die "Go is required to build wanem (tools/wanem)"
+  say "building wanem (tools/wanem)"
+  mkdir -p "$(dirname "$wanem_bin")"
+  (cd "$root/tools/wanem" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$wanem_bin.tmp" . >&2)
+  mv "$wanem_bin.tmp" "$wanem_bin"
+fi
+ln -sfn "$wanem_bin" "$tools/wanem"
 
 # --- build -----------------------------------------------------------------------------------
 (cd "$root" && node node_modules/typescript/bin/tsc -p tsconfig.json >&2)
