@@ -54,12 +54,16 @@ export function writeKnownHosts(file: string, hosts: SandboxHost[]): void {
   fs.writeFileSync(file, lines.join("\n") + "\n");
 }
 
-/** Runs a shell script on a host over the direct path; one fresh connection, no multiplexing. */
+/**
+ * Runs a shell script on a host over the direct path; one fresh connection, no multiplexing.
+ * `input`, when given, is the script's standard input.
+ */
 export async function direct(
   h: SandboxHost,
   knownHosts: string,
   script: string,
   timeoutMs = 30_000,
+  input?: string,
 ): Promise<string> {
   const res = await runOk(
     [
@@ -85,7 +89,7 @@ export async function direct(
       `${h.user}@${h.hostAddress}`,
       script,
     ],
-    { timeoutMs },
+    { timeoutMs, input },
   );
   return res.stdout;
 }

@@ -1,13 +1,14 @@
 /**
  * nettune's benchmarks.
  *
- *   npm run bench                                 the "sysctl" benchmark, one run
- *   npm run bench -- sysctl --runs 2              two runs, each reported
- *   node dist/bench/index.js sysctl [--runs N] [--timeout SECONDS] [--no-write]
+ *   npm run bench                                 every benchmark, one run each
+ *   npm run bench -- sysctl --runs 2              "sysctl" (apply cost vs Ansible), two runs
+ *   npm run bench -- effect                       "effect" (what the tuning does to traffic)
+ *   node dist/bench/index.js [sysctl] [effect] [--runs N] [--timeout SECONDS] [--no-write]
  *
  * Each run brings up its own sandbox hosts and takes them down at the end, also on failure,
- * on Ctrl-C and when the run's time limit (default 600 s) is reached. The table goes to stdout
- * and, unless --no-write, into docs/benchmarks.md between the benchmark's markers.
+ * on Ctrl-C and when the run's time limit (default 600 s) is reached. The tables go to stdout
+ * and, unless --no-write, into docs/benchmarks.md between each benchmark's markers.
  */
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -15,9 +16,11 @@ import { abortAll } from "./proc";
 import { ROOT } from "./hosts";
 import { SYSCTL_END, SYSCTL_START, renderTable, updateDoc } from "./report";
 import { SANDBOX, sysctlBench } from "./sysctl";
+import { EFFECT_END, EFFECT_SANDBOX, EFFECT_START, effectBench } from "./effect";
 
 const USAGE =
-  "usage: node dist/bench/index.js [sysctl] [--runs N] [--timeout SECONDS] [--no-write]";
+  "usage: node dist/bench/index.js [sysctl] [effect] [--runs N] [--timeout SECONDS] [--no-write]";
+const BENCHMARKS = ["sysctl", "effect"];
 
 interface Options {
   benchmarks: string[];
@@ -42,10 +45,11 @@ function parse(argv: string[]): Options {
     else if (a === "--help" || a === "-h") {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
-    } else if (a === "sysctl") o.benchmarks.push(a);
-    else throw new Error(`unknown benchmark or option ${a}\n${USAGE}`);
+    } else if (BENCHMARKS.includes(a)) {
+      if (!o.benchmarks.includes(a)) o.benchmarks.push(a);
+    } else throw new Error(`unknown benchmark or option ${a}\n${USAGE}`);
   }
-  if (o.benchmarks.length === 0) o.benchmarks.push("sysctl");
+  if (o.benchmarks.length === 0) o.benchmarks.push(...BENCHMARKS);
   return o;
 }
 
@@ -55,14 +59,13 @@ const log = (m: string) => process.stderr.write(`${m}\n`);
 function hardStop(reason: string): never {
   log(`bench: ${reason}; stopping`);
   abortAll(reason);
-  spawnSync(
-    process.execPath,
-    [path.join(ROOT, "dist/src/bin/nettune.js"), "sandbox", "down", "--name", SANDBOX],
-    {
-      stdio: "inherit",
-      timeout: 120_000,
-    },
-  );
+  for (const name of [SANDBOX, EFFECT_SANDBOX]) {
+    spawnSync(
+      process.execPath,
+      [path.join(ROOT, "dist/src/bin/nettune.js"), "sandbox", "down", "--name", name],
+      { stdio: "inherit", timeout: 120_000 },
+    );
+  }
   process.exit(1);
 }
 
@@ -81,15 +84,30 @@ async function main(): Promise<number> {
   // Each run stops itself at its limit; this catches anything that would not.
   const watchdog = setTimeout(
     () => hardStop("the overall time limit was exceeded"),
-    (o.runs * o.timeoutSec + 180) * 1000,
+    (o.benchmarks.length * o.runs * o.timeoutSec + 180) * 1000,
   );
   watchdog.unref();
 
+  const argv = process.argv.slice(2).filter((a) => a !== "--no-write");
+  const doc = path.join(ROOT, "docs/benchmarks.md");
   for (const name of o.benchmarks) {
-    if (name !== "sysctl") continue;
+    if (name === "effect") {
+      const result = await effectBench({
+        runs: o.runs,
+        argv,
+        runTimeoutMs: o.timeoutSec * 1000,
+        log,
+      });
+      process.stdout.write(`\n${result.table}\n`);
+      if (o.write) {
+        updateDoc(doc, EFFECT_START, EFFECT_END, result.section);
+        log(`bench: wrote the effect tables into ${path.relative(ROOT, doc)}`);
+      }
+      continue;
+    }
     const result = await sysctlBench({
       runs: o.runs,
-      argv: process.argv.slice(2).filter((a) => a !== "--no-write"),
+      argv,
       runTimeoutMs: o.timeoutSec * 1000,
       log,
     });
@@ -97,7 +115,6 @@ async function main(): Promise<number> {
       `\n${renderTable(result.rows)}\n\n${result.notes.map((n) => `- ${n}`).join("\n")}\n`,
     );
     if (o.write) {
-      const doc = path.join(ROOT, "docs/benchmarks.md");
       updateDoc(doc, SYSCTL_START, SYSCTL_END, result.section);
       log(`bench: wrote the table into ${path.relative(ROOT, doc)}`);
     }

@@ -97,6 +97,84 @@ export function run(argv: string[], options: RunOptions): Promise<RunResult> {
   });
 }
 
+export interface Background {
+  pid: number;
+  /** What it printed so far. */
+  output(): { stdout: string; stderr: string };
+  /** Resolves once its stdout has a line matching `re`; rejects when it exits or time is up. */
+  waitFor(re: RegExp, timeoutMs: number): Promise<void>;
+  /** SIGTERM, then SIGKILL after 5 s; resolves with its output once it has exited. */
+  stop(): Promise<{ stdout: string; stderr: string }>;
+}
+
+/**
+ * Starts a long-running helper in its own process group. abortAll kills it like any other
+ * child; the caller stops it in a `finally`.
+ */
+export function startBackground(argv: string[]): Background {
+  const [cmd, ...args] = argv;
+  if (!cmd) throw new Error("startBackground: empty command");
+  if (aborted) throw new Error(`benchmark stopped: ${aborted}`);
+  const child = spawn(cmd, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  let exited = false;
+  const waiters = new Set<() => void>();
+  const poke = () => waiters.forEach((w) => w());
+  child.stdout?.on("data", (d: Buffer) => {
+    stdout += d.toString("utf8");
+    poke();
+  });
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+  const closed = new Promise<void>((resolve) => {
+    child.on("close", () => {
+      exited = true;
+      if (child.pid !== undefined) live.delete(child.pid);
+      poke();
+      resolve();
+    });
+    child.on("error", (err) => {
+      stderr += `${cmd}: ${err.message}\n`;
+      exited = true;
+      poke();
+      resolve();
+    });
+  });
+  if (child.pid !== undefined) live.add(child.pid);
+  return {
+    pid: child.pid ?? -1,
+    output: () => ({ stdout, stderr }),
+    waitFor: (re, timeoutMs) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (stdout.split("\n").some((l) => re.test(l))) done(resolve);
+          else if (exited) done(() => reject(new Error(`${cmd} exited early:\n${stderr.trim()}`)));
+        };
+        const timer = setTimeout(
+          () => done(() => reject(new Error(`${cmd}: no ${String(re)} within ${timeoutMs} ms`))),
+          timeoutMs,
+        );
+        const done = (f: () => void) => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          f();
+        };
+        waiters.add(check);
+        check();
+      }),
+    stop: async () => {
+      if (!exited && child.pid !== undefined) {
+        killGroup(child.pid, "SIGTERM");
+        const hard = setTimeout(() => killGroup(child.pid!, "SIGKILL"), 5_000);
+        await closed;
+        clearTimeout(hard);
+      }
+      await closed;
+      return { stdout, stderr };
+    },
+  };
+}
+
 /** Like run, but throws with the tool's output unless it exited 0 in time. */
 export async function runOk(argv: string[], options: RunOptions): Promise<RunResult> {
   const res = await run(argv, options);

@@ -20,8 +20,9 @@ import {
   sandboxUp,
   writeKnownHosts,
 } from "./hosts";
-import { budget, run, runOk } from "./proc";
+import { budget, run } from "./proc";
 import type { DriverRequest, DriverResult } from "./pulumiDriver";
+import { drive, expectChanges } from "./stack";
 import { renderSection, renderTable, type Row } from "./report";
 
 export const SANDBOX = "bench";
@@ -255,31 +256,24 @@ async function nettune(
     })),
   };
   let n = 0;
-  const drive = async (ops: DriverRequest["ops"]): Promise<DriverResult[]> => {
-    const req: DriverRequest = {
-      program: path.join(ROOT, "dist/test/programs/sysctl.js"),
-      args,
-      stateDir,
-      project: "nettune-bench-sysctl",
-      stack: "bench",
-      ops,
-      resultFile: path.join(stateDir, `result-${++n}.json`),
-    };
-    const reqFile = path.join(stateDir, `request-${n}.json`);
-    fs.writeFileSync(reqFile, JSON.stringify(req));
-    await runOk([process.execPath, path.join(ROOT, "dist/bench/pulumiDriver.js"), reqFile], {
-      timeoutMs: budget(deadline, CAP_PULUMI_MS),
-      cwd: ROOT,
-    });
-    const results = JSON.parse(fs.readFileSync(req.resultFile, "utf8")) as DriverResult[];
-    const failed = results.find((r) => !r.ok);
-    if (failed) throw new Error(`pulumi ${failed.op} failed: ${failed.error}`);
-    return results;
-  };
+  const pulumi = (ops: DriverRequest["ops"]): Promise<DriverResult[]> =>
+    drive(
+      {
+        program: path.join(ROOT, "dist/test/programs/sysctl.js"),
+        args,
+        stateDir,
+        project: "nettune-bench-sysctl",
+        stack: "bench",
+        ops,
+        resultFile: path.join(stateDir, `result-${++n}.json`),
+      },
+      deadline,
+      CAP_PULUMI_MS,
+    );
   const stats = (op: string) => path.join(work, "stats", op);
 
   log("bench sysctl: nettune: pulumi up, then a second pulumi up");
-  const [up1, up2] = (await drive([
+  const [up1, up2] = (await pulumi([
     { op: "up", statsDir: stats("up") },
     { op: "up", statsDir: stats("up-again") },
   ])) as [DriverResult, DriverResult];
@@ -300,7 +294,7 @@ async function nettune(
   }
 
   log("bench sysctl: nettune: pulumi destroy");
-  const [destroy] = (await drive([{ op: "destroy", statsDir: stats("destroy") }])) as [
+  const [destroy] = (await pulumi([{ op: "destroy", statsDir: stats("destroy") }])) as [
     DriverResult,
   ];
   expectChanges(destroy, { delete: HOSTS + 1 }, "destroy");
@@ -327,15 +321,6 @@ async function nettune(
     row(up2, "`pulumi up` again (no change)", stats("up-again")),
     row(destroy, "`pulumi destroy` (restore)", stats("destroy")),
   ];
-}
-
-function expectChanges(r: DriverResult, want: Record<string, number>, what: string): void {
-  const got = Object.fromEntries(Object.entries(r.changes).filter(([, v]) => v > 0));
-  if (JSON.stringify(got) !== JSON.stringify(want)) {
-    throw new Error(
-      `${what}: expected resource changes ${JSON.stringify(want)}, got ${JSON.stringify(r.changes)}`,
-    );
-  }
 }
 
 /** Handshakes and commands per host, summed over every provider process of an operation. */
