@@ -11,9 +11,17 @@ import { formatSysctl, normalizeSysctl, type SysctlValue } from "../schemas/sysc
 
 export const SYSCTL_D = "/etc/sysctl.d";
 
-/** net.ipv4.tcp_rmem -> net/ipv4/tcp_rmem (names are validated: no '/' or '..'). */
+/**
+ * net.ipv4.tcp_rmem -> net/ipv4/tcp_rmem; net.ipv4.conf.eth0/100.rp_filter ->
+ * net/ipv4/conf/eth0.100/rp_filter (sysctl(8)'s form for names with a dot). Names are validated
+ * (sysctlKeyName): a '/' only ever stands between two name characters, so no segment can become
+ * "." or "..".
+ */
 export function sysctlPath(key: string): string {
-  return key.split(".").join("/");
+  return key
+    .split(".")
+    .map((segment) => segment.split("/").join("."))
+    .join("/");
 }
 
 export type ReadResult =

@@ -173,16 +173,20 @@ export const SYSCTL_CATALOGUE: Readonly<Record<string, KeySpec>> = {
 
 /**
  * A key outside the catalogue is accepted only when its name is well formed: dot-separated
- * segments of letters, digits, `_` and `-`, no `/`, no `..`, nothing a shell would read.
- * Whether it exists is checked on the host.
+ * segments of letters, digits, `_` and `-`, no `..`, nothing a shell would read. As in
+ * sysctl(8) and sysctl.d(5), a `/` inside a segment stands for a dot in that segment, for
+ * interfaces whose names have one: `net.ipv4.conf.eth0/100.rp_filter` is
+ * /proc/sys/net/ipv4/conf/eth0.100/rp_filter. Whether it exists is checked on the host.
  */
 export const sysctlKeyName = z
   .string()
   .min(3, "key name is too short")
   .max(200, "key name is too long")
   .regex(
-    /^[a-z][a-z0-9_-]*(\.[A-Za-z0-9_-]+)+$/,
-    "must be dot-separated segments of letters, digits, _ and - (no '/', '..', spaces or shell characters)",
+    /^[a-z][a-z0-9_-]*(\.[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*)+$/,
+    "must be dot-separated segments of letters, digits, _ and - (no '..', spaces or shell characters; " +
+      "a '/' inside a segment stands for a dot in an interface name, as sysctl prints it: " +
+      "net.ipv4.conf.eth0/100.rp_filter)",
   );
 
 /** Values of keys outside the catalogue: an integer, a list of integers, or a plain word. */

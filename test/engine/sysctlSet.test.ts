@@ -345,6 +345,40 @@ describe("SysctlSet bad input fails at preview with the host untouched", () => {
   });
 });
 
+describe("SysctlSet on an interface with a dot in its name", () => {
+  // sysctl(8) writes eth0.100's keys as net.ipv4.conf.eth0/100.*; so do SysctlSet's users.
+  const KEY = "net.ipv4.conf.lan0/5.rp_filter";
+  const PROC = "/proc/sys/net/ipv4/conf/lan0.5/rp_filter";
+  const stack = new EngineStack("sysctl", "dotted");
+  afterAll(async () => {
+    stack.destroy(program({ [KEY]: 2 }));
+    stack.dispose();
+    await onHost(host, "ip link del lan0.5 2>/dev/null || true");
+  });
+
+  test("up sets it, the sysctl.d file loads it, destroy restores it", async () => {
+    await onHost(host, "ip link add lan0.5 type veth peer name x.y");
+    const original = (await onHost(host, `cat ${PROC}`)).trim();
+    expect(original).toBe("0");
+    const up = stack.up(program({ [KEY]: 2 }));
+    expect(up.error).toBeUndefined();
+    expect(up.outputs.web_originals).toEqual({ [KEY]: "0" });
+    expect((await onHost(host, `cat ${PROC}`)).trim()).toBe("2");
+    const file = "/etc/sysctl.d/90-nettune-web.conf";
+    expect(await onHost(host, `cat ${file}`)).toContain(`${KEY} = 2`);
+    // The file is what the host applies at boot: sysctl reads the key in the same form.
+    await onHost(host, `echo 0 > ${PROC}; sysctl -q -p ${file}`);
+    expect((await onHost(host, `cat ${PROC}`)).trim()).toBe("2");
+    expect(stack.up(program({ [KEY]: 2 })).changes).toEqual({ same: 2 });
+    const d = stack.destroy(program({ [KEY]: 2 }));
+    expect(d.error).toBeUndefined();
+    expect((await onHost(host, `cat ${PROC}`)).trim()).toBe("0");
+    expect((await onHost(host, "ls /etc/sysctl.d/")).split(/\s+/)).not.toContain(
+      "90-nettune-web.conf",
+    );
+  });
+});
+
 describe("SysctlSet program-level checks and secrets", () => {
   test("two SysctlSets setting the same key on one host fail preview naming both", async () => {
     const stack = new EngineStack("sysctl", "dup");

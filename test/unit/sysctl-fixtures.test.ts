@@ -296,3 +296,44 @@ describe(`sysctl -a output (sysctl-a-*-${KERNEL}.txt)`, () => {
     expect(validateSysctl("net.ipv4.tcp_notsent_lowat", parseSysctlValue(text))).toBeUndefined();
   });
 });
+
+describe("interfaces with a dot in their name (sysctl's '/' form), on real output", () => {
+  // Captured in a namespace with veths named lan0.5 and x.y (SOURCES.md).
+  const DOTTED_KERNEL = "6.18.44-fc-v669";
+  const DOTTED = [
+    "net.ipv4.conf.lan0/5.rp_filter",
+    "net.ipv4.conf.x/y.forwarding",
+    "net.ipv6.conf.lan0/5.mtu",
+    "net.ipv4.conf.eth0/9.rp_filter",
+  ];
+
+  it("every key sysctl -a prints for them is well formed and maps to its /proc/sys file", () => {
+    const lines = fixture(`sysctl-a-dotted-netns-${DOTTED_KERNEL}.txt`).trim().split("\n");
+    expect(lines.length).toBeGreaterThan(50);
+    for (const line of lines) {
+      const [key, text] = line.split(" = ") as [string, string];
+      expect(validateSysctl(key, parseSysctlValue(text)), line).toBeUndefined();
+      expect(sysctlPath(key)).toMatch(/^net\/ipv4\/conf\/(lan0\.5|x\.y)\/[a-z_0-9]+$/);
+    }
+  });
+
+  it("the read script reads /proc/sys/…/lan0.5/… and reports under the declared key", () => {
+    const script = renderSysctlRead(DOTTED);
+    expect(script).toContain("cat /proc/sys/net/ipv4/conf/lan0.5/rp_filter");
+    expect(script).toContain("cat /proc/sys/net/ipv4/conf/x.y/forwarding");
+    const res = parseSysctlRead(fixture(`read-dotted-netns-${DOTTED_KERNEL}.txt`), DOTTED);
+    expect(res.get("net.ipv4.conf.lan0/5.rp_filter")).toEqual({
+      key: "net.ipv4.conf.lan0/5.rp_filter",
+      ok: true,
+      value: "0",
+      writable: true,
+    });
+    expect(res.get("net.ipv6.conf.lan0/5.mtu")).toMatchObject({ ok: true, value: "1500" });
+    expect(res.get("net.ipv4.conf.x/y.forwarding")).toMatchObject({ ok: true, value: "0" });
+    expect(res.get("net.ipv4.conf.eth0/9.rp_filter")).toEqual({
+      key: "net.ipv4.conf.eth0/9.rp_filter",
+      ok: false,
+      error: "/proc/sys/net/ipv4/conf/eth0.9/rp_filter: No such file or directory",
+    });
+  });
+});

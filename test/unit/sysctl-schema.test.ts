@@ -194,6 +194,9 @@ describe("key names", () => {
     "net.ipv4.neigh.default.gc_thresh3",
     "net.ipv4.conf.Eth0.rp_filter",
     "vm.swappiness",
+    // sysctl(8)'s form for an interface with a dot in its name (eth0.100, a VLAN).
+    "net.ipv4.conf.eth0/100.rp_filter",
+    "net.ipv6.conf.br-lan/5/7.mtu",
   ])("%s is well formed", (key) => {
     ok(key, 1);
   });
@@ -201,6 +204,13 @@ describe("key names", () => {
   it.each([
     ["net/core/somaxconn"],
     ["net.core.somaxconn/../x"],
+    ["net/ipv4.conf.eth0.rp_filter"],
+    ["net.ipv4.conf.eth0/.rp_filter"],
+    ["net.ipv4.conf./eth0.rp_filter"],
+    ["net.ipv4.conf.eth0//100.rp_filter"],
+    ["net.ipv4.conf.eth0/100/.rp_filter"],
+    ["net.ipv4.conf./.rp_filter"],
+    ["net.ipv4.conf.//.rp_filter"],
     ["net..core"],
     ["..net.core"],
     ["net.core."],
