@@ -8,6 +8,7 @@
  */
 import { ParseError } from "./errors";
 import { assertInterfaceName } from "./ip";
+import { isObject } from "./json";
 
 const TOOL_FEATURES = "ethtool -k";
 const TOOL_FEATURES_JSON = "ethtool --json -k";
@@ -131,10 +132,6 @@ export function parseEthtoolFeatures(text: string): EthtoolFeatures {
         : { on, fixed: suffix === "fixed" };
   }
   return { interface: group(header, 1), features };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

@@ -2,7 +2,7 @@
  * iproute2 `ip link` on the host: parse `ip -d -j link show` and render `ip link set` as
  * argument lists. No I/O here: `handlers/` runs these through a transport.
  */
-import { ParseError } from "./errors";
+import { fieldReader, isObject, parseJsonArray } from "./json";
 
 const TOOL = "ip -d -j link";
 
@@ -67,12 +67,6 @@ export interface IpLink {
   readonly parentBus?: string;
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /**
  * Parses the JSON of `ip -d -j link show [dev IF]` (one object per link, in ip's order).
  *
@@ -83,36 +77,13 @@ function isObject(v: unknown): v is Json {
  * eth0?.mtu; // 1500
  */
 export function parseIpLink(jsonText: string): IpLink[] {
-  if (jsonText.trim() === "") throw new ParseError(TOOL, "no output", jsonText);
-  let data: unknown;
-  try {
-    data = JSON.parse(jsonText);
-  } catch (cause) {
-    throw new ParseError(TOOL, `invalid JSON: ${(cause as Error).message}`, jsonText, { cause });
-  }
-  if (!Array.isArray(data)) throw new ParseError(TOOL, "expected a JSON array of links", jsonText);
-  return data.map((entry, i) => readLink(entry, i, jsonText));
+  return parseJsonArray(TOOL, jsonText, "links").map((entry, i) => readLink(entry, i, jsonText));
 }
 
-function readLink(entry: unknown, index: number, text: string): IpLink {
-  const where = `link ${index}`;
-  if (!isObject(entry)) throw new ParseError(TOOL, `${where} is not an object`, text);
-  const fail = (field: string, want: string): never => {
-    throw new ParseError(TOOL, `${where}: "${field}" is not ${want}`, text);
-  };
-  // null is how ip says "none" for a few fields (a veth peer in another namespace).
-  const num = (field: string): number | undefined => {
-    const v = entry[field];
-    if (v === undefined || v === null) return undefined;
-    return typeof v === "number" && Number.isFinite(v) ? v : fail(field, "a number");
-  };
-  const str = (obj: Json, field: string): string | undefined => {
-    const v = obj[field];
-    if (v === undefined || v === null) return undefined;
-    return typeof v === "string" ? v : fail(field, "a string");
-  };
-
-  const ifname = str(entry, "ifname") ?? fail("ifname", "a string");
+function readLink(raw: unknown, index: number, text: string): IpLink {
+  // null is how ip says "none" for a few fields (a veth peer in another namespace): undefined.
+  const { entry, fail, num, str } = fieldReader(TOOL, raw, `link ${index}`, text);
+  const ifname = str("ifname") ?? fail("ifname", "a string");
   const ifindex = num("ifindex") ?? fail("ifindex", "a number");
   const mtu = num("mtu") ?? fail("mtu", "a number");
   const rawFlags = entry["flags"];
@@ -129,20 +100,20 @@ function readLink(entry: unknown, index: number, text: string): IpLink {
     minMtu: num("min_mtu"),
     maxMtu: num("max_mtu"),
     txqlen: num("txqlen"),
-    qdisc: str(entry, "qdisc"),
-    operstate: str(entry, "operstate"),
+    qdisc: str("qdisc"),
+    operstate: str("operstate"),
     flags: rawFlags as string[],
-    address: str(entry, "address"),
-    linkType: str(entry, "link_type"),
-    kind: isObject(linkinfo) ? str(linkinfo, "info_kind") : undefined,
+    address: str("address"),
+    linkType: str("link_type"),
+    kind: isObject(linkinfo) ? str("info_kind", linkinfo) : undefined,
     numTxQueues: num("num_tx_queues"),
     numRxQueues: num("num_rx_queues"),
     gsoMaxSize: num("gso_max_size"),
     groMaxSize: num("gro_max_size"),
-    link: str(entry, "link"),
-    master: str(entry, "master"),
-    parentDev: str(entry, "parentdev"),
-    parentBus: str(entry, "parentbus"),
+    link: str("link"),
+    master: str("master"),
+    parentDev: str("parentdev"),
+    parentBus: str("parentbus"),
   };
   return withoutUndefined(link);
 }

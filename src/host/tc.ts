@@ -4,7 +4,7 @@
  * congestion control algorithms it offers. No I/O here: `handlers/` runs these through a
  * transport.
  */
-import { ParseError } from "./errors";
+import { fieldReader, isObject, parseJsonArray } from "./json";
 import { assertInterfaceName } from "./ip";
 
 const TOOL = "tc -j qdisc show";
@@ -26,12 +26,6 @@ export interface TcQdisc {
   readonly options: Readonly<Record<string, unknown>>;
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /**
  * Parses the JSON of `tc -j [-raw] qdisc show [dev IF]`, one entry per qdisc in tc's order. With `dev`
  * (the device the command was run for), entries without a `dev` field get it.
@@ -43,25 +37,8 @@ function isObject(v: unknown): v is Json {
  * root?.kind; // "pfifo_fast"
  */
 export function parseTcQdiscs(jsonText: string, dev?: string): TcQdisc[] {
-  if (jsonText.trim() === "") throw new ParseError(TOOL, "no output", jsonText);
-  let data: unknown;
-  try {
-    data = JSON.parse(jsonText);
-  } catch (cause) {
-    throw new ParseError(TOOL, `invalid JSON: ${(cause as Error).message}`, jsonText, { cause });
-  }
-  if (!Array.isArray(data)) throw new ParseError(TOOL, "expected a JSON array of qdiscs", jsonText);
-  return data.map((entry, i) => {
-    const where = `qdisc ${i}`;
-    if (!isObject(entry)) throw new ParseError(TOOL, `${where} is not an object`, jsonText);
-    const fail = (field: string, want: string): never => {
-      throw new ParseError(TOOL, `${where}: "${field}" is not ${want}`, jsonText);
-    };
-    const str = (field: string): string | undefined => {
-      const v = entry[field];
-      if (v === undefined || v === null) return undefined;
-      return typeof v === "string" ? v : fail(field, "a string");
-    };
+  return parseJsonArray(TOOL, jsonText, "qdiscs").map((raw, i) => {
+    const { entry, fail, str } = fieldReader(TOOL, raw, `qdisc ${i}`, jsonText);
     const kind = str("kind") ?? fail("kind", "a string");
     const handle = str("handle") ?? fail("handle", "a string");
     const root = entry["root"];
