@@ -76,8 +76,10 @@ interface LinkState {
 /** One round trip: the link's details and the interface the SSH session arrives on. */
 async function readLink(t: Transport, ifname: string): Promise<LinkState | { missing: string }> {
   const script = [
-    `if ! ip -d -j link show dev ${shellQuote(ifname)} 2>/tmp/.nettune-ip-err; then echo MISSING; cat /tmp/.nettune-ip-err; rm -f /tmp/.nettune-ip-err; exit 0; fi`,
-    "rm -f /tmp/.nettune-ip-err",
+    // ip's complaint goes to a file of this run's own (never a fixed name in /tmp, as root).
+    `e=$(mktemp) || exit 97`,
+    `trap 'rm -f "$e"' EXIT`,
+    `if ! ip -d -j link show dev ${shellQuote(ifname)} 2>"$e"; then echo MISSING; cat "$e"; exit 0; fi`,
     "echo ---",
     SSH_INTERFACE_SCRIPT,
   ].join("\n");

@@ -118,7 +118,14 @@ describe("Mtu verifyPeers: every device on the path must agree", () => {
 
 describe("Mtu bad input fails at preview with the host untouched", () => {
   test.each([
-    ["an unknown interface", { interface: "eth9", mtu: 1400 }, "property interface "],
+    [
+      "an unknown interface",
+      { interface: "eth9", mtu: 1400 },
+      "property interface ",
+      // ip's own words, as the host said them.
+      "no interface eth9 on root@",
+      'Device "eth9" does not exist',
+    ],
     ["an MTU above 65535", { mtu: 70000 }, "property mtu "],
     ["an MTU below 68", { mtu: 67 }, "property mtu "],
     [
@@ -128,7 +135,7 @@ describe("Mtu bad input fails at preview with the host untouched", () => {
     ],
     ["a rollback timer under 5 s", { mtu: 1400, rollbackAfter: 1 }, "property rollbackAfter "],
     ["a hostile interface name", { interface: "eth0;reboot", mtu: 1400 }, "property interface "],
-  ])("%s", async (_label, m, field) => {
+  ])("%s", async (_label, m, field, ...said) => {
     const stack = new EngineStack("mtu", "bad");
     try {
       const before = await procSysNet(host);
@@ -139,6 +146,7 @@ describe("Mtu bad input fails at preview with the host untouched", () => {
         .filter((e) => e.type === "diagnostic" && e.severity === "error")
         .map((e) => e.message ?? "");
       expect(errors.join("\n")).toContain(field);
+      for (const words of said) expect(errors.join("\n")).toContain(words);
       expect(await procSysNet(host)).toEqual(before);
       expect(await onHost(host, "ip -d link show")).toEqual(linkBefore);
     } finally {
