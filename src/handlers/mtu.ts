@@ -11,7 +11,7 @@ import { interfaceSchema } from "./link";
 import { renderUnitInstall, renderUnitRemove, unitName, type LinkUnit } from "../host/systemd";
 import { renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
-import { applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
+import { applyConfirmed, renderDisarm, rollbackAfterSchema, SSH_INTERFACE_SCRIPT } from "./confirm";
 import {
   diffResult,
   sameHost,
@@ -44,12 +44,7 @@ export const mtuSchema = z.strictObject({
     .max(16, "verifyPeers takes at most 16 addresses")
     .default([]),
   persist: z.boolean({ error: "persist must be true or false" }).default(true),
-  rollbackAfter: z
-    .number({ error: "rollbackAfter must be a number of seconds" })
-    .int("rollbackAfter must be whole seconds")
-    .min(5, "rollbackAfter must be at least 5 seconds")
-    .max(3600, "rollbackAfter must be at most 3600 seconds")
-    .default(60),
+  rollbackAfter: rollbackAfterSchema,
   resourceName: z.string().min(1),
 });
 

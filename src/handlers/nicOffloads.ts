@@ -20,10 +20,9 @@ import {
 } from "../host/ethtool";
 import type { Command, Transport } from "../transport/types";
 import { renderCommand } from "../transport/quote";
-import { applyConfirmed } from "./confirm";
+import { applyConfirmed, DEFAULT_ROLLBACK_AFTER, rollbackAfterSchema } from "./confirm";
 
 /** Seconds after which a host puts unconfirmed offload changes of its SSH interface back. */
-const OFFLOADS_ROLLBACK_AFTER = 60;
 import {
   diffResult,
   propertyPath,
@@ -206,6 +205,7 @@ export const nicOffloadsSchema = z.strictObject({
   features: featuresSchema,
   persist: persistSchema,
   unitName: unitNameSchema,
+  rollbackAfter: rollbackAfterSchema,
 });
 
 export type NicOffloadsInputs = z.output<typeof nicOffloadsSchema>;
@@ -386,7 +386,7 @@ async function applyChanges(
       t,
       inputs.connection,
       {
-        rollbackAfter: OFFLOADS_ROLLBACK_AFTER,
+        rollbackAfter: inputs.rollbackAfter,
         token: `offloads-${inputs.unitName.replace(/\.service$/, "")}`,
         rollback: renderCommand(renderEthtoolFeatures(ifname, before)),
         apply: renderBatch(batch),
@@ -489,6 +489,11 @@ export const nicOffloadsHandler: ResourceHandler<NicOffloadsInputs, NicOffloadsO
     }
     for (const key of linkOtherChanges(olds, news))
       detailedDiff[key] = { kind: "update", inputDiff: true };
+    // State written before rollbackAfter existed holds none: it had the default.
+    const oldRollbackAfter =
+      (olds as { rollbackAfter?: number }).rollbackAfter ?? DEFAULT_ROLLBACK_AFTER;
+    if (oldRollbackAfter !== news.rollbackAfter)
+      detailedDiff.rollbackAfter = { kind: "update", inputDiff: true };
     // Renaming gro to generic-receive-offload changes no host, but the state must follow.
     const renamed =
       Object.keys(olds.features).sort().join() !== Object.keys(news.features).sort().join();

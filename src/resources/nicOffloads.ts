@@ -46,6 +46,12 @@ export interface NicOffloadsArgs {
    * removed on destroy. Default true; false sets the live state only.
    */
   readonly persist?: pulumi.Input<boolean>;
+  /**
+   * When SSH runs over this interface, the host puts the previous features back by itself after
+   * this many seconds unless a new SSH connection confirms the change (commit-confirmed).
+   * 5-3600, default 60.
+   */
+  readonly rollbackAfter?: pulumi.Input<number>;
 }
 
 /**
@@ -81,6 +87,7 @@ export class NicOffloads extends pulumi.dynamic.Resource {
         interface: args.interface,
         features: args.features,
         persist: args.persist,
+        rollbackAfter: args.rollbackAfter,
         unitName: defaultUnitName("NicOffloads", name),
         originals: undefined,
         applied: undefined,

@@ -4,6 +4,7 @@
  * real offload toggles and channel counts, no ring sizes and no RSS table (veth has neither),
  * persistence proven by real reboots.
  */
+import { spawn, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, resourceOps } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
@@ -128,6 +129,47 @@ describe("NicOffloads lifecycle", () => {
     expect(r.changes.delete).toBe(2);
     expect(await features()).toBe(defaults.features);
     expect(await units()).toEqual([]);
+  });
+});
+
+describe("NicOffloads that cuts the management path", () => {
+  test("the host puts the old features back within rollbackAfter, is reachable again, and the resource fails saying why", async () => {
+    const stack = new EngineStack("link", "offloads-cut");
+    expect(await feature("generic-receive-offload")).toBe(false);
+    // Stand-in for a driver that stops passing traffic after a toggle: while the host's eth0
+    // has GRO on, this machine's end of its link is down. Bounded: gives up (and restores the
+    // link) after 90 s.
+    const watcher = spawn(
+      "sh",
+      [
+        "-c",
+        `state=up; i=0; while [ $i -lt 900 ]; do
+           g=$(ip netns exec ${host.namespace} ethtool -k eth0 2>/dev/null | sed -n 's/^generic-receive-offload: \\([a-z]*\\).*/\\1/p')
+           if [ "$g" = on ] && [ $state = up ]; then ip link set dev ${host.rootInterface} down; state=down; fi
+           if [ "$g" = off ] && [ $state = down ]; then ip link set dev ${host.rootInterface} up; exit 0; fi
+           sleep 0.1; i=$((i+1))
+         done; ip link set dev ${host.rootInterface} up; exit 1`,
+      ],
+      { stdio: "ignore" },
+    );
+    const watcherDone = new Promise<number | null>((resolve) => watcher.on("exit", resolve));
+    try {
+      const r = stack.up({
+        offloads: [offloads({ gro: true }, { persist: false, rollbackAfter: 8 })],
+      });
+      expect(r.ok).toBe(false);
+      expect(r.error).toMatch(/Offload changes on eth0 cut the SSH connection/);
+      expect(r.error).toMatch(/undid the change by itself after 8 s .* reachable again/);
+      // The watcher saw GRO go back off by itself and restored the link.
+      expect(await watcherDone).toBe(0);
+      expect(await feature("generic-receive-offload")).toBe(false);
+      expect(await features()).toBe(defaults.features);
+    } finally {
+      watcher.kill();
+      spawnSync("ip", ["link", "set", "dev", host.rootInterface, "up"]);
+      stack.destroy({ offloads: [offloads({ gro: false }, { persist: false })] });
+      stack.dispose();
+    }
   });
 });
 

@@ -14,6 +14,7 @@ interface LinkArg {
 
 export interface OffloadsArg extends LinkArg {
   features: Record<string, boolean>;
+  rollbackAfter?: number;
 }
 
 export interface RssArg extends LinkArg {
@@ -42,6 +43,7 @@ export default function program(args: LinkProgramArgs): Record<string, unknown> 
       interface: a.interface,
       features: a.features,
       persist: a.persist,
+      rollbackAfter: a.rollbackAfter,
     });
     out[`${a.name}_features`] = r.features;
     out[`${a.name}_originals`] = r.originals;

@@ -247,6 +247,24 @@ describe("NicOffloads: check (no host)", () => {
     expect(schemaFailures(nicOffloadsSchema, { ...base, features })[0]).toMatch(re);
   });
 
+  it.each([
+    [4, /^rollbackAfter: rollbackAfter must be at least 5 seconds/],
+    [3601, /^rollbackAfter: rollbackAfter must be at most 3600 seconds/],
+    [7.5, /^rollbackAfter: rollbackAfter must be whole seconds/],
+    ["60", /^rollbackAfter: rollbackAfter must be a number of seconds/],
+  ])("rollbackAfter %j is refused naming it", (rollbackAfter, re) => {
+    expect(
+      schemaFailures(nicOffloadsSchema, { ...base, features: { gro: true }, rollbackAfter })[0],
+    ).toMatch(re);
+  });
+
+  it("rollbackAfter defaults to 60 seconds", () => {
+    expect(nicOffloadsSchema.parse({ ...base, features: { gro: true } }).rollbackAfter).toBe(60);
+    expect(
+      nicOffloadsSchema.parse({ ...base, features: { gro: true }, rollbackAfter: 8 }).rollbackAfter,
+    ).toBe(8);
+  });
+
   it("takes short and long names, and LRO off with GRO on", () => {
     expect(
       schemaFailures(nicOffloadsSchema, {
@@ -458,6 +476,22 @@ describe("NicOffloads on veth", () => {
     ).toEqual({
       persist: { kind: "update", inputDiff: true },
     });
+    expect(
+      offloads.diff(
+        "id",
+        olds,
+        offloadInputs({ features: { gro: true, tso: false }, rollbackAfter: 20 }),
+      ).detailedDiff,
+    ).toEqual({ rollbackAfter: { kind: "update", inputDiff: true } });
+    // State from before rollbackAfter existed had the default: no change on upgrade.
+    const { rollbackAfter: _r, ...older } = olds;
+    expect(
+      offloads.diff(
+        "id",
+        older as NicOffloadsOutputs,
+        offloadInputs({ features: { gro: true, tso: false } }),
+      ).changes,
+    ).toBe(false);
   });
 
   it("update: applies only what changed, restores a removed feature, rewrites the unit", async () => {
