@@ -131,16 +131,23 @@ function missingKeyError(t: Transport, r: ReadResult): string {
   return r.ok ? "" : `key ${r.key} cannot be read on ${t.target}: ${r.error}`;
 }
 
+/** Runs one apply script; returns the values of the `capture` keys it read before writing. */
 async function applyOrThrow(
   t: Transport,
   steps: ApplyStep[],
   persist: PersistFile | undefined,
-): Promise<void> {
-  const res = await t.exec({ script: renderSysctlApply(steps, persist) }, { allowFailure: true });
+  capture: readonly string[] = [],
+): Promise<Readonly<Record<string, string>>> {
+  const res = await t.exec(
+    { script: renderSysctlApply(steps, persist, capture) },
+    { allowFailure: true },
+  );
   const out = parseSysctlApply(res.stdout, res.exitCode);
-  if (out.ok) return;
+  if (out.ok) return out.originals;
   const undone = "nothing was changed: every key written in this step was put back";
   switch (out.kind) {
+    case "unreadable":
+      throw new Error(`key ${out.key} cannot be read on ${t.target}: ${out.reason}`);
     case "failed":
       throw new Error(
         `sysctl ${out.key}: the kernel rejected the value on ${t.target}: ${out.reason}; ${undone}`,
@@ -215,13 +222,11 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
   async create(inputs, ctx) {
     const t = ctx.transport;
     const keys = Object.keys(inputs.values);
-    const before = await readKeys(t, keys);
-    for (const r of before.values()) if (!r.ok) throw new Error(missingKeyError(t, r));
-    const originals: Record<string, string> = {};
-    for (const [k, r] of before) if (r.ok) originals[k] = r.value;
     const filePath = filePathOf(inputs);
+    // One round trip: the script reads every key's original first (a missing key stops it
+    // before anything is written), rolls back to those values on failure, and reports them.
     const steps: ApplyStep[] = runtimeOf(inputs.persist)
-      ? keys.map((key) => ({ key, value: inputs.values[key]!, rollback: originals[key]! }))
+      ? keys.map((key) => ({ key, value: inputs.values[key]!, rollback: null }))
       : [];
     const persist = filePath
       ? {
@@ -230,7 +235,7 @@ export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs
           reload: runtimeOf(inputs.persist),
         }
       : undefined;
-    await applyOrThrow(t, steps, persist);
+    const originals = { ...(await applyOrThrow(t, steps, persist, keys)) };
     const id = `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}/sysctl/${inputs.fileName}`;
     return {
       id,

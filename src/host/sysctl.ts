@@ -80,8 +80,11 @@ export interface ApplyStep {
   readonly key: string;
   /** The value to write. */
   readonly value: SysctlValue | string;
-  /** What to put back if a later step fails (the value live before this apply). */
-  readonly rollback: string;
+  /**
+   * What to put back if a later step fails (the value live before this apply), or null for the
+   * value the script itself read first (the key must be in `capture`).
+   */
+  readonly rollback: string | null;
 }
 
 export interface PersistFile {
@@ -93,23 +96,48 @@ export interface PersistFile {
 }
 
 /**
- * One all-or-nothing script: write each key, read every key back and compare, then write (or
- * remove) the persistence file. On the first failure, every key already written is put back
- * to its `rollback` value in reverse order and the script exits non-zero after printing
+ * One all-or-nothing script: read the `capture` keys first (printing `orig <TAB> key <TAB>
+ * value` for each), write each key, read every key back and compare, then write (or remove)
+ * the persistence file. A capture key that cannot be read stops it before anything is written:
+ *   unreadable <TAB> key <TAB> reason            (exit 6)
+ * On the first later failure, every key already written is put back to its `rollback` value in
+ * reverse order and the script exits non-zero after printing
  *   failed <TAB> key <TAB> kernel's reason        (exit 3)
  *   mismatch <TAB> key <TAB> wrote <TAB> got     (exit 4)
  *   persist <TAB> path <TAB> reason              (exit 5)
  */
-export function renderSysctlApply(steps: readonly ApplyStep[], persist?: PersistFile): string {
+export function renderSysctlApply(
+  steps: readonly ApplyStep[],
+  persist?: PersistFile,
+  capture: readonly string[] = [],
+): string {
   const lines = ["set -f", "r0() { :; }"];
+  capture.forEach((key, j) => {
+    const p = shellQuote(`/proc/sys/${sysctlPath(key)}`);
+    const k = shellQuote(key);
+    lines.push(
+      `if ! c${j}=$(cat ${p} 2>&1); then ` +
+        `printf 'unreadable\\t%s\\t%s\\n' ${k} "$(echo $c${j} | sed 's/^cat: //')"; exit 6; fi`,
+      `c${j}=$(echo $c${j}); printf 'orig\\t%s\\t%s\\n' ${k} "$c${j}"`,
+    );
+  });
   steps.forEach((s, i) => {
     const p = shellQuote(`/proc/sys/${sysctlPath(s.key)}`);
     const v = shellQuote(typeof s.value === "string" ? s.value : formatSysctl(s.value));
+    let rollback: string;
+    if (s.rollback === null) {
+      const j = capture.indexOf(s.key);
+      if (j < 0)
+        throw new Error(`renderSysctlApply: ${s.key} rolls back to a value it does not read`);
+      rollback = `"$c${j}"`;
+    } else {
+      rollback = shellQuote(s.rollback);
+    }
     lines.push(
       // tee reports the kernel's errno ("Invalid argument"); the shell's printf would not.
       `if ! e=$(printf '%s\\n' ${v} 2>&1 | tee ${p} 2>&1 >/dev/null); then ` +
         `printf 'failed\\t%s\\t%s\\n' ${shellQuote(s.key)} "$(echo $e | sed 's/^.*: //')"; r${i}; exit 3; fi`,
-      `r${i + 1}() { printf '%s\\n' ${shellQuote(s.rollback)} > ${p} 2>/dev/null; r${i}; }`,
+      `r${i + 1}() { printf '%s\\n' ${rollback} > ${p} 2>/dev/null; r${i}; }`,
     );
   });
   const all = `r${steps.length}`;
@@ -150,7 +178,17 @@ function renderPersist(persist: PersistFile, undo: string): string[] {
 }
 
 export type ApplyOutcome =
-  | { readonly ok: true }
+  | {
+      readonly ok: true;
+      /** The captured keys' values before anything was written, normalized. */
+      readonly originals: Readonly<Record<string, string>>;
+    }
+  | {
+      readonly ok: false;
+      readonly kind: "unreadable";
+      readonly key: string;
+      readonly reason: string;
+    }
   | { readonly ok: false; readonly kind: "failed"; readonly key: string; readonly reason: string }
   | {
       readonly ok: false;
@@ -163,9 +201,18 @@ export type ApplyOutcome =
 
 export function parseSysctlApply(stdout: string, exitCode: number | null): ApplyOutcome {
   const lines = stdout.split("\n").filter(Boolean);
-  if (exitCode === 0 && lines.at(-1) === "applied") return { ok: true };
+  if (exitCode === 0 && lines.at(-1) === "applied") {
+    const originals: Record<string, string> = {};
+    for (const line of lines) {
+      const [tag, key, ...value] = line.split("\t");
+      if (tag === "orig" && key) originals[key] = normalizeSysctl(value.join("\t"));
+    }
+    return { ok: true, originals };
+  }
   for (const line of lines) {
     const [tag, key = "", a = "", b = ""] = line.split("\t");
+    if (tag === "unreadable")
+      return { ok: false, kind: "unreadable", key, reason: a || "cannot be read" };
     if (tag === "failed")
       return { ok: false, kind: "failed", key, reason: a || "rejected by the kernel" };
     if (tag === "mismatch") return { ok: false, kind: "mismatch", key, wrote: a, got: b };

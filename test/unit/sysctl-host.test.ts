@@ -185,7 +185,19 @@ describe("parsers", () => {
   });
 
   it("parseSysctlApply: each outcome the script can print", () => {
-    expect(parseSysctlApply("applied\n", 0)).toEqual({ ok: true });
+    expect(parseSysctlApply("applied\n", 0)).toEqual({ ok: true, originals: {} });
+    expect(parseSysctlApply("orig\tnet.core.somaxconn\t4096\napplied\n", 0)).toEqual({
+      ok: true,
+      originals: { "net.core.somaxconn": "4096" },
+    });
+    expect(
+      parseSysctlApply("unreadable\tnet.core.x\t/proc/sys/net/core/x: No such file\n", 6),
+    ).toEqual({
+      ok: false,
+      kind: "unreadable",
+      key: "net.core.x",
+      reason: "/proc/sys/net/core/x: No such file",
+    });
     expect(parseSysctlApply(`failed\t${FIN}\tInvalid argument\n`, 3)).toEqual({
       ok: false,
       kind: "failed",
@@ -268,11 +280,62 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   it("apply: writes every value, checks it, prints applied", async () => {
     const res = await run(renderSysctlApply(STEPS));
     expect(res).toMatchObject({ exitCode: 0, stdout: "applied\n" });
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({ ok: true });
+    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({ ok: true, originals: {} });
     expect(host.getProc(SOMAXCONN)).toBe("65535\n");
     expect(host.getProc(RMEM)).toBe("4096 87380 33554432\n");
     expect(host.getProc(CC)).toBe("bbr\n");
     expect(host.getProc(FIN)).toBe("60\n");
+  });
+
+  it("apply with capture: reads the originals first, reports them, then writes", async () => {
+    const steps = STEPS.map((s) => ({ ...s, rollback: null }));
+    const res = await run(renderSysctlApply(steps, undefined, [SOMAXCONN, RMEM, CC]));
+    expect(res.exitCode).toBe(0);
+    expect(res.stdout).toBe(
+      `orig\t${SOMAXCONN}\t4096\norig\t${RMEM}\t4096 131072 6291456\norig\t${CC}\tcubic\napplied\n`,
+    );
+    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({
+      ok: true,
+      originals: { [SOMAXCONN]: "4096", [RMEM]: "4096 131072 6291456", [CC]: "cubic" },
+    });
+    expect(host.getProc(SOMAXCONN)).toBe("65535\n");
+    expect(host.getProc(CC)).toBe("bbr\n");
+  });
+
+  it("apply with capture: a refused key puts the earlier ones back to the values read (exit 3)", async () => {
+    fs.rmSync(host.procPath(CC));
+    fs.mkdirSync(host.procPath(CC));
+    const steps: ApplyStep[] = [
+      { key: SOMAXCONN, value: 65535, rollback: null },
+      { key: RMEM, value: [4096, 87380, 33554432], rollback: null },
+      { key: CC, value: "bbr", rollback: "cubic" },
+    ];
+    const res = await run(renderSysctlApply(steps, undefined, [SOMAXCONN, RMEM]));
+    expect(res.exitCode).toBe(3);
+    expect(parseSysctlApply(res.stdout, res.exitCode)).toMatchObject({ kind: "failed", key: CC });
+    expect(host.getProc(SOMAXCONN)).toBe("4096\n");
+    expect(host.getProc(RMEM)).toBe("4096 131072 6291456\n");
+  });
+
+  it("apply with capture: a key that cannot be read stops it before any write (exit 6)", async () => {
+    const steps = STEPS.map((s) => ({ ...s, rollback: null }));
+    const capture = [SOMAXCONN, RMEM, "net.nettune.missing", CC];
+    const res = await run(renderSysctlApply(steps, undefined, capture));
+    expect(res.exitCode).toBe(6);
+    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({
+      ok: false,
+      kind: "unreadable",
+      key: "net.nettune.missing",
+      reason: "/proc/sys/net/nettune/missing: No such file or directory",
+    });
+    expect(host.getProc(SOMAXCONN)).toBe("4096\n");
+    expect(host.getProc(CC)).toBe("cubic\n");
+  });
+
+  it("a step that rolls back to a value not captured is refused when rendering", () => {
+    expect(() => renderSysctlApply([{ key: SOMAXCONN, value: 1, rollback: null }])).toThrow(
+      "renderSysctlApply: net.core.somaxconn rolls back to a value it does not read",
+    );
   });
 
   it("apply: a key refused in the middle puts every earlier key back (exit 3)", async () => {
