@@ -15,7 +15,18 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { SandboxHost } from "../src/sandbox/sandbox";
-import { ROOT, direct, machine, sandboxDown, sandboxUp, writeKnownHosts } from "./hosts";
+import { featureState } from "../src/handlers/nicOffloads";
+import { parseEthtoolFeatures, resolveFeatureName } from "../src/host/ethtool";
+import {
+  ROOT,
+  differences,
+  direct,
+  liveValues,
+  machine,
+  sandboxDown,
+  sandboxUp,
+  writeKnownHosts,
+} from "./hosts";
 import { budget, runOk, startBackground, type Background } from "./proc";
 import type { DriverResult } from "./pulumiDriver";
 import { drive, expectChanges } from "./stack";
@@ -32,6 +43,8 @@ const WAN = ["198.19.1.1", "198.19.1.2"] as const;
 export const WAN_PATH = { delayMs: 25, loss: 0.01, rateMbit: 100, queueMs: 50 };
 const LAN_SECONDS = 10;
 const WAN_SECONDS = 20;
+/** The burst's two sides (listener and client), copied to the hosts. */
+const BURST_PY = path.join(ROOT, "bench/effect/burst.py");
 /** The burst: connections at once, the listener's accept rate, and the client's deadline. */
 export const BURST = { count: 8000, acceptPerSecond: 10_000, deadlineSec: 1, listenSec: 4 };
 
@@ -46,11 +59,6 @@ const GUIDE_TEXT = Object.fromEntries(
   Object.entries(GUIDE).map(([k, v]) => [k, Array.isArray(v) ? v.join(" ") : String(v)]),
 );
 const OFFLOADS = ["tso", "gso", "gro"] as const;
-const ETHTOOL_NAMES: Record<(typeof OFFLOADS)[number], string> = {
-  tso: "tcp-segmentation-offload",
-  gso: "generic-segmentation-offload",
-  gro: "generic-receive-offload",
-};
 
 const CAP_UP_MS = 120_000;
 const CAP_DOWN_MS = 120_000;
@@ -183,7 +191,7 @@ async function oneRun(runNo: number, deadline: number, log: (m: string) => void)
       );
     }
 
-    const defaults = await readKeys(b, kh, Object.keys(GUIDE));
+    const defaults = await liveValues(b, kh, Object.keys(GUIDE));
     const offloadDefaults = await readOffloads(a, kh);
     const stack = pulumiStack(hosts, work, deadline);
 
@@ -200,6 +208,8 @@ async function oneRun(runNo: number, deadline: number, log: (m: string) => void)
     const lanOn = await iperf(a, b, kh, LAN[1], 5202, LAN_SECONDS);
 
     log("bench effect: the namespace's defaults: listen burst, WAN with cubic, WAN with bbr");
+    const burstPy = fs.readFileSync(BURST_PY, "utf8");
+    for (const h of hosts) await direct(h, kh, "cat > /run/nettune-burst.py", 30_000, burstPy);
     const burstBefore = await burst(a, b, kh, 9001);
     const wanCubic = await iperf(a, b, kh, WAN[1], 5203, WAN_SECONDS, "cubic");
     const wanBbrDefaultBuffers = await iperf(a, b, kh, WAN[1], 5204, WAN_SECONDS, "bbr");
@@ -208,10 +218,9 @@ async function oneRun(runNo: number, deadline: number, log: (m: string) => void)
     const tuned = await stack.up({ offloads: on, sysctls: GUIDE, algorithm: "bbr" });
     expectChanges(tuned, { create: 4, same: 3 }, "guide and bbr");
     for (const h of hosts) {
-      const live = await readKeys(h, kh, Object.keys(GUIDE));
-      const wrong = Object.keys(GUIDE).filter((k) => live[k] !== GUIDE_TEXT[k]);
+      const wrong = differences(await liveValues(h, kh, Object.keys(GUIDE)), GUIDE_TEXT);
       if (wrong.length > 0)
-        throw new Error(`${h.name}: not the guide's values: ${wrong.join(", ")}`);
+        throw new Error(`${h.name}: not the guide's values: ${wrong.join("; ")}`);
     }
     const observedAlgorithm = String(tuned.outputs.host1_observedAlgorithm);
     if (observedAlgorithm !== "bbr") {
@@ -226,9 +235,8 @@ async function oneRun(runNo: number, deadline: number, log: (m: string) => void)
     log("bench effect: pulumi destroy: the hosts' own values come back");
     expectChanges(await stack.destroy(), { delete: 7 }, "destroy");
     for (const h of hosts) {
-      const live = await readKeys(h, kh, Object.keys(GUIDE));
-      const wrong = Object.keys(GUIDE).filter((k) => live[k] !== defaults[k]);
-      if (wrong.length > 0) throw new Error(`${h.name}: not restored: ${wrong.join(", ")}`);
+      const wrong = differences(await liveValues(h, kh, Object.keys(GUIDE)), defaults);
+      if (wrong.length > 0) throw new Error(`${h.name}: not restored: ${wrong.join("; ")}`);
       const offloads = await readOffloads(h, kh);
       if (JSON.stringify(offloads) !== JSON.stringify(offloadDefaults)) {
         throw new Error(`${h.name}: offloads not restored: ${JSON.stringify(offloads)}`);
@@ -326,20 +334,14 @@ export function parsePing(out: string): EffectRun["rttMs"] {
 
 // --- reading the hosts -----------------------------------------------------------------------
 
-async function readKeys(h: SandboxHost, kh: string, keys: string[]) {
-  const out = await direct(h, kh, `sysctl -n ${keys.join(" ")}`);
-  const lines = out.trimEnd().split("\n");
-  if (lines.length !== keys.length) throw new Error(`${h.name}: sysctl printed:\n${out}`);
-  return Object.fromEntries(keys.map((k, i) => [k, lines[i]!.trim().split(/\s+/).join(" ")]));
-}
-
+/** tso, gso and gro of the host's lan0, as the project's own ethtool reader sees them. */
 async function readOffloads(h: SandboxHost, kh: string): Promise<Record<string, boolean>> {
-  const out = await direct(h, kh, `ethtool -k ${LAN_IF}`);
+  const features = parseEthtoolFeatures(await direct(h, kh, `ethtool -k ${LAN_IF}`));
   return Object.fromEntries(
     OFFLOADS.map((f) => {
-      const m = new RegExp(`^${ETHTOOL_NAMES[f]}: (on|off)`, "m").exec(out);
-      if (!m) throw new Error(`${h.name}: ethtool -k ${LAN_IF} shows no ${ETHTOOL_NAMES[f]}`);
-      return [f, m[1] === "on"];
+      const state = featureState(features, resolveFeatureName(f));
+      if (!state) throw new Error(`${h.name}: ethtool -k ${LAN_IF} shows no ${f}`);
+      return [f, state.on];
     }),
   );
 }
@@ -425,8 +427,6 @@ export function parseIperf(json: string): Iperf {
   };
 }
 
-const BURST_PY = path.join(ROOT, "bench/effect/burst.py");
-
 /** The listener on `server` (LAN), the burst from `client`, and the counters of both. */
 async function burst(
   client: SandboxHost,
@@ -434,9 +434,6 @@ async function burst(
   kh: string,
   port: number,
 ): Promise<Burst> {
-  const script = fs.readFileSync(BURST_PY, "utf8");
-  for (const h of [client, server])
-    await direct(h, kh, "cat > /run/nettune-burst.py", 30_000, script);
   const result = `/run/nettune-burst-${port}.json`;
   const s0 = await netstat(server, kh);
   const c0 = await netstat(client, kh);

@@ -5,7 +5,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { sysctlPath } from "../src/host/sysctl";
 import type { SandboxHost } from "../src/sandbox/sandbox";
+import { shellQuote } from "../src/transport/quote";
 import { runOk, run } from "./proc";
 
 export const ROOT = path.resolve(__dirname, "../..");
@@ -94,7 +96,7 @@ export async function direct(
   return res.stdout;
 }
 
-const procPath = (key: string) => `/proc/sys/${key.split(".").join("/")}`;
+const procPath = (key: string) => shellQuote(`/proc/sys/${sysctlPath(key)}`);
 const norm = (s: string) => s.trim().split(/\s+/).join(" ");
 
 /** Live values of keys, whitespace-normalized. */
@@ -103,7 +105,9 @@ export async function liveValues(
   knownHosts: string,
   keys: string[],
 ): Promise<Record<string, string>> {
-  const script = keys.map((k) => `printf '%s\\t%s\\n' '${k}' "$(cat ${procPath(k)})"`).join("\n");
+  const script = keys
+    .map((k) => `printf '%s\\t%s\\n' ${shellQuote(k)} "$(cat ${procPath(k)})"`)
+    .join("\n");
   const out = await direct(h, knownHosts, script);
   const values: Record<string, string> = {};
   for (const line of out.split("\n")) {

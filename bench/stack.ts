@@ -14,8 +14,7 @@ export async function drive(
   deadline: number,
   capMs: number,
 ): Promise<DriverResult[]> {
-  const reqFile = req.resultFile.replace(/result-([^/]*)\.json$/, "request-$1.json");
-  if (reqFile === req.resultFile) throw new Error(`drive: ${req.resultFile} is not result-*.json`);
+  const reqFile = `${req.resultFile}.request`;
   fs.writeFileSync(reqFile, JSON.stringify(req));
   await runOk([process.execPath, path.join(ROOT, "dist/bench/pulumiDriver.js"), reqFile], {
     timeoutMs: budget(deadline, capMs),

@@ -6,7 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { parseNetstat } from "../../bench/effect";
+import { parseIperf, parseNetstat, parsePing } from "../../bench/effect";
 
 const ROOT = path.resolve(__dirname, "../..");
 const WANEM = path.join(ROOT, ".tools/bin/wanem");
@@ -83,9 +83,7 @@ function ping(count: number, interval: string) {
     ],
     { encoding: "utf8", timeout: 60_000 },
   ).stdout;
-  const rtt = /= ([\d.]+)\/([\d.]+)\//.exec(out);
-  const loss = /([\d.]+)% packet loss/.exec(out);
-  return { min: Number(rtt?.[1] ?? NaN), avg: Number(rtt?.[2] ?? NaN), lossPct: Number(loss?.[1]) };
+  return parsePing(out);
 }
 
 describe("effect benchmark instruments", () => {
@@ -171,9 +169,7 @@ describe("effect benchmark instruments", () => {
       else await new Promise((r) => setTimeout(r, 100));
     }
     const c = await stopWanem();
-    const mbits =
-      (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received
-        .bits_per_second / 1e6;
+    const { mbits } = parseIperf(out);
     expect(mbits).toBeGreaterThan(14);
     expect(mbits).toBeLessThan(20.5);
     expect(c.aToB!.queueDrops).toBeGreaterThan(0);

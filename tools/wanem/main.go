@@ -72,12 +72,9 @@ func openTun(nsPath, dev string) (int, error) {
 	return fd, nil
 }
 
+// counters of one direction, printed by name on exit.
 type counters struct {
-	Packets    atomic.Int64 `json:"-"`
-	Bytes      atomic.Int64 `json:"-"`
-	LossDrops  atomic.Int64 `json:"-"`
-	QueueDrops atomic.Int64 `json:"-"`
-	Delivered  atomic.Int64 `json:"-"`
+	Packets, Bytes, LossDrops, QueueDrops, Delivered atomic.Int64
 }
 
 func (c *counters) snapshot() map[string]int64 {
