@@ -30,6 +30,11 @@ export interface HandlerContext {
 export interface ResourceHandler<Inputs extends { connection: Connection }, Outs extends Inputs> {
   readonly kind: string;
   readonly schema: z.ZodType<Inputs>;
+  /**
+   * Top-level inputs whose change makes it another resource (another host, interface or file):
+   * used while some input is unknown at preview, when the handler's own diff cannot run.
+   */
+  readonly replaceOn: readonly string[];
   /** Read-only checks against the host; run at preview when the host answers. */
   hostCheck?(inputs: Inputs, ctx: HandlerContext): Promise<Failure[]>;
   diff(id: string, olds: Outs, news: Inputs): DiffResult;
@@ -86,6 +91,11 @@ export function validate<T>(
       : [{ property: propertyPath(issue.path), reason: issue.message }],
   );
   return { failures };
+}
+
+/** Failures as one error, for diff, create and update (check shows them one per field). */
+export function failuresError(failures: readonly Failure[]): Error {
+  return new Error(failures.map((f) => `${f.property}: ${f.reason}`).join("\n"));
 }
 
 /** Drops Pulumi's bookkeeping (`__provider`) before validation. */

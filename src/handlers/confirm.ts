@@ -8,20 +8,10 @@
  *   3. if that works, disarm the rollback; if not, the host undoes the change by itself when
  *      the timer fires, and the operation fails saying so.
  */
-import { z } from "zod";
 import { connectionSchema, type Connection } from "../schemas/connection";
 import { shellQuote } from "../transport/quote";
 import { SshTransport } from "../transport/ssh";
 import type { ExecResult, Transport } from "../transport/types";
-
-/** The commit-confirmed timer of a resource's input `rollbackAfter`, in seconds. */
-export const DEFAULT_ROLLBACK_AFTER = 60;
-export const rollbackAfterSchema = z
-  .number({ error: "rollbackAfter must be a number of seconds" })
-  .int("rollbackAfter must be whole seconds")
-  .min(5, "rollbackAfter must be at least 5 seconds")
-  .max(3600, "rollbackAfter must be at most 3600 seconds")
-  .default(DEFAULT_ROLLBACK_AFTER);
 
 export interface ConfirmOptions {
   /** Seconds after which the host undoes the change unless it was confirmed. */

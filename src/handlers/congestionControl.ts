@@ -4,8 +4,11 @@
  * all-or-nothing, persisted (sysctl.d, modules-load.d, a systemd unit per interface), verified
  * on a new connection, and restored on delete.
  */
-import { z } from "zod";
-import { connectionSchema } from "../schemas/connection";
+import {
+  congestionControlSchema,
+  type CongestionControlInputs,
+  type SavedQdisc,
+} from "../schemas/congestionControl";
 import {
   CC_KEY,
   DEFAULT_QDISC_KEY,
@@ -23,7 +26,6 @@ import {
   type CongestionProbe,
   type Step,
 } from "../host/congestion";
-import { isValidInterfaceName } from "../host/ip";
 import { SYSCTL_D, renderSysctlConf } from "../host/sysctl";
 import {
   renderLinkUnit,
@@ -54,63 +56,10 @@ import {
   type DiffResult,
   type Failure,
   type ResourceHandler,
-} from "./framework";
+  failuresError,
+} from "../engine/lifecycle";
 
 export const MODULES_LOAD_D = "/etc/modules-load.d";
-
-const NAME = /^[a-z][a-z0-9_]{0,14}$/;
-
-export const congestionControlSchema = z
-  .strictObject({
-    connection: connectionSchema,
-    algorithm: z
-      .string({ error: "algorithm must be a name such as bbr or cubic" })
-      .regex(NAME, "must be a lower-case name of letters, digits and _ (at most 15 characters)"),
-    qdisc: z
-      .string({ error: "qdisc must be a name such as fq or fq_codel" })
-      .regex(NAME, "must be a lower-case name of letters, digits and _ (at most 15 characters)")
-      .superRefine((kind, ctx) => {
-        const why = unfitRootQdisc(kind);
-        if (why) ctx.addIssue({ code: "custom", message: why });
-      })
-      .optional(),
-    interfaces: z
-      .array(
-        z
-          .string({ error: "expected an interface name such as eth0" })
-          .refine(
-            isValidInterfaceName,
-            "must be an interface name of 1-15 characters without /, : or spaces",
-          ),
-        { error: "interfaces must be a list of interface names" },
-      )
-      .max(64, "interfaces takes at most 64 names")
-      .refine((l) => new Set(l).size === l.length, "interfaces must not repeat a name")
-      .default([]),
-    persist: z.boolean({ error: "persist must be true or false" }).default(true),
-    resourceName: z.string().min(1),
-  })
-  .superRefine((v, ctx) => {
-    if (v.interfaces.length > 0 && v.qdisc === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        message: "interfaces needs qdisc: the root qdisc to give them",
-        path: ["interfaces"],
-      });
-    }
-  });
-
-export type CongestionControlInputs = z.output<typeof congestionControlSchema>;
-
-/** An interface's root qdisc as it was, enough to put it back. */
-export interface SavedQdisc {
-  readonly kind: string;
-  readonly handle: string;
-  /** tc parameters that recreate its settings. */
-  readonly params: string[];
-  /** The kernel attached it by itself (handle 0:): restored by deleting ours. */
-  readonly kernelDefault: boolean;
-}
 
 export interface CongestionControlOutputs extends CongestionControlInputs {
   /** net.ipv4.tcp_congestion_control before nettune first set it. */
@@ -146,18 +95,6 @@ export const sysctlFileOf = (resourceName: string) =>
   `${SYSCTL_D}/90-nettune-congestion-${safeName(resourceName)}.conf`;
 export const modulesFileOf = (resourceName: string) =>
   `${MODULES_LOAD_D}/nettune-${safeName(resourceName)}.conf`;
-
-/** Warnings about the declaration alone, shown by the program at preview; never blocking. */
-export function congestionWarnings(algorithm: string, qdisc: string | undefined): string[] {
-  if (algorithm === "bbr" && qdisc !== "fq") {
-    return [
-      `bbr without the fq qdisc${qdisc ? ` (qdisc: ${qdisc})` : ""}: since Linux 4.13 bbr paces its ` +
-        `packets itself inside TCP, so it works with any qdisc; fq is still the recommended pairing ` +
-        `where the kernel has it (it paces in the qdisc, at lower CPU cost): set qdisc "fq" on hosts that offer it`,
-    ];
-  }
-  return [];
-}
 
 async function probe(t: Transport, interfaces: readonly string[]): Promise<CongestionProbe> {
   const res = await t.exec({ script: renderCongestionProbe(interfaces) });
@@ -248,12 +185,6 @@ function hostFailures(inputs: CongestionControlInputs, p: CongestionProbe, targe
     }
   });
   return failures;
-}
-
-function throwFailures(failures: Failure[]): void {
-  if (failures.length > 0) {
-    throw new Error(failures.map((f) => `${f.property}: ${f.reason}`).join("\n"));
-  }
 }
 
 function save(q: TcQdisc): SavedQdisc {
@@ -603,6 +534,7 @@ export const congestionControlHandler: ResourceHandler<
 > = {
   kind: "CongestionControl",
   schema: congestionControlSchema,
+  replaceOn: ["connection"],
 
   async hostCheck(inputs, ctx) {
     const p = await probe(ctx.transport, inputs.interfaces);
@@ -630,7 +562,8 @@ export const congestionControlHandler: ResourceHandler<
   async create(inputs, ctx) {
     const t = ctx.transport;
     const p = await probe(t, inputs.interfaces);
-    throwFailures(hostFailures(inputs, p, t.target));
+    const failures = hostFailures(inputs, p, t.target);
+    if (failures.length > 0) throw failuresError(failures);
     const { steps, warnings, state } = plan(p, undefined, inputs, t.target);
     const observed = await run(t, steps, p, true);
     warnings.push(...hostWarnings(inputs, p, observed, t.target));
@@ -678,7 +611,8 @@ export const congestionControlHandler: ResourceHandler<
     const t = ctx.transport;
     const all = [...new Set([...news.interfaces, ...(olds.appliedQdisc ? olds.interfaces : [])])];
     const p = await probe(t, all);
-    throwFailures(hostFailures(news, p, t.target));
+    const failures = hostFailures(news, p, t.target);
+    if (failures.length > 0) throw failuresError(failures);
     const { steps, warnings, state } = plan(p, olds, news, t.target);
     const observed = await run(t, steps, p, true);
     warnings.push(...hostWarnings(news, p, observed, t.target));

@@ -4,14 +4,13 @@
  * path must agree"), applied commit-confirmed when SSH runs over the interface, persisted by a
  * systemd unit, restored on delete.
  */
-import { z } from "zod";
-import { connectionSchema } from "../schemas/connection";
-import { parseIpLink, renderIpLinkSet } from "../host/ip";
-import { interfaceSchema } from "./link";
+import { parseIpLink, renderIpLinkSet, renderIpLinkShow } from "../host/ip";
+import { mtuSchema, type MtuInputs } from "../schemas/mtu";
+import { messageOf, missingTool, runBatch } from "../engine/batch";
 import { renderUnitInstall, renderUnitRemove, unitName, type LinkUnit } from "../host/systemd";
 import { renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
-import { applyConfirmed, renderDisarm, rollbackAfterSchema, SSH_INTERFACE_SCRIPT } from "./confirm";
+import { applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
 import {
   diffResult,
   sameHost,
@@ -19,36 +18,7 @@ import {
   type DiffResult,
   type Failure,
   type ResourceHandler,
-} from "./framework";
-
-const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
-
-export const mtuSchema = z.strictObject({
-  connection: connectionSchema,
-  interface: interfaceSchema,
-  mtu: z
-    .number({ error: "mtu must be a number" })
-    .int("mtu must be an integer")
-    .min(68, "mtu must be at least 68 (the IPv4 minimum)")
-    .max(65535, "mtu must be at most 65535"),
-  txQueueLength: z
-    .number({ error: "txQueueLength must be a number" })
-    .int("txQueueLength must be an integer")
-    .min(0, "txQueueLength must not be negative")
-    .max(4_294_967_295, "txQueueLength is too large")
-    .optional(),
-  verifyPeers: z
-    .array(z.string().regex(IPV4, "must be an IPv4 address such as 198.18.2.1"), {
-      error: "verifyPeers must be a list of IPv4 addresses",
-    })
-    .max(16, "verifyPeers takes at most 16 addresses")
-    .default([]),
-  persist: z.boolean({ error: "persist must be true or false" }).default(true),
-  rollbackAfter: rollbackAfterSchema,
-  resourceName: z.string().min(1),
-});
-
-export type MtuInputs = z.output<typeof mtuSchema>;
+} from "../engine/lifecycle";
 
 export interface MtuOutputs extends MtuInputs {
   originalMtu: number;
@@ -70,19 +40,11 @@ interface LinkState {
 
 /** One round trip: the link's details and the interface the SSH session arrives on. */
 async function readLink(t: Transport, ifname: string): Promise<LinkState | { missing: string }> {
-  const script = [
-    // ip's complaint goes to a file of this run's own (never a fixed name in /tmp, as root).
-    `e=$(mktemp) || exit 97`,
-    `trap 'rm -f "$e"' EXIT`,
-    `if ! ip -d -j link show dev ${shellQuote(ifname)} 2>"$e"; then echo MISSING; cat "$e"; exit 0; fi`,
-    "echo ---",
-    SSH_INTERFACE_SCRIPT,
-  ].join("\n");
-  const res = await t.exec({ script });
-  if (res.stdout.startsWith("MISSING"))
-    return { missing: res.stdout.slice(8).trim() || "no such device" };
-  const [json, ssh = ""] = res.stdout.split("\n---\n");
-  const link = parseIpLink(json ?? "")[0];
+  const [ip, ssh] = await runBatch(t, [renderIpLinkShow(ifname), { script: SSH_INTERFACE_SCRIPT }]);
+  const missingIp = missingTool(ip!, t.target);
+  if (missingIp) return { missing: missingIp };
+  if (ip!.exitCode !== 0) return { missing: messageOf(ip!) };
+  const link = parseIpLink(ip!.stdout).find((l) => l.ifname === ifname);
   if (!link) return { missing: "no such device" };
   return {
     mtu: link.mtu,
@@ -90,7 +52,7 @@ async function readLink(t: Transport, ifname: string): Promise<LinkState | { mis
     minMtu: link.minMtu,
     maxMtu: link.maxMtu,
     driverKind: link.kind,
-    sshInterface: ssh.trim(),
+    sshInterface: ssh!.stdout.trim(),
   };
 }
 
@@ -176,6 +138,7 @@ async function apply(
 export const mtuHandler: ResourceHandler<MtuInputs, MtuOutputs> = {
   kind: "Mtu",
   schema: mtuSchema,
+  replaceOn: ["connection", "interface"],
 
   async hostCheck(inputs, ctx) {
     const link = await readLink(ctx.transport, inputs.interface);

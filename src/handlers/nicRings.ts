@@ -3,8 +3,8 @@
  * checked at preview against the driver's pre-set maximums, read back and verified (drivers
  * round some sizes), persisted in a systemd unit, and restored on delete.
  */
-import { z } from "zod";
-import { connectionSchema } from "../schemas/connection";
+import { nicRingsSchema, type NicRingsInputs } from "../schemas/nicRings";
+import type { Count } from "../schemas/link";
 import {
   parseEthtoolRings,
   renderEthtoolRings,
@@ -13,50 +13,27 @@ import {
 } from "../host/ethtool";
 import { ParseError } from "../host/errors";
 import type { Command, Transport } from "../transport/types";
-import { diffResult, type DiffResult, type Failure, type ResourceHandler } from "./framework";
+import {
+  diffResult,
+  type DiffResult,
+  type Failure,
+  type ResourceHandler,
+  failuresError,
+} from "../engine/lifecycle";
 import {
   checkPersist,
-  countSchema,
   describeLink,
-  failuresError,
-  interfaceSchema,
   linkCommands,
   linkId,
   linkOtherChanges,
   linkReplaces,
   linkUnit,
-  messageOf,
-  missingTool,
-  outputOf,
   persistCommands,
-  persistSchema,
   readLink,
-  runBatch,
-  unitNameSchema,
   unitPathOf,
-  type Count,
   type LinkInfo,
-  type StepResult,
 } from "./link";
-
-/** Larger than any driver's ring; the driver's maximum is the real bound, checked at preview. */
-const MAX_RING = 65536;
-
-export const nicRingsSchema = z
-  .strictObject({
-    connection: connectionSchema,
-    interface: interfaceSchema,
-    rx: countSchema(MAX_RING).optional(),
-    tx: countSchema(MAX_RING).optional(),
-    persist: persistSchema,
-    unitName: unitNameSchema,
-  })
-  .superRefine((v, ctx) => {
-    if (v.rx === undefined && v.tx === undefined)
-      ctx.addIssue({ code: "custom", path: [], message: "declare rx, tx or both" });
-  });
-
-export type NicRingsInputs = z.output<typeof nicRingsSchema>;
+import { messageOf, missingTool, outputOf, runBatch, type StepResult } from "../engine/batch";
 
 type Field = "rx" | "tx";
 const FIELDS: readonly Field[] = ["rx", "tx"];
@@ -224,6 +201,7 @@ async function applyRings(
 export const nicRingsHandler: ResourceHandler<NicRingsInputs, NicRingsOutputs> = {
   kind: "NicRings",
   schema: nicRingsSchema,
+  replaceOn: ["connection", "interface"],
 
   async hostCheck(inputs, ctx) {
     return (await probe(ctx.transport, inputs)).failures;

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "../schemas/connection";
-import { congestionWarnings, type SavedQdisc } from "../handlers/congestionControl";
+import { congestionWarnings, type SavedQdisc } from "../schemas/congestionControl";
 import { providerFor } from "./provider";
 
 export type { SavedQdisc };

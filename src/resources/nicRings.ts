@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "../schemas/connection";
-import { defaultUnitName } from "../handlers/link";
+import { defaultUnitName } from "../schemas/link";
 import { providerFor } from "./provider";
 
 export interface NicRingsArgs {

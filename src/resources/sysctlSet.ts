@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "../schemas/connection";
 import type { SysctlValue } from "../schemas/sysctl";
-import { sysctlWarnings } from "../handlers/sysctlSet";
+import { sysctlWarnings } from "../schemas/sysctlSet";
 import { providerFor } from "./provider";
 
 type Triplet = readonly [min: number, def: number, max: number];

@@ -18,12 +18,11 @@ import { afterEach, describe, expect, it } from "vitest";
 
 import {
   congestionControlHandler as handler,
-  congestionControlSchema,
-  congestionWarnings,
   type CongestionControlOutputs,
 } from "../../src/handlers/congestionControl";
-import { handle, setTransportFactory } from "../../src/handlers/dispatch";
-import { validate, type HandlerContext } from "../../src/handlers/framework";
+import { congestionControlSchema, congestionWarnings } from "../../src/schemas/congestionControl";
+import { handle, setTransportFactory } from "../../src/engine/provider";
+import { validate, type HandlerContext } from "../../src/engine/lifecycle";
 import { renderLinkUnit } from "../../src/host/systemd";
 import { ALWAYS_QDISCS } from "../../src/host/tc";
 import { FakeNetHost, type FakeNetHostOptions, type FakeQdisc } from "../helpers/fakeNetHost";

@@ -3,7 +3,7 @@
  * channel change) runs once more on a new connection; any other failure is not retried.
  */
 import { expect, test } from "vitest";
-import { runBatch } from "../../src/handlers/link";
+import { runBatch } from "../../src/engine/batch";
 import { CommandTimeoutError, ConnectError } from "../../src/transport/errors";
 import { LocalTransport } from "../../src/transport/local";
 import type { Command, ExecOptions, ExecResult, Transport } from "../../src/transport/types";

@@ -7,33 +7,25 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 
-import { handle, setTransportFactory } from "../../src/handlers/dispatch";
-import type { HandlerContext } from "../../src/handlers/framework";
-import {
-  countSchema,
-  interfaceSchema,
-  parseBatch,
-  renderBatch,
-  runBatch,
-} from "../../src/handlers/link";
+import { handle, setTransportFactory } from "../../src/engine/provider";
+import type { HandlerContext } from "../../src/engine/lifecycle";
+import { countSchema, interfaceSchema } from "../../src/schemas/link";
+import { parseBatch, renderBatch, runBatch } from "../../src/engine/batch";
 import {
   featureState,
   nicOffloadsHandler as offloads,
-  nicOffloadsSchema,
   type NicOffloadsOutputs,
 } from "../../src/handlers/nicOffloads";
-import {
-  nicRingsHandler as rings,
-  nicRingsSchema,
-  type NicRingsOutputs,
-} from "../../src/handlers/nicRings";
+import { nicOffloadsSchema } from "../../src/schemas/nicOffloads";
+import { nicRingsHandler as rings, type NicRingsOutputs } from "../../src/handlers/nicRings";
+import { nicRingsSchema } from "../../src/schemas/nicRings";
 import {
   bucketCounts,
   rssQueuesHandler as rss,
-  rssQueuesSchema,
   tableMatches,
   type RssQueuesOutputs,
 } from "../../src/handlers/rssQueues";
+import { rssQueuesSchema } from "../../src/schemas/rssQueues";
 import { parseEthtoolFeatures } from "../../src/host/ethtool";
 import { LocalTransport } from "../../src/transport/local";
 import { FakeLinkHost, fixtureText, type DeviceOptions } from "../helpers/fakeLinkHost";

@@ -7,14 +7,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { handle, setTransportFactory } from "../../src/handlers/dispatch";
-import type { HandlerContext } from "../../src/handlers/framework";
-import {
-  sysctlSetHandler as handler,
-  sysctlSetSchema,
-  type SysctlSetInputs,
-  type SysctlSetOutputs,
-} from "../../src/handlers/sysctlSet";
+import { handle, setTransportFactory } from "../../src/engine/provider";
+import type { HandlerContext } from "../../src/engine/lifecycle";
+import { sysctlSetHandler as handler, type SysctlSetOutputs } from "../../src/handlers/sysctlSet";
+import { sysctlSetSchema, type SysctlSetInputs } from "../../src/schemas/sysctlSet";
 import { renderSysctlConf, renderSysctlRead, sysctlPath } from "../../src/host/sysctl";
 import { FakeHost } from "../helpers/fakeTransport";
 

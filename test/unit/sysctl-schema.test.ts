@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 
-import { validate } from "../../src/handlers/framework";
-import { sysctlSetSchema, sysctlWarnings } from "../../src/handlers/sysctlSet";
+import { validate } from "../../src/engine/lifecycle";
+import { sysctlSetSchema, sysctlWarnings } from "../../src/schemas/sysctlSet";
 import {
   SYSCTL_CATALOGUE,
   formatSysctl,

@@ -1,0 +1,75 @@
+/**
+ * CongestionControl's inputs, the root qdisc it saves to put back (an output the resource class
+ * types), and the warnings the class shows at preview. No I/O: shared by the resource class and
+ * the handler.
+ */
+import { z } from "zod";
+import { isValidInterfaceName } from "../host/ip";
+import { unfitRootQdisc } from "../host/tc";
+import { connectionSchema } from "./connection";
+
+const NAME = /^[a-z][a-z0-9_]{0,14}$/;
+
+export const congestionControlSchema = z
+  .strictObject({
+    connection: connectionSchema,
+    algorithm: z
+      .string({ error: "algorithm must be a name such as bbr or cubic" })
+      .regex(NAME, "must be a lower-case name of letters, digits and _ (at most 15 characters)"),
+    qdisc: z
+      .string({ error: "qdisc must be a name such as fq or fq_codel" })
+      .regex(NAME, "must be a lower-case name of letters, digits and _ (at most 15 characters)")
+      .superRefine((kind, ctx) => {
+        const why = unfitRootQdisc(kind);
+        if (why) ctx.addIssue({ code: "custom", message: why });
+      })
+      .optional(),
+    interfaces: z
+      .array(
+        z
+          .string({ error: "expected an interface name such as eth0" })
+          .refine(
+            isValidInterfaceName,
+            "must be an interface name of 1-15 characters without /, : or spaces",
+          ),
+        { error: "interfaces must be a list of interface names" },
+      )
+      .max(64, "interfaces takes at most 64 names")
+      .refine((l) => new Set(l).size === l.length, "interfaces must not repeat a name")
+      .default([]),
+    persist: z.boolean({ error: "persist must be true or false" }).default(true),
+    resourceName: z.string().min(1),
+  })
+  .superRefine((v, ctx) => {
+    if (v.interfaces.length > 0 && v.qdisc === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: "interfaces needs qdisc: the root qdisc to give them",
+        path: ["interfaces"],
+      });
+    }
+  });
+
+export type CongestionControlInputs = z.output<typeof congestionControlSchema>;
+
+/** An interface's root qdisc as it was, enough to put it back. */
+export interface SavedQdisc {
+  readonly kind: string;
+  readonly handle: string;
+  /** tc parameters that recreate its settings. */
+  readonly params: string[];
+  /** The kernel attached it by itself (handle 0:): restored by deleting ours. */
+  readonly kernelDefault: boolean;
+}
+
+/** Warnings about the declaration alone, shown by the program at preview; never blocking. */
+export function congestionWarnings(algorithm: string, qdisc: string | undefined): string[] {
+  if (algorithm === "bbr" && qdisc !== "fq") {
+    return [
+      `bbr without the fq qdisc${qdisc ? ` (qdisc: ${qdisc})` : ""}: since Linux 4.13 bbr paces its ` +
+        `packets itself inside TCP, so it works with any qdisc; fq is still the recommended pairing ` +
+        `where the kernel has it (it paces in the qdisc, at lower CPU cost): set qdisc "fq" on hosts that offer it`,
+    ];
+  }
+  return [];
+}
