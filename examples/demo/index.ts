@@ -100,6 +100,8 @@ async function main(): Promise<void> {
         workDir: stateDir,
         envVars: {
           PULUMI_BACKEND_URL: `file://${stateDir}`,
+          // nettune checks changed resources against their hosts in diff: in parallel with this.
+          PULUMI_PARALLEL_DIFF: "true",
           PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "nettune-demo",
         },
       },

@@ -11,18 +11,22 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   containsUnknown,
+  diffResult,
+  failuresError,
+  stableJson,
+  type DiffResult,
   userInputs,
   validate,
   type Failure,
   type HandlerContext,
   type ResourceHandler,
-} from "./framework";
-import { sysctlSetHandler } from "./sysctlSet";
-import { mtuHandler } from "./mtu";
-import { nicOffloadsHandler } from "./nicOffloads";
-import { nicRingsHandler } from "./nicRings";
-import { rssQueuesHandler } from "./rssQueues";
-import { congestionControlHandler } from "./congestionControl";
+} from "./lifecycle";
+import { sysctlSetHandler } from "../handlers/sysctlSet";
+import { mtuHandler } from "../handlers/mtu";
+import { nicOffloadsHandler } from "../handlers/nicOffloads";
+import { nicRingsHandler } from "../handlers/nicRings";
+import { rssQueuesHandler } from "../handlers/rssQueues";
+import { congestionControlHandler } from "../handlers/congestionControl";
 
 interface BaseInputs {
   connection: Connection;
@@ -47,6 +51,27 @@ export function setTransportFactory(factory: ((conn: Connection) => Transport) |
   transportOverride = factory;
 }
 
+/** Connection attempts of a preview check: a host that refuses or is down is reported now. */
+const PREVIEW_DIAL_ATTEMPTS = 2;
+
+/** The context of a preview check: its commands connect with at most two attempts. */
+function previewContext(ctx: HandlerContext): HandlerContext {
+  const t = ctx.transport;
+  const transport: Transport = {
+    target: t.target,
+    stats: t.stats,
+    exec: (command, options) =>
+      t.exec(command, { ...options, dialErrorLimit: PREVIEW_DIAL_ATTEMPTS }),
+    close: () => t.close(),
+  };
+  return { ...ctx, transport };
+}
+
+/** A warning outside any operation's own list: the engine shows the provider's stderr. */
+function warnNow(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
+}
+
 function contextFor(conn: Connection, warnings: string[]): HandlerContext {
   const transport = transportOverride ? transportOverride(conn) : transportFor(conn);
   return {
@@ -69,22 +94,112 @@ function scrub(err: unknown, conn: Connection | undefined): Error {
   return clean;
 }
 
-async function check(handler: AnyHandler, _olds: unknown, news: Record<string, unknown>) {
+/**
+ * How long preview waits for a host before it goes on without its facts (and says so): an
+ * unreachable host must not hold a preview for the connection's whole retry budget.
+ */
+export const PREVIEW_HOST_BUDGET_MS = 10_000;
+
+/**
+ * Read-only checks of `inputs` against the host, bounded by {@link PREVIEW_HOST_BUDGET_MS}.
+ * A host that cannot be read is not a failure here (create and update check again), but the
+ * user is told, naming the host and the reason.
+ */
+async function hostFailures(handler: AnyHandler, inputs: BaseInputs): Promise<Failure[]> {
+  if (!handler.hostCheck) return [];
+  const ctx = previewContext(contextFor(inputs.connection, []));
+  let timer: NodeJS.Timeout | undefined;
+  const budget = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), PREVIEW_HOST_BUDGET_MS);
+    timer.unref();
+  });
+  try {
+    const res = await Promise.race([handler.hostCheck(inputs, ctx), budget]);
+    if (res === "timeout") {
+      warnNow(
+        `${handler.kind}: ${ctx.transport.target} did not answer within ${PREVIEW_HOST_BUDGET_MS / 1000} s; ` +
+          "preview could not check this resource against the host (apply checks it again)",
+      );
+      return [];
+    }
+    return res;
+  } catch (err) {
+    const why = scrub(err, inputs.connection).message.split("\n")[0];
+    warnNow(
+      `${handler.kind}: could not read ${ctx.transport.target} to check this resource at preview: ${why}`,
+    );
+    return [];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Check: zod validation of every field, no host I/O, except for a resource that does not exist
+ * yet. The engine calls Check for one resource after another, so a round trip here is paid once
+ * per resource in sequence. A new resource has no other step in preview that reaches the
+ * provider, so it is checked against its host here; a resource that exists is checked against
+ * its host in diff, which the engine runs in parallel (PULUMI_PARALLEL_DIFF=true), and only when
+ * its inputs changed.
+ */
+async function check(
+  handler: AnyHandler,
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+) {
   const raw = userInputs(news);
   // Values not known yet (preview of a resource that depends on another) are checked at apply.
   if (containsUnknown(raw)) return { inputs: news };
   const { value, failures } = validate(handler.schema, raw);
   if (!value) return { inputs: news, failures };
-  let hostFailures: Failure[] = [];
-  if (handler.hostCheck) {
-    try {
-      hostFailures = await handler.hostCheck(value, contextFor(value.connection, []));
-    } catch {
-      // The host did not answer: nothing more can be checked now; create checks again.
-      hostFailures = [];
-    }
+  const isNew = Object.keys(userInputs(olds ?? {})).length === 0;
+  return { inputs: value, failures: isNew ? await hostFailures(handler, value) : [] };
+}
+
+/**
+ * Diff: the handler's per-key diff of checked inputs; while some input is unknown (preview of a
+ * resource fed by another's outputs), a diff by top-level field. When the host would change, the
+ * new inputs are checked against it here, in the engine's parallel phase: a change the host
+ * cannot take fails preview, naming the field.
+ */
+async function diff(
+  handler: AnyHandler,
+  id: string,
+  olds: BaseInputs,
+  rawNews: Record<string, unknown>,
+): Promise<DiffResult> {
+  const news = userInputs(rawNews);
+  if (containsUnknown(news)) return unknownDiff(handler, olds, news);
+  const inputs = handler.schema.parse(news);
+  const result = handler.diff(id, olds, inputs);
+  const touchesHost =
+    (result.replaces ?? []).length > 0 ||
+    Object.keys(result.detailedDiff ?? {}).some((k) => k !== "connection");
+  if (result.changes && touchesHost) {
+    const failures = await hostFailures(handler, inputs);
+    if (failures.length > 0) throw failuresError(failures);
   }
-  return { inputs: value, failures: hostFailures };
+  return result;
+}
+
+/** The diff of inputs some of whose values are unknown: every differing field, by name. */
+function unknownDiff(
+  handler: AnyHandler,
+  olds: BaseInputs,
+  news: Record<string, unknown>,
+): DiffResult {
+  const old = olds as unknown as Record<string, unknown>;
+  const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
+  const replaces: string[] = [];
+  for (const key of Object.keys(news)) {
+    const a = old[key];
+    const b = news[key];
+    if (!containsUnknown(b) && stableJson(a) === stableJson(b)) continue;
+    // An unknown host or interface may be another one: the resource may be replaced.
+    if (handler.replaceOn.includes(key)) replaces.push(key);
+    detailedDiff[key] = { kind: a === undefined ? "add" : "update", inputDiff: true };
+  }
+  return diffResult(detailedDiff, replaces, olds, { connection: news.connection });
 }
 
 /** Entry point of the serialized provider: `handle(kind, method, ...args)`. */
@@ -100,10 +215,14 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
   try {
     switch (method) {
       case "check":
-        return await check(handler, args[0], args[1] as Record<string, unknown>);
+        return await check(
+          handler,
+          args[0] as Record<string, unknown>,
+          args[1] as Record<string, unknown>,
+        );
       case "diff": {
         const [id, olds, news] = args as [string, Record<string, unknown>, Record<string, unknown>];
-        return handler.diff(id, asState(olds), handler.schema.parse(userInputs(news)));
+        return await diff(handler, id, asState(olds), news);
       }
       case "create": {
         const inputs = handler.schema.parse(userInputs(args[0] as Record<string, unknown>));

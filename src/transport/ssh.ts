@@ -323,11 +323,11 @@ export class SshTransport implements Transport {
     clearTimeout(timer);
   }
 
-  private async ensureConnected(): Promise<Live> {
+  private async ensureConnected(dialErrorLimit?: number): Promise<Live> {
     if (this.live && !this.live.dead) return this.live;
     if (!this.connecting) {
       const generation = this.generation;
-      this.connecting = this.dial()
+      this.connecting = this.dial(dialErrorLimit)
         .then(async (live) => {
           if (generation !== this.generation) {
             await this.shutdown(live);
@@ -349,8 +349,8 @@ export class SshTransport implements Transport {
   }
 
   /** Connects with bounded, exponentially spaced retries of transient failures. */
-  private async dial(): Promise<Live> {
-    const limit = this.conn.dialErrorLimit;
+  private async dial(dialErrorLimit?: number): Promise<Live> {
+    const limit = Math.min(dialErrorLimit ?? this.conn.dialErrorLimit, this.conn.dialErrorLimit);
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.dialOnce();
@@ -600,9 +600,10 @@ export class SshTransport implements Transport {
   private async openChannel<T>(
     wire: string,
     onOpen: (stream: ClientChannel, live: Live) => Promise<T>,
+    dialErrorLimit?: number,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const live = await this.ensureConnected();
+      const live = await this.ensureConnected(dialErrorLimit);
       this.setRef(live, true);
       // Boxed, so awaiting the channel does not also await the command.
       let opened: { result: Promise<T> };
@@ -634,8 +635,10 @@ export class SshTransport implements Transport {
     timeoutMs: number,
     release: () => void,
   ): Promise<ExecResult> {
-    return this.openChannel(wire, (stream, live) =>
-      this.collect(stream, live, wire, options, timeoutMs, release),
+    return this.openChannel(
+      wire,
+      (stream, live) => this.collect(stream, live, wire, options, timeoutMs, release),
+      options.dialErrorLimit,
     );
   }
 

@@ -14,6 +14,11 @@ export interface ExecOptions {
   readonly timeoutMs?: number;
   /** Return a non-zero exit as a result instead of throwing a CommandError. */
   readonly allowFailure?: boolean;
+  /**
+   * When this command has to connect: at most this many attempts (never more than the
+   * connection's own `dialErrorLimit`). Preview's host checks fail fast with it.
+   */
+  readonly dialErrorLimit?: number;
 }
 
 /**

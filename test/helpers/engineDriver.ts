@@ -91,6 +91,8 @@ async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResu
       workDir,
       envVars: {
         PULUMI_BACKEND_URL: `file://${req.stateDir}`,
+        // nettune checks changed resources against their hosts in diff: in parallel with this.
+        PULUMI_PARALLEL_DIFF: "true",
         PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "nettune-test-passphrase",
       },
     },

@@ -21,6 +21,11 @@ export interface SetArg {
   persist?: "runtime" | "persistent" | "both";
   fileName?: string;
   behindNat?: boolean;
+  /**
+   * Take `values` through the output of the set of this name, declared earlier in `sets`: the
+   * values are unknown at preview while that set is being created.
+   */
+  valuesFrom?: string;
 }
 
 export function connectionOf(h: HostArg) {
@@ -36,14 +41,19 @@ export function connectionOf(h: HostArg) {
 
 export default function program(args: { sets: SetArg[] }): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  const made = new Map<string, nettune.SysctlSet>();
   for (const s of args.sets) {
+    const values = s.values as nettune.SysctlValues;
+    const from = s.valuesFrom === undefined ? undefined : made.get(s.valuesFrom);
+    if (s.valuesFrom !== undefined && !from) throw new Error(`valuesFrom: no set ${s.valuesFrom}`);
     const set = new nettune.SysctlSet(s.name, {
       connection: connectionOf(s.host),
-      values: s.values as nettune.SysctlValues,
+      values: from ? from.applied.apply(() => values) : values,
       persist: s.persist,
       fileName: s.fileName,
       behindNat: s.behindNat,
     });
+    made.set(s.name, set);
     out[`${s.name}_values`] = set.values;
     out[`${s.name}_originals`] = set.originals;
     out[`${s.name}_filePath`] = set.filePath;

@@ -1,0 +1,127 @@
+/**
+ * What preview does with values it cannot know yet and with hosts it cannot read, and where it
+ * reads the host: a new resource in check, a changed one in diff (the engine's parallel phase).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { EngineStack } from "../helpers/engine";
+import { liveSysctls } from "../helpers/hostShell";
+import { direct, sandboxHosts } from "../helpers/sandbox";
+import type { SandboxHost } from "../../src/sandbox/sandbox";
+
+const SOMAXCONN = "net.core.somaxconn";
+const FIN = "net.ipv4.tcp_fin_timeout";
+
+let host: SandboxHost;
+let other: SandboxHost;
+beforeAll(() => {
+  [host, other] = sandboxHosts() as [SandboxHost, SandboxHost];
+});
+
+/** The lines of a result that mention a ZodError or a stack trace: none may reach the user. */
+const internals = (text: string) =>
+  text.split("\n").filter((l) => /ZodError|at .*\.js:\d+|"code":\s*"invalid/.test(l));
+
+describe("values unknown at preview", () => {
+  const stack = new EngineStack("sysctl", "unknowns");
+  afterAll(() => {
+    stack.destroy({ sets: [] });
+    stack.dispose();
+  });
+
+  test("an existing resource whose values now come from a new resource's output previews as an update, then applies", async () => {
+    const before = await liveSysctls(host, [SOMAXCONN, FIN]);
+    const first = stack.up({
+      sets: [{ name: "fed", host: direct(host), values: { [SOMAXCONN]: 4001 } }],
+    });
+    expect(first.error).toBeUndefined();
+
+    const second = {
+      sets: [
+        { name: "feeder", host: direct(host), values: { [FIN]: 31 } },
+        { name: "fed", host: direct(host), values: { [SOMAXCONN]: 4002 }, valuesFrom: "feeder" },
+      ],
+    };
+    const p = stack.preview(second);
+    expect(p.error).toBeUndefined();
+    expect(internals(p.stdout)).toEqual([]);
+    expect(p.changes).toEqual({ create: 1, update: 1, same: 1 });
+    const fed = p.events.find((e) => e.type === "pre" && e.urn?.endsWith("::fed"));
+    expect(fed?.op).toBe("update");
+    expect(fed?.diffs).toContain("values");
+    // Preview changed nothing on the host.
+    expect(await liveSysctls(host, [SOMAXCONN])).toEqual({ [SOMAXCONN]: "4001" });
+
+    const up = stack.up(second);
+    expect(up.error).toBeUndefined();
+    expect(await liveSysctls(host, [SOMAXCONN, FIN])).toEqual({
+      [SOMAXCONN]: "4002",
+      [FIN]: "31",
+    });
+    expect(stack.destroy(second).error).toBeUndefined();
+    expect(await liveSysctls(host, [SOMAXCONN, FIN])).toEqual(before);
+  });
+});
+
+describe("a changed resource is checked against its host at preview", () => {
+  const stack = new EngineStack("sysctl", "diffcheck");
+  afterAll(() => {
+    stack.destroy({ sets: [] });
+    stack.dispose();
+  });
+
+  test("adding a key the host lacks to an existing set fails preview naming the key; the host is untouched", async () => {
+    const ok = { sets: [{ name: "web", host: direct(host), values: { [SOMAXCONN]: 4003 } }] };
+    expect(stack.up(ok).error).toBeUndefined();
+    const bad = {
+      sets: [
+        {
+          name: "web",
+          host: direct(host),
+          values: { [SOMAXCONN]: 4004, "net.ipv4.tcp_no_such_key_here": 1 },
+        },
+      ],
+    };
+    const p = stack.preview(bad);
+    expect(p.error).toBeDefined();
+    expect(p.stdout).toMatch(
+      /values\["net\.ipv4\.tcp_no_such_key_here"\]: no such key on root@[\d.]+:\d+/,
+    );
+    expect(internals(p.stdout)).toEqual([]);
+    expect(await liveSysctls(host, [SOMAXCONN])).toEqual({ [SOMAXCONN]: "4003" });
+    // An unchanged resource costs preview no round trip and no failure.
+    expect(stack.preview(ok).changes).toEqual({ same: 2 });
+  });
+});
+
+describe("a host preview cannot read is named, and preview goes on", () => {
+  const stack = new EngineStack("sysctl", "unreadable");
+  afterAll(() => stack.dispose());
+
+  const cases: Array<[string, () => Record<string, unknown>, RegExp]> = [
+    [
+      "connection refused",
+      () => ({ ...direct(host), port: 9 }),
+      /could not read root@[\d.]+:9 to check this resource at preview: .*refused/i,
+    ],
+    [
+      "the wrong host key",
+      () => ({ ...direct(host), hostKey: other.hostKey }),
+      /could not read root@[\d.]+:\d+ to check this resource at preview: .*host key/i,
+    ],
+  ];
+  for (const [what, hostArg, message] of cases) {
+    test(`${what}: preview warns naming the host and the reason`, () => {
+      const p = stack.preview({
+        sets: [{ name: "far", host: hostArg(), values: { [SOMAXCONN]: 4005 } }],
+      });
+      expect(p.error).toBeUndefined();
+      expect(p.changes).toEqual({ create: 2 });
+      const warnings = p.events
+        .filter((e) => e.type === "diagnostic")
+        .map((e) => e.message ?? "")
+        .join("\n");
+      expect(warnings).toMatch(message);
+      expect(warnings).toContain("SysctlSet");
+    });
+  }
+});
