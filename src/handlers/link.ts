@@ -9,10 +9,21 @@ import { parseEthtoolDriverInfo, renderEthtoolShow } from "../host/ethtool";
 import { ParseError } from "../host/errors";
 import { parseIpLink, renderIpLinkShow, type IpLink } from "../host/ip";
 import { UNIT_DIR, renderUnitInstall, renderUnitRemove, type LinkUnit } from "../host/systemd";
-import type { Command } from "../transport/types";
-import { messageOf, missingTool, outputOf, type StepResult } from "../engine/batch";
+import type { Command, Transport } from "../transport/types";
+import { isScript, renderCommand } from "../transport/quote";
+import {
+  messageOf,
+  missingTool,
+  outputOf,
+  parseBatch,
+  renderBatch,
+  runBatch,
+  type StepResult,
+} from "../engine/batch";
 import type { Connection } from "../schemas/connection";
-import { sameHost } from "../engine/lifecycle";
+import { sameHost, stableJson, type Failure, type HandlerContext } from "../engine/lifecycle";
+import { restoreOrWarn } from "../engine/restore";
+import type { Probed } from "../engine/spec";
 
 // ---------------------------------------------------------------------------------------------
 // The interface
@@ -63,7 +74,7 @@ export function readLink(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Diff
+// What every interface spec shares
 
 /** What every interface resource has. */
 export interface LinkInputs {
@@ -77,6 +88,9 @@ export interface LinkInputs {
  * The replace rule: another host or another interface is another resource (the old one is
  * restored first, `deleteBeforeReplace`). `persist` and the unit name are updated in place.
  */
+export const LINK_REPLACE_ON = ["connection", "interface"] as const;
+
+/** The replace rule of the handlers not yet written as specs. */
 export function linkReplaces(olds: LinkInputs, news: LinkInputs): string[] {
   const replaces: string[] = [];
   if (!sameHost(olds.connection, news.connection)) replaces.push("connection");
@@ -96,6 +110,237 @@ export function linkOtherChanges(olds: LinkInputs, news: LinkInputs): string[] {
 export function linkId(kind: string, inputs: LinkInputs): string {
   const c = inputs.connection;
   return `${c.user}@${c.host}:${c.port}/${kind}/${inputs.interface}/${inputs.unitName}`;
+}
+
+/** A unit name is a diff line only where a unit exists before or after. */
+export function linkShows(field: string, olds: LinkInputs, news: LinkInputs): boolean {
+  return field !== "unitName" || olds.persist || news.persist;
+}
+
+/** The id's tail: `rings/eth0/nettune-nicrings-x.service`. */
+export function linkPath(kind: string, inputs: LinkInputs): string {
+  return `${kind}/${inputs.interface}/${inputs.unitName}`;
+}
+
+/** The facts of an interface probe: the interface, and what the resource's own commands said. */
+export interface LinkFacts<F> {
+  readonly info: LinkInfo;
+  readonly own: F;
+}
+
+/**
+ * One round trip: the interface check and the resource's own read-only `commands`, whose
+ * results `read` turns into facts. A missing interface is reported as a failure of `interface`.
+ */
+export async function probeLink<F>(
+  t: Transport,
+  ifname: string,
+  commands: readonly Command[],
+  read: (steps: readonly StepResult[], info: LinkInfo) => F,
+): Promise<Probed<LinkFacts<F>>> {
+  const steps = await runBatch(t, [...linkCommands(ifname), ...commands]);
+  const link = readLink(ifname, t.target, steps);
+  if ("failure" in link) return { missing: { property: "interface", reason: link.failure } };
+  return { facts: { info: link.info, own: read(steps.slice(2), link.info) } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying and giving back keyed settings (ring sizes, channel counts, features)
+
+/** How a resource sets, reads back and shows its keyed settings. */
+export interface KeyedSettings<V> {
+  /** Commands that set `changes`; verified by reading back, not by their exit codes. */
+  set(changes: Readonly<Record<string, V>>): Command[];
+  /** Read-only commands run right after `set`, in the same round trip. */
+  readonly readBack: readonly Command[];
+  /** The live values after, from the read-back steps (and the set steps, for messages). */
+  after(readBack: readonly StepResult[], set: readonly StepResult[]): Record<string, V | undefined>;
+  /** The input a key belongs to, for errors: `rx`, `features.gro`. */
+  property(key: string): string;
+  show(value: V | undefined): string;
+  /** Why a key is not what was asked beyond its value (`tx-tcp-segmentation is off [requested on]`). */
+  detail?(key: string, readBack: readonly StepResult[]): string;
+  /**
+   * Runs the apply script itself instead of one plain batch (commit-confirmed on the SSH
+   * interface): `undo` is a script that puts `before` back; the answer is the batch's output.
+   */
+  run?(t: Transport, script: string, undo: string): Promise<string>;
+}
+
+/**
+ * One round trip: `set` with every value of `target` that differs from `before`, the read-back,
+ * then `persist`. Each value is verified by the read-back; if one is not what was asked or a
+ * persistence step fails, what changed is put back and `undoPersist` restores the units as they
+ * were, in a second round trip, and the error names each field and says what was undone.
+ */
+export async function applyKeyed<V>(
+  t: Transport,
+  info: LinkInfo,
+  k: KeyedSettings<V>,
+  before: Readonly<Record<string, V | undefined>>,
+  target: Readonly<Record<string, V | undefined>>,
+  persist: readonly Command[],
+  undoPersist: readonly Command[],
+): Promise<void> {
+  const changes: Record<string, V> = {};
+  for (const [key, want] of Object.entries(target)) {
+    if (want !== undefined && stableJson(want) !== stableJson(before[key])) changes[key] = want;
+  }
+  const keys = Object.keys(changes);
+  const set = keys.length > 0 ? k.set(changes) : [];
+  const read = keys.length > 0 ? k.readBack : [];
+  const batch = [...set, ...read, ...persist];
+  const back = (now: Readonly<Record<string, V | undefined>>) =>
+    Object.fromEntries(
+      keys
+        .filter(
+          (key) => before[key] !== undefined && stableJson(now[key]) !== stableJson(before[key]),
+        )
+        .map((key) => [key, before[key]!]),
+    );
+  let steps: StepResult[];
+  if (k.run && keys.length > 0) {
+    const undo = renderCommands(k.set(back({})));
+    steps = parseBatch(await k.run(t, renderBatch(batch), undo), batch);
+  } else {
+    steps = await runBatch(t, batch);
+  }
+  const problems: Failure[] = [];
+  let after: Record<string, V | undefined> | undefined;
+  if (keys.length > 0) {
+    const setSteps = steps.slice(0, set.length);
+    const readSteps = steps.slice(set.length, set.length + read.length);
+    const failed = setSteps.find((s) => s.exitCode !== 0);
+    const said = failed ? `; ${failed.command.split(" ")[0]} said: ${messageOf(failed)}` : "";
+    try {
+      after = k.after(readSteps, setSteps);
+    } catch (err) {
+      const why = (setSteps[0] && missingTool(setSteps[0], t.target)) ?? (err as Error).message;
+      problems.push({ property: k.property(keys[0]!), reason: why });
+    }
+    for (const key of after ? keys : []) {
+      if (stableJson(after![key]) === stableJson(changes[key])) continue;
+      const detail = k.detail?.(key, readSteps) ?? "";
+      problems.push({
+        property: k.property(key),
+        reason: `requested ${k.show(changes[key])}, driver reports ${k.show(after![key])} on ${describeLink(info)}${detail ? ` (${detail})` : ""}${said}`,
+      });
+    }
+  }
+  const persistSteps = steps.slice(set.length + read.length);
+  if (problems.length === 0 && !persistSteps.some((s) => s.exitCode !== 0)) return;
+  const undo = back(after ?? changes);
+  const undoSet = Object.keys(undo).length > 0 ? k.set(undo) : [];
+  const undoFailed = (await runBatch(t, [...undoSet, ...undoPersist])).find(
+    (s) => s.exitCode !== 0,
+  );
+  const summary = Object.entries(undo)
+    .map(([key, v]) => `${k.property(key)} ${k.show(v)}`)
+    .join(", ");
+  const undone =
+    undoSet.length === 0
+      ? "nothing was changed"
+      : undoFailed
+        ? `putting back ${summary} failed: ${messageOf(undoFailed)}`
+        : `${summary} put back`;
+  if (problems.length > 0) {
+    throw new Error(
+      `${problems.map((p) => `${p.property}: ${p.reason}`).join("\n")}\non ${t.target}; ${undone}`,
+    );
+  }
+  checkPersist(persistSteps, t.target, undone);
+}
+
+/**
+ * Delete: each key of `applied` goes back to its original where it is still what nettune set
+ * (else a warning), in one round trip with the read-back and the removal of `units`. A driver
+ * that refuses to go back is a warning, not a failure: the resource would never leave the state.
+ */
+export async function releaseKeyed<V>(
+  ctx: HandlerContext,
+  info: LinkInfo | undefined,
+  k: KeyedSettings<V>,
+  live: Readonly<Record<string, V | undefined>>,
+  applied: Readonly<Record<string, V | undefined>>,
+  originals: Readonly<Record<string, V | undefined>>,
+  units: readonly string[],
+): Promise<void> {
+  const t = ctx.transport;
+  const restore: Record<string, V> = {};
+  for (const [key, set] of Object.entries(applied)) {
+    if (set === undefined || !info) continue;
+    const r = restoreOrWarn<V | undefined>({
+      what: k.property(key),
+      live: live[key],
+      applied: set,
+      original: originals[key] ?? undefined,
+      where: describeLink(info),
+      same: (a, b) => stableJson(a) === stableJson(b),
+      show: (v) => k.show(v),
+    });
+    if (r.action === "restore") restore[key] = r.to!;
+    else if (r.action === "warn") ctx.warn(r.message);
+  }
+  const keys = Object.keys(restore);
+  const set = keys.length > 0 ? k.set(restore) : [];
+  const read = keys.length > 0 ? k.readBack : [];
+  const removeUnits = persistCommands(undefined, units);
+  const steps = await runBatch(t, [...set, ...read, ...removeUnits]);
+  if (keys.length > 0 && info) {
+    const setSteps = steps.slice(0, set.length);
+    const readSteps = steps.slice(set.length, set.length + read.length);
+    let after: Record<string, V | undefined> | undefined;
+    try {
+      after = k.after(readSteps, setSteps);
+    } catch (err) {
+      ctx.warn(`could not read back what was put back: ${(err as Error).message}`);
+    }
+    const failed = setSteps.find((s) => s.exitCode !== 0);
+    for (const key of after ? keys : []) {
+      if (stableJson(after![key]) === stableJson(restore[key])) continue;
+      ctx.warn(
+        `${k.property(key)}: could not be put back to ${k.show(restore[key])} on ${describeLink(info)}: ` +
+          `driver reports ${k.show(after![key])}${failed ? ` (${messageOf(failed)})` : ""}`,
+      );
+    }
+  }
+  checkPersist(steps.slice(set.length + read.length), t.target, "");
+}
+
+/** Several argument vectors or scripts as one shell text, each stopping the rest on failure. */
+function renderCommands(commands: readonly Command[]): string {
+  return commands.map((c) => (isScript(c) ? c.script : renderCommand(c))).join("\n");
+}
+
+/**
+ * What an update keeps aiming at for keys no longer declared: their originals, where the live
+ * value is still what nettune set (else a warning).
+ */
+export function giveBackUndeclared<V>(
+  ctx: HandlerContext,
+  info: LinkInfo,
+  k: Pick<KeyedSettings<V>, "property" | "show">,
+  live: Readonly<Record<string, V | undefined>>,
+  declared: Readonly<Record<string, V | undefined>>,
+  applied: Readonly<Record<string, V | undefined>>,
+  originals: Readonly<Record<string, V | undefined>>,
+): Record<string, V> {
+  const out: Record<string, V> = {};
+  for (const [key, set] of Object.entries(applied)) {
+    if (declared[key] !== undefined || set === undefined) continue;
+    const r = restoreOrWarn<V | undefined>({
+      what: k.property(key),
+      live: live[key],
+      applied: set,
+      original: originals[key] ?? undefined,
+      where: describeLink(info),
+      same: (a, b) => stableJson(a) === stableJson(b),
+      show: (v) => k.show(v),
+    });
+    if (r.action === "restore") out[key] = r.to!;
+    else if (r.action === "warn") ctx.warn(r.message);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

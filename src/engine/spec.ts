@@ -1,0 +1,211 @@
+/**
+ * A resource kind as data and a few functions (a spec), and the one lifecycle that runs every
+ * spec (DESIGN.md, "Lifecycle"). A spec says what it declares, how it reads its host in one
+ * round trip, what the host must offer, and how to go from what is live to what is declared;
+ * the engine owns the order of things: validation, ids, the diff, probing before every change,
+ * refusing what the host cannot take, warnings, and the shape refresh reports.
+ */
+import type { z } from "zod";
+import type { Connection } from "../schemas/connection";
+import type { Transport } from "../transport/types";
+import {
+  diffResult,
+  failuresError,
+  propertyPath,
+  sameHost,
+  stableJson,
+  type DiffResult,
+  type Failure,
+  type HandlerContext,
+  type ResourceHandler,
+} from "./lifecycle";
+
+/** What every resource's inputs have. */
+export interface BaseInputs {
+  connection: Connection;
+}
+
+/** What a probe found: the facts, or why the resource's object (an interface) is not there. */
+export type Probed<F> = { readonly facts: F } | { readonly missing: Failure };
+
+/** The context a spec's apply and release run in. */
+export interface SpecContext extends HandlerContext {
+  /** Messages for the user, also kept in the resource's `warnings` output. */
+  readonly warnings: string[];
+}
+
+export interface Spec<I extends BaseInputs, O extends I, F> {
+  readonly kind: string;
+  readonly schema: z.ZodType<I>;
+  /**
+   * Inputs whose change makes it another resource (`connection`: another host or port; an
+   * interface; a file): it is replaced, the old one given back first.
+   */
+  readonly replaceOn: readonly string[];
+  /** Inputs diffed key by key (`values`, `features`), each with the equality of two values. */
+  readonly keyed?: Readonly<Record<string, (a: unknown, b: unknown) => boolean>>;
+  /**
+   * Inputs whose change reaches the state but no diff line, or only under a condition (a unit
+   * name without persistence): returns whether this change counts as a diff line.
+   */
+  shows?(field: string, olds: O, news: I): boolean;
+  /** Outputs that are not inputs: refresh leaves them out of the inputs it reports. */
+  readonly outputs: readonly string[];
+  /** The id after `user@host:port/`: what this resource is on its host. */
+  id(inputs: I): string;
+  /** Reads what checks and changes need from the host, in one round trip. */
+  probe(t: Transport, inputs: I): Promise<Probed<F>>;
+  /** What the host cannot take, by field: fails preview, and apply before anything changes. */
+  check?(inputs: I, facts: F, target: string): Failure[];
+  /**
+   * Makes the host what `news` declares, all-or-nothing, and returns the outputs beyond the
+   * inputs. `olds` is the state for an update, undefined for a create.
+   */
+  apply(ctx: SpecContext, facts: F, olds: O | undefined, news: I): Promise<Omit<O, keyof I>>;
+  /** Gives back what `olds` set (delete). `facts` is undefined when the probe found nothing. */
+  release(ctx: SpecContext, facts: F | undefined, olds: O): Promise<void>;
+  /** The live values, in the inputs' shape, for refresh; `facts` undefined when missing. */
+  live(olds: O, facts: F | undefined): Partial<I>;
+}
+
+/** `user@host:port/<what>`: where and what, never a secret. */
+export function resourceId(conn: Connection, what: string): string {
+  return `${conn.user}@${conn.host}:${conn.port}/${what}`;
+}
+
+/**
+ * The diff every spec gets: replacing inputs first, keyed inputs key by key, other inputs as a
+ * whole. The engine prints the per-key lines from the inputs themselves; `changes` and
+ * `replaces` decide what happens.
+ */
+export function specDiff<I extends BaseInputs, O extends I>(
+  spec: Pick<Spec<I, O, unknown>, "replaceOn" | "keyed" | "shows" | "outputs">,
+  olds: O,
+  news: I,
+): DiffResult {
+  const old = olds as unknown as Record<string, unknown>;
+  const neu = news as unknown as Record<string, unknown>;
+  const replaces = spec.replaceOn.filter((f) =>
+    f === "connection"
+      ? !sameHost(olds.connection, news.connection)
+      : stableJson(old[f]) !== stableJson(neu[f]),
+  );
+  const skip = new Set(["connection", "warnings", ...spec.replaceOn, ...spec.outputs]);
+  const fields = new Set([...Object.keys(neu), ...Object.keys(old)].filter((f) => !skip.has(f)));
+  const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
+  let other = false;
+  for (const field of fields) {
+    const a = old[field];
+    const b = neu[field];
+    const same = spec.keyed?.[field];
+    if (same && isRecord(a) && isRecord(b)) {
+      for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+        const path = propertyPath([field, key]);
+        if (!Object.hasOwn(a, key)) detailedDiff[path] = { kind: "add", inputDiff: true };
+        else if (!Object.hasOwn(b, key)) detailedDiff[path] = { kind: "delete", inputDiff: true };
+        else if (!same(a[key], b[key])) detailedDiff[path] = { kind: "update", inputDiff: true };
+      }
+      // Same settings under other names (gro for generic-receive-offload): the state follows.
+      if (stableJson(Object.keys(a).sort()) !== stableJson(Object.keys(b).sort())) other = true;
+      continue;
+    }
+    if (stableJson(a) === stableJson(b)) continue;
+    if (spec.shows && !spec.shows(field, olds, news)) {
+      other = true;
+      continue;
+    }
+    detailedDiff[field] = {
+      kind: a === undefined ? "add" : b === undefined ? "delete" : "update",
+      inputDiff: true,
+    };
+  }
+  return diffResult(detailedDiff, replaces, olds, news, other);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Probes, and fails with the fields the host cannot take. */
+async function probeChecked<I extends BaseInputs, O extends I, F>(
+  spec: Spec<I, O, F>,
+  t: Transport,
+  inputs: I,
+): Promise<F> {
+  const p = await spec.probe(t, inputs);
+  if ("missing" in p) throw failuresError([p.missing]);
+  const failures = spec.check?.(inputs, p.facts, t.target) ?? [];
+  if (failures.length > 0) throw failuresError(failures);
+  return p.facts;
+}
+
+function specContext(ctx: HandlerContext): SpecContext {
+  const warnings: string[] = [];
+  return {
+    ...ctx,
+    warnings,
+    warn(message) {
+      warnings.push(message);
+      ctx.warn(message);
+    },
+  };
+}
+
+/** The lifecycle of a spec, as the provider calls it. */
+export function handlerOf<I extends BaseInputs, O extends I, F>(
+  spec: Spec<I, O, F>,
+): ResourceHandler<I, O> {
+  const withWarnings = (outs: Omit<O, keyof I>, news: I, warnings: string[]): O =>
+    ({ ...news, ...outs, warnings }) as unknown as O;
+  return {
+    kind: spec.kind,
+    schema: spec.schema,
+    replaceOn: spec.replaceOn,
+
+    async hostCheck(inputs, ctx) {
+      const p = await spec.probe(ctx.transport, inputs);
+      if ("missing" in p) return [p.missing];
+      return spec.check?.(inputs, p.facts, ctx.transport.target) ?? [];
+    },
+
+    diff: (_id, olds, news) => specDiff(spec, olds, news),
+
+    async create(inputs, ctx) {
+      const facts = await probeChecked(spec, ctx.transport, inputs);
+      const sctx = specContext(ctx);
+      const outs = await spec.apply(sctx, facts, undefined, inputs);
+      return {
+        id: resourceId(inputs.connection, spec.id(inputs)),
+        outs: withWarnings(outs, inputs, sctx.warnings),
+      };
+    },
+
+    async update(_id, olds, news, ctx) {
+      const facts = await probeChecked(spec, ctx.transport, news);
+      const sctx = specContext(ctx);
+      const outs = await spec.apply(sctx, facts, olds, news);
+      return withWarnings(outs, news, sctx.warnings);
+    },
+
+    async delete(_id, olds, ctx) {
+      const sctx = specContext(ctx);
+      const p = await spec.probe(ctx.transport, olds);
+      if ("missing" in p) sctx.warn(`${p.missing.reason}; nothing to restore`);
+      await spec.release(sctx, "missing" in p ? undefined : p.facts, olds);
+    },
+
+    async read(_id, olds, ctx) {
+      const sctx = specContext(ctx);
+      const p = await spec.probe(ctx.transport, olds);
+      if ("missing" in p) sctx.warn(p.missing.reason);
+      const props = {
+        ...olds,
+        ...spec.live(olds, "missing" in p ? undefined : p.facts),
+        warnings: sctx.warnings,
+      } as O;
+      const inputs = { ...props } as Record<string, unknown>;
+      for (const k of [...spec.outputs, "warnings"]) delete inputs[k];
+      return { props, inputs: inputs as unknown as I };
+    },
+  };
+}
