@@ -111,7 +111,7 @@ function unitOf(inputs: NicRingsInputs, sizes: Partial<Record<Field, number>>) {
 /** Ring sizes as keyed settings: one `ethtool -G`, verified by `ethtool -g`. */
 function keyed(info: LinkInfo, target: string): KeyedSettings<number | null> {
   return {
-    set: (c) => [renderEthtoolRings(info.ifname, c as Partial<Record<Field, number>>)],
+    set: (c) => [renderEthtoolRings(info.ifname, c)],
     readBack: [renderEthtoolShow("rings", info.ifname)],
     after([read]) {
       const r = readRings(read, target);
