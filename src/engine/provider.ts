@@ -11,9 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   containsUnknown,
-  diffResult,
   failuresError,
-  stableJson,
   type DiffResult,
   userInputs,
   validate,
@@ -135,12 +133,27 @@ async function hostFailures(handler: AnyHandler, inputs: BaseInputs): Promise<Fa
 }
 
 /**
- * Check: zod validation of every field, no host I/O, except for a resource that does not exist
- * yet. The engine calls Check for one resource after another, so a round trip here is paid once
- * per resource in sequence. A new resource has no other step in preview that reaches the
- * provider, so it is checked against its host here; a resource that exists is checked against
- * its host in diff, which the engine runs in parallel (PULUMI_PARALLEL_DIFF=true), and only when
- * its inputs changed.
+ * Which resources Check reads the host for: `all` (default) checks a new resource against its
+ * host at preview; `changed` reads no host in Check at all, so the engine's serial Check phase
+ * costs no round trip (new resources are checked by create, before anything is applied). Set
+ * with NETTUNE_PREVIEW_HOST_CHECKS.
+ */
+export function previewHostChecks(env: NodeJS.ProcessEnv = process.env): "all" | "changed" {
+  const v = env.NETTUNE_PREVIEW_HOST_CHECKS;
+  if (v === undefined || v === "" || v === "all") return "all";
+  if (v === "changed") return "changed";
+  throw new Error(
+    `NETTUNE_PREVIEW_HOST_CHECKS must be "all" or "changed" (got ${JSON.stringify(v)})`,
+  );
+}
+
+/**
+ * Check: zod validation of every field and no host I/O, except for a resource that does not
+ * exist yet. The engine calls Check for one resource after another, so a round trip here is paid
+ * once per resource in sequence. A new resource has no other step in preview that reaches the
+ * provider, so it is checked against its host here (unless NETTUNE_PREVIEW_HOST_CHECKS is
+ * `changed`); a resource that exists is checked against its host in diff, which the engine runs
+ * in parallel (PULUMI_PARALLEL_DIFF=true), and only when its inputs changed.
  */
 async function check(
   handler: AnyHandler,
@@ -153,7 +166,8 @@ async function check(
   const { value, failures } = validate(handler.schema, raw);
   if (!value) return { inputs: news, failures };
   const isNew = Object.keys(userInputs(olds ?? {})).length === 0;
-  return { inputs: value, failures: isNew ? await hostFailures(handler, value) : [] };
+  const readHost = isNew && previewHostChecks() === "all";
+  return { inputs: value, failures: readHost ? await hostFailures(handler, value) : [] };
 }
 
 /**
@@ -169,7 +183,7 @@ async function diff(
   rawNews: Record<string, unknown>,
 ): Promise<DiffResult> {
   const news = userInputs(rawNews);
-  if (containsUnknown(news)) return unknownDiff(handler, olds, news);
+  if (containsUnknown(news)) return unknownDiff(handler, id, olds, news);
   const inputs = handler.schema.parse(news);
   const result = handler.diff(id, olds, inputs);
   const touchesHost =
@@ -182,24 +196,35 @@ async function diff(
   return result;
 }
 
-/** The diff of inputs some of whose values are unknown: every differing field, by name. */
+/**
+ * The diff of inputs some of whose fields are unknown (preview of a resource fed by another
+ * resource's outputs): the known fields as the handler diffs them, every unknown one as a
+ * change, and a replacement where an unknown field may name another host, interface or file.
+ */
 function unknownDiff(
   handler: AnyHandler,
+  id: string,
   olds: BaseInputs,
   news: Record<string, unknown>,
 ): DiffResult {
   const old = olds as unknown as Record<string, unknown>;
-  const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
-  const replaces: string[] = [];
-  for (const key of Object.keys(news)) {
-    const a = old[key];
-    const b = news[key];
-    if (!containsUnknown(b) && stableJson(a) === stableJson(b)) continue;
-    // An unknown host or interface may be another one: the resource may be replaced.
-    if (handler.replaceOn.includes(key)) replaces.push(key);
-    detailedDiff[key] = { kind: a === undefined ? "add" : "update", inputDiff: true };
+  const unknown = Object.keys(news).filter((k) => containsUnknown(news[k]));
+  // The known fields, validated with the unknown ones held at their old values.
+  const filled = { ...news, ...Object.fromEntries(unknown.map((k) => [k, old[k]])) };
+  const parsed = handler.schema.safeParse(filled);
+  const base: DiffResult = parsed.success
+    ? handler.diff(id, olds, parsed.data)
+    : { changes: true, replaces: [], detailedDiff: {} };
+  const detailedDiff = { ...base.detailedDiff };
+  const replaces = [...(base.replaces ?? [])];
+  for (const k of unknown) {
+    if (handler.replaceOn.includes(k) && !replaces.includes(k)) replaces.push(k);
+    detailedDiff[k] = {
+      kind: replaces.includes(k) ? "update-replace" : old[k] === undefined ? "add" : "update",
+      inputDiff: true,
+    };
   }
-  return diffResult(detailedDiff, replaces, olds, { connection: news.connection });
+  return { changes: true, replaces, deleteBeforeReplace: true, detailedDiff };
 }
 
 /** Entry point of the serialized provider: `handle(kind, method, ...args)`. */

@@ -42,8 +42,8 @@ export interface Spec<I extends BaseInputs, O extends I, F> {
    * interface; a file): it is replaced, the old one given back first.
    */
   readonly replaceOn: readonly string[];
-  /** Inputs diffed key by key (`values`, `features`), each with the equality of two values. */
-  readonly keyed?: Readonly<Record<string, (a: unknown, b: unknown) => boolean>>;
+  /** Inputs diffed key by key (`values`, `features`), each with how its keys compare. */
+  readonly keyed?: Readonly<Record<string, Keyed>>;
   /**
    * Inputs whose change reaches the state but no diff line, or only under a condition (a unit
    * name without persistence): returns whether this change counts as a diff line.
@@ -51,6 +51,11 @@ export interface Spec<I extends BaseInputs, O extends I, F> {
   shows?(field: string, olds: O, news: I): boolean;
   /** Outputs that are not inputs: refresh leaves them out of the inputs it reports. */
   readonly outputs: readonly string[];
+  /**
+   * State written by an older version, brought to this version's shape (a field added since
+   * gets the default it had then) before diff, update, refresh and delete see it.
+   */
+  migrate?(state: O): O;
   /** The id after `user@host:port/`: what this resource is on its host. */
   id(inputs: I): string;
   /** Reads what checks and changes need from the host, in one round trip. */
@@ -67,6 +72,15 @@ export interface Spec<I extends BaseInputs, O extends I, F> {
   /** The live values, in the inputs' shape, for refresh; `facts` undefined when missing. */
   live(olds: O, facts: F | undefined): Partial<I>;
 }
+
+/**
+ * How a keyed input compares: the equality of two values, and optionally the name a key is
+ * known by (`gro` and `generic-receive-offload` are one feature): keys under another name are
+ * the same setting, a change of the state with no diff line.
+ */
+export type Keyed =
+  | ((a: unknown, b: unknown) => boolean)
+  | { readonly same: (a: unknown, b: unknown) => boolean; readonly key: (k: string) => string };
 
 /** `user@host:port/<what>`: where and what, never a secret. */
 export function resourceId(conn: Connection, what: string): string {
@@ -97,13 +111,20 @@ export function specDiff<I extends BaseInputs, O extends I>(
   for (const field of fields) {
     const a = old[field];
     const b = neu[field];
-    const same = spec.keyed?.[field];
-    if (same && isRecord(a) && isRecord(b)) {
-      for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const keyed = spec.keyed?.[field];
+    if (keyed && isRecord(a) && isRecord(b)) {
+      const same = typeof keyed === "function" ? keyed : keyed.same;
+      const name = typeof keyed === "function" ? (k: string) => k : keyed.key;
+      // Old keys under the names the new inputs use.
+      const newName = new Map(Object.keys(b).map((k) => [name(k), k]));
+      const olds = Object.fromEntries(
+        Object.entries(a).map(([k, v]) => [newName.get(name(k)) ?? k, v]),
+      );
+      for (const key of new Set([...Object.keys(olds), ...Object.keys(b)])) {
         const path = propertyPath([field, key]);
-        if (!Object.hasOwn(a, key)) detailedDiff[path] = { kind: "add", inputDiff: true };
+        if (!Object.hasOwn(olds, key)) detailedDiff[path] = { kind: "add", inputDiff: true };
         else if (!Object.hasOwn(b, key)) detailedDiff[path] = { kind: "delete", inputDiff: true };
-        else if (!same(a[key], b[key])) detailedDiff[path] = { kind: "update", inputDiff: true };
+        else if (!same(olds[key], b[key])) detailedDiff[path] = { kind: "update", inputDiff: true };
       }
       // Same settings under other names (gro for generic-receive-offload): the state follows.
       if (stableJson(Object.keys(a).sort()) !== stableJson(Object.keys(b).sort())) other = true;
@@ -120,6 +141,11 @@ export function specDiff<I extends BaseInputs, O extends I>(
     };
   }
   return diffResult(detailedDiff, replaces, olds, news, other);
+}
+
+/** An object without its undefined values. */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -157,6 +183,7 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
 ): ResourceHandler<I, O> {
   const withWarnings = (outs: Omit<O, keyof I>, news: I, warnings: string[]): O =>
     ({ ...news, ...outs, warnings }) as unknown as O;
+  const current = (state: O): O => (spec.migrate ? spec.migrate(state) : state);
   return {
     kind: spec.kind,
     schema: spec.schema,
@@ -168,7 +195,7 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
       return spec.check?.(inputs, p.facts, ctx.transport.target) ?? [];
     },
 
-    diff: (_id, olds, news) => specDiff(spec, olds, news),
+    diff: (_id, olds, news) => specDiff(spec, current(olds), news),
 
     async create(inputs, ctx) {
       const facts = await probeChecked(spec, ctx.transport, inputs);
@@ -180,29 +207,33 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
       };
     },
 
-    async update(_id, olds, news, ctx) {
+    async update(_id, state, news, ctx) {
+      const olds = current(state);
       const facts = await probeChecked(spec, ctx.transport, news);
       const sctx = specContext(ctx);
       const outs = await spec.apply(sctx, facts, olds, news);
       return withWarnings(outs, news, sctx.warnings);
     },
 
-    async delete(_id, olds, ctx) {
+    async delete(_id, state, ctx) {
+      const olds = current(state);
       const sctx = specContext(ctx);
       const p = await spec.probe(ctx.transport, olds);
       if ("missing" in p) sctx.warn(`${p.missing.reason}; nothing to restore`);
       await spec.release(sctx, "missing" in p ? undefined : p.facts, olds);
     },
 
-    async read(_id, olds, ctx) {
+    async read(_id, state, ctx) {
+      const olds = current(state);
       const sctx = specContext(ctx);
       const p = await spec.probe(ctx.transport, olds);
       if ("missing" in p) sctx.warn(p.missing.reason);
-      const props = {
+      // A value that cannot be read is left out (drift), never undefined: the wire cannot carry it.
+      const props = defined({
         ...olds,
         ...spec.live(olds, "missing" in p ? undefined : p.facts),
         warnings: sctx.warnings,
-      } as O;
+      }) as O;
       const inputs = { ...props } as Record<string, unknown>;
       for (const k of [...spec.outputs, "warnings"]) delete inputs[k];
       return { props, inputs: inputs as unknown as I };

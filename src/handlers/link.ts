@@ -21,7 +21,7 @@ import {
   type StepResult,
 } from "../engine/batch";
 import type { Connection } from "../schemas/connection";
-import { sameHost, stableJson, type Failure, type HandlerContext } from "../engine/lifecycle";
+import { stableJson, type Failure, type HandlerContext } from "../engine/lifecycle";
 import { restoreOrWarn } from "../engine/restore";
 import type { Probed } from "../engine/spec";
 
@@ -90,28 +90,6 @@ export interface LinkInputs {
  */
 export const LINK_REPLACE_ON = ["connection", "interface"] as const;
 
-/** The replace rule of the handlers not yet written as specs. */
-export function linkReplaces(olds: LinkInputs, news: LinkInputs): string[] {
-  const replaces: string[] = [];
-  if (!sameHost(olds.connection, news.connection)) replaces.push("connection");
-  if (olds.interface !== news.interface) replaces.push("interface");
-  return replaces;
-}
-
-/** Changes that touch no host but must reach the state (credentials, persistence). */
-export function linkOtherChanges(olds: LinkInputs, news: LinkInputs): string[] {
-  const out: string[] = [];
-  if (olds.persist !== news.persist) out.push("persist");
-  if (olds.unitName !== news.unitName && (olds.persist || news.persist)) out.push("unitName");
-  return out;
-}
-
-/** The resource's id: where and what, never a secret. */
-export function linkId(kind: string, inputs: LinkInputs): string {
-  const c = inputs.connection;
-  return `${c.user}@${c.host}:${c.port}/${kind}/${inputs.interface}/${inputs.unitName}`;
-}
-
 /** A unit name is a diff line only where a unit exists before or after. */
 export function linkShows(field: string, olds: LinkInputs, news: LinkInputs): boolean {
   return field !== "unitName" || olds.persist || news.persist;
@@ -149,8 +127,15 @@ export async function probeLink<F>(
 
 /** How a resource sets, reads back and shows its keyed settings. */
 export interface KeyedSettings<V> {
-  /** Commands that set `changes`; verified by reading back, not by their exit codes. */
-  set(changes: Readonly<Record<string, V>>): Command[];
+  /**
+   * Commands that set `changes`, starting from the live values `from` (an order that depends on
+   * the direction: an RSS table moves before its queues shrink); verified by reading back, not
+   * by their exit codes.
+   */
+  set(
+    changes: Readonly<Record<string, V>>,
+    from: Readonly<Record<string, V | undefined>>,
+  ): Command[];
   /** Read-only commands run right after `set`, in the same round trip. */
   readonly readBack: readonly Command[];
   /** The live values after, from the read-back steps (and the set steps, for messages). */
@@ -160,6 +145,11 @@ export interface KeyedSettings<V> {
   show(value: V | undefined): string;
   /** Why a key is not what was asked beyond its value (`tx-tcp-segmentation is off [requested on]`). */
   detail?(key: string, readBack: readonly StepResult[]): string;
+  /**
+   * What a failed apply's error says was put back (`failure`: why putting back failed); by
+   * default `rx 256, tx 512 put back`.
+   */
+  putBack?(values: Readonly<Record<string, V>>, failure: string | undefined): string;
   /**
    * Runs the apply script itself instead of one plain batch (commit-confirmed on the SSH
    * interface): `undo` is a script that puts `before` back; the answer is the batch's output.
@@ -171,7 +161,8 @@ export interface KeyedSettings<V> {
  * One round trip: `set` with every value of `target` that differs from `before`, the read-back,
  * then `persist`. Each value is verified by the read-back; if one is not what was asked or a
  * persistence step fails, what changed is put back and `undoPersist` restores the units as they
- * were, in a second round trip, and the error names each field and says what was undone.
+ * were, in a second round trip, and the error names each field and says what was undone. A set
+ * command that fails while every value reads back as asked is told to `warn`.
  */
 export async function applyKeyed<V>(
   t: Transport,
@@ -181,13 +172,14 @@ export async function applyKeyed<V>(
   target: Readonly<Record<string, V | undefined>>,
   persist: readonly Command[],
   undoPersist: readonly Command[],
+  warn?: (message: string) => void,
 ): Promise<void> {
   const changes: Record<string, V> = {};
   for (const [key, want] of Object.entries(target)) {
     if (want !== undefined && stableJson(want) !== stableJson(before[key])) changes[key] = want;
   }
   const keys = Object.keys(changes);
-  const set = keys.length > 0 ? k.set(changes) : [];
+  const set = keys.length > 0 ? k.set(changes, before) : [];
   const read = keys.length > 0 ? k.readBack : [];
   const batch = [...set, ...read, ...persist];
   const back = (now: Readonly<Record<string, V | undefined>>) =>
@@ -200,7 +192,7 @@ export async function applyKeyed<V>(
     );
   let steps: StepResult[];
   if (k.run && keys.length > 0) {
-    const undo = renderCommands(k.set(back({})));
+    const undo = renderCommands(k.set(back({}), { ...before, ...changes }));
     steps = parseBatch(await k.run(t, renderBatch(batch), undo), batch);
   } else {
     steps = await runBatch(t, batch);
@@ -226,23 +218,33 @@ export async function applyKeyed<V>(
         reason: `requested ${k.show(changes[key])}, driver reports ${k.show(after![key])} on ${describeLink(info)}${detail ? ` (${detail})` : ""}${said}`,
       });
     }
+    if (failed && after && problems.length === 0) {
+      warn?.(
+        `${failed.command} exited with ${failed.exitCode} on ${t.target} (${messageOf(failed)}), ` +
+          "but everything reads back as declared",
+      );
+    }
   }
   const persistSteps = steps.slice(set.length + read.length);
   if (problems.length === 0 && !persistSteps.some((s) => s.exitCode !== 0)) return;
   const undo = back(after ?? changes);
-  const undoSet = Object.keys(undo).length > 0 ? k.set(undo) : [];
+  const undoSet =
+    Object.keys(undo).length > 0 ? k.set(undo, { ...before, ...(after ?? changes) }) : [];
   const undoFailed = (await runBatch(t, [...undoSet, ...undoPersist])).find(
     (s) => s.exitCode !== 0,
   );
   const summary = Object.entries(undo)
     .map(([key, v]) => `${k.property(key)} ${k.show(v)}`)
     .join(", ");
+  const failure = undoFailed && messageOf(undoFailed);
   const undone =
     undoSet.length === 0
       ? "nothing was changed"
-      : undoFailed
-        ? `putting back ${summary} failed: ${messageOf(undoFailed)}`
-        : `${summary} put back`;
+      : k.putBack
+        ? k.putBack(undo, failure)
+        : failure
+          ? `putting back ${summary} failed: ${failure}`
+          : `${summary} put back`;
   if (problems.length > 0) {
     throw new Error(
       `${problems.map((p) => `${p.property}: ${p.reason}`).join("\n")}\non ${t.target}; ${undone}`,
@@ -282,7 +284,7 @@ export async function releaseKeyed<V>(
     else if (r.action === "warn") ctx.warn(r.message);
   }
   const keys = Object.keys(restore);
-  const set = keys.length > 0 ? k.set(restore) : [];
+  const set = keys.length > 0 ? k.set(restore, live) : [];
   const read = keys.length > 0 ? k.readBack : [];
   const removeUnits = persistCommands(undefined, units);
   const steps = await runBatch(t, [...set, ...read, ...removeUnits]);

@@ -2,6 +2,12 @@
  * RssQueues: the channel (queue) counts of one interface (`ethtool -L`) and, where the driver
  * has one, its RSS indirection table (`ethtool -X`). Counts are checked at preview against the
  * driver's pre-set maximums and its kind (combined channels, or separate rx and tx ones).
+ *
+ * Counts and the table are keyed settings under `combined`, `rx`, `tx` and `indirection`, set
+ * in one round trip in the order the driver accepts, read back and verified. The table's
+ * original is the driver's default (`ethtool -X IF default`): `ethtool -x` cannot tell a default
+ * table from one set to the same buckets, and a set table stops the kernel from spreading it
+ * over the queues after a later channel change.
  */
 import { rssQueuesSchema, type Indirection, type RssQueuesInputs } from "../schemas/rssQueues";
 import type { Count } from "../schemas/link";
@@ -17,29 +23,25 @@ import {
   type EthtoolRss,
 } from "../host/ethtool";
 import { ParseError } from "../host/errors";
-import type { Command, Transport } from "../transport/types";
+import { renderCommand } from "../transport/quote";
+import { stableJson, type Failure } from "../engine/lifecycle";
+import { handlerOf, type Spec } from "../engine/spec";
+import { missingTool, outputOf, type StepResult } from "../engine/batch";
 import {
-  diffResult,
-  stableJson,
-  type DiffResult,
-  type Failure,
-  type ResourceHandler,
-  failuresError,
-} from "../engine/lifecycle";
-import {
-  checkPersist,
+  LINK_REPLACE_ON,
+  applyKeyed,
   describeLink,
-  linkCommands,
-  linkId,
-  linkOtherChanges,
-  linkReplaces,
+  giveBackUndeclared,
+  linkPath,
+  linkShows,
   linkUnit,
   persistCommands,
-  readLink,
+  probeLink,
+  releaseKeyed,
   unitPathOf,
-  type LinkInfo,
+  type KeyedSettings,
+  type LinkFacts,
 } from "./link";
-import { messageOf, missingTool, outputOf, runBatch, type StepResult } from "../engine/batch";
 
 /** Channel counts; null where the driver has no such channel type. */
 export interface ChannelCounts {
@@ -67,6 +69,14 @@ export interface RssQueuesOutputs extends RssQueuesInputs {
   /** Messages from the last operation the user should read. */
   warnings: string[];
 }
+
+/** An indirection table as set: declared, or the driver's default. */
+type Table = Indirection | "default";
+
+/** A keyed value: a count under `combined`, `rx` or `tx`, the table under `indirection`. */
+type Value = number | null | Table;
+
+const NO_COUNTS: ChannelCounts = { rx: null, tx: null, combined: null };
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -101,9 +111,9 @@ export function tableMatches(table: readonly number[], spec: Indirection): boole
   return true;
 }
 
-/** The table as declared (equal over N queues, or weights) when it is not what was declared. */
-function liveIndirection(rss: EthtoolRss, declared: Indirection): Indirection {
-  if (tableMatches(rss.indirection, declared)) return declared;
+/** The live table as declared when it is what `declared` writes, else as equal N or weights. */
+function liveIndirection(rss: EthtoolRss, declared: Indirection | undefined): Indirection {
+  if (declared && tableMatches(rss.indirection, declared)) return declared;
   const counts = bucketCounts(rss.indirection);
   const n = counts.length;
   return counts.every((c) => c > 0) && tableMatches(rss.indirection, { equal: n })
@@ -111,66 +121,65 @@ function liveIndirection(rss: EthtoolRss, declared: Indirection): Indirection {
     : { weights: counts };
 }
 
-function readChannels(step: StepResult, target: string): EthtoolChannels | "unsupported" {
+/** Runs a parser on a step: a missing tool is an error, a driver without the feature "unsupported". */
+function readStep<T>(
+  step: StepResult | undefined,
+  target: string,
+  parse: (text: string) => T,
+): T | "unsupported" {
+  if (!step) throw new Error("rssQueues: a read step is missing");
   const missing = missingTool(step, target);
   if (missing) throw new Error(missing);
   try {
-    return parseEthtoolChannels(outputOf(step));
+    return parse(outputOf(step));
   } catch (err) {
     if (err instanceof ParseError && err.unsupported) return "unsupported";
     throw err;
   }
 }
 
-function readRss(step: StepResult, target: string): EthtoolRss | "unsupported" {
-  const missing = missingTool(step, target);
-  if (missing) throw new Error(missing);
+/**
+ * The table from `ethtool -x`; undefined where the driver has none. Read strictly only when
+ * one is declared: otherwise it serves giving a table back, and an odd answer must not fail a
+ * resource that only sets counts.
+ */
+function readTable(
+  step: StepResult | undefined,
+  target: string,
+  strict: boolean,
+): EthtoolRss | undefined {
   try {
-    return parseEthtoolRss(outputOf(step));
+    const r = readStep(step, target, parseEthtoolRss);
+    return r === "unsupported" ? undefined : r;
   } catch (err) {
-    if (err instanceof ParseError && err.unsupported) return "unsupported";
-    throw err;
+    if (strict) throw err;
+    return undefined;
   }
 }
 
-function probeCommands(ifname: string, withRss: boolean): Command[] {
-  return [
-    ...linkCommands(ifname),
-    renderEthtoolShow("channels", ifname),
-    ...(withRss ? [renderEthtoolShow("rss", ifname)] : []),
-  ];
+interface Own {
+  readonly channels: EthtoolChannels | "unsupported";
+  /** The live RSS table; undefined where the driver has none. */
+  readonly rss: EthtoolRss | undefined;
 }
+
+type Facts = LinkFacts<Own>;
 
 const declaredFields = (inputs: RssQueuesInputs): Field[] =>
   FIELDS.filter((f) => inputs[f] !== undefined);
 
-interface Checked {
-  failures: Failure[];
-  info?: LinkInfo;
-  channels?: EthtoolChannels;
-  /** The live RSS table, read when `indirection` is declared and the driver has one. */
-  rss?: EthtoolRss;
-  /** The declared counts with "max" resolved. */
-  plan: Partial<Record<Field, number>>;
-}
-
-/** Host checks of preview, create and update: interface, channel kind, maximums, RSS table. */
-function checkQueues(
+/** The declared counts with "max" resolved, and what the host cannot take. */
+function plan(
   inputs: RssQueuesInputs,
-  target: string,
-  steps: readonly StepResult[],
-): Checked {
-  const plan: Partial<Record<Field, number>> = {};
-  const link = readLink(inputs.interface, target, steps);
-  if ("failure" in link)
-    return { failures: [{ property: "interface", reason: link.failure }], plan };
-  const info = link.info;
+  facts: Facts,
+): { failures: Failure[]; counts: Partial<Record<Field, number>> } {
+  const { info } = facts;
+  const counts: Partial<Record<Field, number>> = {};
   const where = describeLink(info);
   const failures: Failure[] = [];
   const fields = declaredFields(inputs);
-  const read = readChannels(steps[2]!, target);
-  const channels = read === "unsupported" ? undefined : read;
-  if (read === "unsupported" && fields.length > 0) {
+  const channels = facts.own.channels === "unsupported" ? undefined : facts.own.channels;
+  if (!channels && fields.length > 0) {
     failures.push({
       property: fields[0]!,
       reason: `channel counts are not supported by driver ${info.driver} on ${info.ifname}`,
@@ -195,42 +204,42 @@ function checkQueues(
           reason: `${want} is more than the maximum of ${max} ${f} channels on ${where}`,
         });
       } else {
-        plan[f] = want === "max" ? max : want;
+        counts[f] = want === "max" ? max : want;
       }
     }
   }
-  let rss: EthtoolRss | undefined;
-  if (inputs.indirection) {
-    const got = readRss(steps[3]!, target);
-    rss = got === "unsupported" ? undefined : got;
-    if (!rss) {
+  const spec = inputs.indirection;
+  const rss = facts.own.rss;
+  if (spec && !rss) {
+    failures.push({
+      property: "indirection",
+      reason: `RSS indirection is not supported by driver ${info.driver} on ${info.ifname}`,
+    });
+  } else if (spec && rss) {
+    // The rx queues the table may point to once the counts are applied.
+    const rx =
+      channels === undefined
+        ? rss.ringCount
+        : (counts.combined ?? channels.current.combined ?? 0) +
+          (counts.rx ?? channels.current.rx ?? 0);
+    const used = spec.equal ?? spec.weights?.length ?? 0;
+    if (rx > 0 && used > rx) {
       failures.push({
-        property: "indirection",
-        reason: `RSS indirection is not supported by driver ${info.driver} on ${info.ifname}`,
+        property: spec.equal !== undefined ? "indirection.equal" : "indirection.weights",
+        reason: `${spec.equal !== undefined ? `equal ${used}` : `${used} weights`} but ${where} will have ${rx} rx queues`,
       });
-    } else {
-      // The rx queues the table may point to once the counts are applied.
-      const rx =
-        channels === undefined
-          ? rss.ringCount
-          : (plan.combined ?? channels.current.combined ?? 0) +
-            (plan.rx ?? channels.current.rx ?? 0);
-      const spec = inputs.indirection;
-      const used = spec.equal ?? spec.weights?.length ?? 0;
-      if (rx > 0 && used > rx) {
-        failures.push({
-          property: spec.equal !== undefined ? "indirection.equal" : "indirection.weights",
-          reason: `${spec.equal !== undefined ? `equal ${used}` : `${used} weights`} but ${where} will have ${rx} rx queues`,
-        });
-      }
     }
   }
-  return { failures, info, channels, rss, plan };
+  return { failures, counts };
 }
 
-async function probe(t: Transport, inputs: RssQueuesInputs): Promise<Checked> {
-  const steps = await runBatch(t, probeCommands(inputs.interface, !!inputs.indirection));
-  return checkQueues(inputs, t.target, steps);
+/** The live counts and table as keyed values. */
+function liveValues(
+  own: Own,
+  declared: Indirection | undefined,
+): Record<string, Value | undefined> {
+  const counts = own.channels === "unsupported" ? NO_COUNTS : countsOf(own.channels.current);
+  return { ...counts, indirection: own.rss && liveIndirection(own.rss, declared) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,340 +251,192 @@ function indirectionCommand(ifname: string, spec: Indirection): string[] {
     : renderEthtoolRssEqual(ifname, spec.equal ?? 1);
 }
 
-/** `ethtool -L` with the changed counts, and `-X` in the order the driver accepts. */
-function channelCommands(
+const defaultTableCommand = (ifname: string) => ["ethtool", "-X", ifname, "default"];
+
+const queues = (v: Value | undefined): number => (typeof v === "number" ? v : 0);
+
+/**
+ * Counts and the table as keyed settings: `ethtool -L` with the counts, `-X` in the order the
+ * driver accepts, verified by `ethtool -l` and `-x`. `declared` is the table this operation
+ * sets, against which the read-back is compared.
+ */
+function keyed(
   ifname: string,
-  target: Partial<Record<Field, number>>,
-  from: ChannelCounts,
-  indirection: Indirection | "default" | undefined,
-): string[][] {
-  const diff = Object.fromEntries(
-    FIELDS.filter((f) => target[f] !== undefined && target[f] !== from[f]).map((f) => [
-      f,
-      target[f]!,
-    ]),
-  );
-  const set = Object.keys(diff).length > 0 ? [renderEthtoolChannels(ifname, diff)] : [];
-  if (indirection === undefined) return set;
-  const x =
-    indirection === "default"
-      ? ["ethtool", "-X", ifname, "default"]
-      : indirectionCommand(ifname, indirection);
-  // A table may not point past the last queue: shrink after it moved, grow before it moves.
-  const rxOf = (c: Partial<ChannelCounts>) => (c.combined ?? 0) + (c.rx ?? 0);
-  const shrinking = rxOf({ ...from, ...diff }) < rxOf(from);
-  return shrinking || indirection === "default" ? [x, ...set] : [...set, x];
+  target: string,
+  declared: Indirection | undefined,
+): KeyedSettings<Value> {
+  const putDefault = renderCommand(defaultTableCommand(ifname));
+  return {
+    set(changes, from) {
+      const counts = Object.fromEntries(
+        FIELDS.filter((f) => typeof changes[f] === "number").map((f) => [f, changes[f] as number]),
+      );
+      const set = Object.keys(counts).length > 0 ? [renderEthtoolChannels(ifname, counts)] : [];
+      const table = changes.indirection as Table | undefined;
+      if (table === undefined) return set;
+      if (table === "default") return [defaultTableCommand(ifname), ...set];
+      // A table may not point past the last queue: shrink after it moved, grow before it moves.
+      const rxOf = (c: Readonly<Record<string, Value | undefined>>) =>
+        queues(c.combined) + queues(c.rx);
+      const shrinking = rxOf({ ...from, ...counts }) < rxOf(from);
+      const x = indirectionCommand(ifname, table);
+      return shrinking ? [x, ...set] : [...set, x];
+    },
+    readBack: [renderEthtoolShow("channels", ifname), renderEthtoolShow("rss", ifname)],
+    after([chStep, rssStep], setSteps) {
+      const ch = readStep(chStep, target, parseEthtoolChannels);
+      const counts = ch === "unsupported" ? NO_COUNTS : countsOf(ch.current);
+      // `ethtool -x` shows no sign of a default table: the command's success is the answer.
+      const x = setSteps.find((s) => s.command === putDefault);
+      if (x?.exitCode === 0) return { ...counts, indirection: "default" };
+      const rss = readTable(rssStep, target, declared !== undefined);
+      return { ...counts, indirection: rss && liveIndirection(rss, declared) };
+    },
+    property: (key) => key,
+    show(v) {
+      if (v === null || v === undefined) return v === null ? "n/a" : "no table";
+      if (typeof v === "number" || v === "default") return String(v);
+      return v.weights ? `weight ${v.weights.join(" ")}` : `equal ${v.equal}`;
+    },
+  };
 }
 
-function unitOf(inputs: RssQueuesInputs, plan: Partial<Record<Field, number>>) {
+function unitOf(inputs: RssQueuesInputs, counts: Partial<Record<Field, number>>) {
   const commands: string[][] = [];
-  if (Object.keys(plan).length > 0) commands.push(renderEthtoolChannels(inputs.interface, plan));
+  if (Object.keys(counts).length > 0)
+    commands.push(renderEthtoolChannels(inputs.interface, counts));
   if (inputs.indirection) commands.push(indirectionCommand(inputs.interface, inputs.indirection));
   return linkUnit(inputs, `nettune RssQueues on ${inputs.interface}`, commands);
 }
 
-const summary = (c: Partial<Record<Field, number | null>>) =>
-  FIELDS.filter((f) => c[f] !== undefined && c[f] !== null)
-    .map((f) => `${f} ${c[f]}`)
-    .join(" ");
+/** What nettune set, as keyed values. */
+const appliedOf = (olds: RssQueuesOutputs): Record<string, Value | undefined> => ({
+  ...olds.applied,
+  indirection: olds.indirectionSet ? olds.indirection : undefined,
+});
 
 /**
- * One round trip: set, read back, persist. On any failure the counts this step changed and
- * the table are put back, the units restored (`undoUnit`), and the error names the field.
+ * The originals to give back: a count of 0 never (an interface without a queue cuts the host
+ * off), the table always to the driver's default.
  */
-async function applyQueues(
-  t: Transport,
-  inputs: RssQueuesInputs,
-  info: LinkInfo,
-  before: ChannelCounts,
-  plan: Partial<Record<Field, number>>,
-  indirection: Indirection | "default" | undefined,
-  persist: Command[],
-  undoUnit: Command[],
-): Promise<void> {
-  const ifname = inputs.interface;
-  const set = channelCommands(ifname, plan, before, indirection);
-  const read =
-    set.length > 0
-      ? [
-          renderEthtoolShow("channels", ifname),
-          ...(indirection && indirection !== "default" ? [renderEthtoolShow("rss", ifname)] : []),
-        ]
-      : [];
-  const steps = await runBatch(t, [...set, ...read, ...persist]);
-  const setSteps = steps.slice(0, set.length);
-  const said = setSteps.find((s) => s.exitCode !== 0);
-  const ethtoolSaid = said ? `; ${said.command} said: ${messageOf(said)}` : "";
-  const problems: Failure[] = [];
-  let after: ChannelCounts | undefined;
-  if (set.length > 0) {
-    const ch = readChannels(steps[set.length]!, t.target);
-    if (ch === "unsupported")
-      throw new Error(`ethtool -l stopped working on ${describeLink(info)}`);
-    after = countsOf(ch.current);
-    for (const f of FIELDS) {
-      const want = plan[f];
-      if (want === undefined || after[f] === want) continue;
-      problems.push({
-        property: f,
-        reason: `requested ${want}, driver reports ${after[f] ?? "n/a"} on ${describeLink(info)}${ethtoolSaid}`,
-      });
-    }
-    if (indirection && indirection !== "default") {
-      const rss = readRss(steps[set.length + 1]!, t.target);
-      if (rss === "unsupported" || !tableMatches(rss.indirection, indirection)) {
-        const got =
-          rss === "unsupported"
-            ? "no table"
-            : `buckets per queue ${bucketCounts(rss.indirection).join(" ")}`;
-        problems.push({
-          property: "indirection",
-          reason: `the table on ${describeLink(info)} is not the one declared (${got})${ethtoolSaid}`,
-        });
-      }
-    }
-  }
-  const persistSteps = steps.slice(set.length + read.length);
-  if (problems.length === 0 && !persistSteps.some((s) => s.exitCode !== 0)) return;
+const originalsOf = (olds: RssQueuesOutputs): Record<string, Value | undefined> => ({
+  ...Object.fromEntries(
+    FIELDS.map((f) => {
+      const orig = olds.originals[f];
+      return [f, orig !== null && orig >= 1 ? orig : undefined];
+    }),
+  ),
+  indirection: "default",
+});
 
-  const changedBack = Object.fromEntries(
-    FIELDS.filter((f) => before[f] !== null && (after?.[f] ?? plan[f]) !== before[f]).map((f) => [
-      f,
-      before[f]!,
-    ]),
-  );
-  const undo: Command[] = [];
-  if (indirection) undo.push(["ethtool", "-X", ifname, "default"]);
-  if (Object.keys(changedBack).length > 0) undo.push(renderEthtoolChannels(ifname, changedBack));
-  const undoSteps = await runBatch(t, [...undo, ...undoUnit]);
-  const undoFailed = undoSteps.find((s) => s.exitCode !== 0);
-  const what = [summary(changedBack), indirection ? "the default indirection table" : ""]
-    .filter(Boolean)
-    .join(" and ");
-  const undone = !what
-    ? "nothing was changed"
-    : undoFailed
-      ? `putting back ${what} failed: ${messageOf(undoFailed)}`
-      : `${what} put back`;
-  if (problems.length > 0) {
-    throw new Error(
-      `${problems.map((p) => `${p.property}: ${p.reason}`).join("\n")}\non ${t.target}; ${undone}`,
-    );
-  }
-  checkPersist(persistSteps, t.target, undone);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The handler
-
-export const rssQueuesHandler: ResourceHandler<RssQueuesInputs, RssQueuesOutputs> = {
+export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
   kind: "RssQueues",
   schema: rssQueuesSchema,
-  replaceOn: ["connection", "interface"],
+  replaceOn: LINK_REPLACE_ON,
+  shows: linkShows,
+  outputs: ["originals", "applied", "maximums", "indirectionSet", "driver", "unitPath"],
+  id: (inputs) => linkPath("rss", inputs),
 
-  async hostCheck(inputs, ctx) {
-    return (await probe(ctx.transport, inputs)).failures;
-  },
-
-  diff(_id, olds, news): DiffResult {
-    const replaces = linkReplaces(olds, news);
-    const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
-    for (const key of [...FIELDS, "indirection"] as const) {
-      const a = olds[key];
-      const b = news[key];
-      if (a === undefined && b === undefined) continue;
-      if (a === undefined) detailedDiff[key] = { kind: "add", inputDiff: true };
-      else if (b === undefined) detailedDiff[key] = { kind: "delete", inputDiff: true };
-      else if (stableJson(a) !== stableJson(b))
-        detailedDiff[key] = { kind: "update", inputDiff: true };
-    }
-    for (const key of linkOtherChanges(olds, news))
-      detailedDiff[key] = { kind: "update", inputDiff: true };
-    return diffResult(detailedDiff, replaces, olds, news);
-  },
-
-  async create(inputs, ctx) {
-    const t = ctx.transport;
-    const { failures, info, channels, plan } = await probe(t, inputs);
-    if (failures.length > 0 || !info) throw failuresError(failures);
-    const before: ChannelCounts = channels
-      ? countsOf(channels.current)
-      : { rx: null, tx: null, combined: null };
-    const unit = inputs.persist ? unitOf(inputs, plan) : undefined;
-    await applyQueues(
+  // The table is read even when none is declared: an update that stops declaring one gives
+  // it back only where it is still the one nettune set.
+  probe: (t, inputs) =>
+    probeLink(
       t,
-      inputs,
-      info,
-      before,
-      plan,
-      inputs.indirection,
-      persistCommands(unit, []),
-      persistCommands(undefined, unit ? [unit.name] : []),
-    );
-    return {
-      id: linkId("rss", inputs),
-      outs: {
-        ...inputs,
-        originals: before,
-        applied: plan,
-        maximums: channels ? countsOf(channels.max) : { rx: null, tx: null, combined: null },
-        indirectionSet: inputs.indirection !== undefined,
-        driver: info.driver,
-        unitPath: unit ? unitPathOf(unit.name) : null,
-        warnings: [],
-      },
-    };
-  },
+      inputs.interface,
+      [renderEthtoolShow("channels", inputs.interface), renderEthtoolShow("rss", inputs.interface)],
+      ([ch, rss]) => ({
+        channels: readStep(ch, t.target, parseEthtoolChannels),
+        rss: readTable(rss, t.target, inputs.indirection !== undefined),
+      }),
+    ),
 
-  async read(_id, olds, ctx) {
-    const t = ctx.transport;
-    const steps = await runBatch(t, probeCommands(olds.interface, !!olds.indirection));
-    const link = readLink(olds.interface, t.target, steps);
-    const warnings: string[] = [];
-    const live: Partial<Pick<RssQueuesInputs, Field | "indirection">> = {};
-    if ("failure" in link) {
-      warnings.push(link.failure);
-    } else {
-      const ch = readChannels(steps[2]!, t.target);
-      if (ch !== "unsupported") {
-        for (const f of declaredFields(olds)) {
-          const now = ch.current[f];
-          if (now === null) continue;
-          live[f] = olds[f] === "max" && now === ch.max[f] ? "max" : now;
-        }
-      }
-      if (olds.indirection) {
-        const rss = readRss(steps[3]!, t.target);
-        if (rss !== "unsupported") live.indirection = liveIndirection(rss, olds.indirection);
-      }
-    }
-    for (const w of warnings) ctx.warn(w);
-    const { combined: _c, rx: _r, tx: _t, indirection: _i, ...rest } = olds;
-    const props: RssQueuesOutputs = { ...rest, ...live, warnings };
-    const {
-      originals: _o,
-      applied: _a,
-      maximums: _m,
-      indirectionSet: _s,
-      driver: _d,
-      unitPath: _u,
-      warnings: _w,
-      ...inputs
-    } = props;
-    return { props, inputs };
-  },
+  check: (inputs, facts) => plan(inputs, facts).failures,
 
-  async update(_id, olds, news, ctx) {
+  async apply(ctx, facts, olds, news) {
     const t = ctx.transport;
-    const { failures, info, channels, rss: table, plan } = await probe(t, news);
-    if (failures.length > 0 || !info) throw failuresError(failures);
-    const warnings: string[] = [];
-    const before: ChannelCounts = channels
-      ? countsOf(channels.current)
-      : { rx: null, tx: null, combined: null };
-    // A count no longer declared gets its original back, if it is still what we set.
-    const target = { ...plan };
-    for (const f of FIELDS) {
-      const set = olds.applied[f];
-      const orig = olds.originals[f];
-      if (plan[f] !== undefined || set === undefined || orig === null || orig < 1) continue;
-      if (before[f] === set) target[f] = orig;
-      else if (before[f] !== orig)
-        warnings.push(
-          `${f}: left at ${before[f] ?? "n/a"} on ${describeLink(info)}: it was changed outside nettune after it was set to ${set}`,
-        );
+    const { info, own } = facts;
+    const { counts } = plan(news, facts);
+    const live = liveValues(own, news.indirection ?? olds?.indirection);
+    const k = keyed(info.ifname, t.target, news.indirection);
+    const target: Record<string, Value | undefined> = { ...counts };
+    if (news.indirection) target.indirection = news.indirection;
+    // Counts and a table no longer declared go back to their originals, where still ours.
+    if (olds) {
+      Object.assign(
+        target,
+        giveBackUndeclared(ctx, info, k, live, target, appliedOf(olds), originalsOf(olds)),
+      );
     }
-    // The table is written again only when it is not what is declared (or no longer declared).
-    const tableInPlace =
-      news.indirection !== undefined &&
-      table !== undefined &&
-      tableMatches(table.indirection, news.indirection);
-    const indirection = tableInPlace
-      ? undefined
-      : (news.indirection ?? (olds.indirectionSet ? "default" : undefined));
-    const unit = news.persist ? unitOf(news, plan) : undefined;
-    const oldUnit = olds.persist ? unitOf(olds, olds.applied) : undefined;
-    await applyQueues(
+    // A live table other than the one declared counts as the driver's default: what a failed
+    // apply puts back, as delete does.
+    const before = { ...live };
+    if (news.indirection && stableJson(live.indirection) !== stableJson(news.indirection))
+      before.indirection = "default";
+    const unit = news.persist ? unitOf(news, counts) : undefined;
+    const oldUnit = olds?.persist ? unitOf(olds, olds.applied) : undefined;
+    await applyKeyed(
       t,
-      news,
       info,
+      k,
       before,
       target,
-      indirection,
       persistCommands(unit, oldUnit ? [oldUnit.name] : []),
       persistCommands(oldUnit, unit ? [unit.name] : []),
+      (m) => ctx.warn(m),
     );
-    for (const w of warnings) ctx.warn(w);
+    const channels = own.channels === "unsupported" ? undefined : own.channels;
     return {
-      ...news,
-      originals: olds.originals,
-      applied: plan,
-      maximums: channels ? countsOf(channels.max) : olds.maximums,
+      originals: olds?.originals ?? (channels ? countsOf(channels.current) : NO_COUNTS),
+      applied: counts,
+      maximums: channels ? countsOf(channels.max) : (olds?.maximums ?? NO_COUNTS),
       indirectionSet: news.indirection !== undefined,
       driver: info.driver,
       unitPath: unit ? unitPathOf(unit.name) : null,
-      warnings,
+      warnings: [],
     };
   },
 
-  async delete(_id, olds, ctx) {
-    const t = ctx.transport;
-    const removeUnit = persistCommands(undefined, olds.persist ? [olds.unitName] : []);
-    const steps = await runBatch(t, probeCommands(olds.interface, false));
-    const link = readLink(olds.interface, t.target, steps);
-    if ("failure" in link) {
-      ctx.warn(`${link.failure}; nothing to restore`);
-      checkPersist(await runBatch(t, removeUnit), t.target, "");
-      return;
-    }
-    const info = link.info;
-    const ch = readChannels(steps[2]!, t.target);
-    const restore: Partial<Record<Field, number>> = {};
-    if (ch !== "unsupported") {
-      for (const f of FIELDS) {
-        const set = olds.applied[f];
-        const orig = olds.originals[f];
-        const now = ch.current[f];
-        if (set === undefined || orig === null || now === orig) continue;
-        if (orig < 1) {
-          ctx.warn(
-            `${f}: left at ${now ?? "n/a"}: its original count was ${orig}, which would leave no queue`,
-          );
-        } else if (now === set) {
-          restore[f] = orig;
-        } else {
-          ctx.warn(
-            `${f}: left at ${now ?? "n/a"} on ${describeLink(info)}: it was changed outside nettune after it was set to ${set}`,
-          );
-        }
-      }
-    }
-    const set: Command[] = [];
-    if (olds.indirectionSet) set.push(["ethtool", "-X", olds.interface, "default"]);
-    if (Object.keys(restore).length > 0) {
-      set.push(
-        renderEthtoolChannels(olds.interface, restore),
-        renderEthtoolShow("channels", olds.interface),
-      );
-    }
-    const res = await runBatch(t, [...set, ...removeUnit]);
-    if (olds.indirectionSet && res[0]!.exitCode !== 0) {
+  async release(ctx, facts, olds) {
+    const live = facts ? liveValues(facts.own, olds.indirection) : {};
+    const channels = facts?.own.channels;
+    const now = channels && channels !== "unsupported" ? countsOf(channels.current) : undefined;
+    for (const f of now ? FIELDS : []) {
+      const orig = olds.originals[f];
+      if (olds.applied[f] === undefined || orig === null || orig >= 1 || now![f] === orig) continue;
       ctx.warn(
-        `the default indirection table could not be put back on ${describeLink(info)}: ${messageOf(res[0]!)}`,
+        `${f}: left at ${now![f] ?? "n/a"}: its original count was ${orig}, which would leave no queue`,
       );
     }
-    if (Object.keys(restore).length > 0) {
-      const back = readChannels(res[set.length - 1]!, t.target);
-      for (const f of FIELDS) {
-        if (restore[f] === undefined) continue;
-        const now = back === "unsupported" ? null : back.current[f];
-        if (now !== restore[f]) {
-          ctx.warn(
-            `${f}: could not be put back to ${restore[f]} on ${describeLink(info)}: driver reports ${now ?? "n/a"} (${messageOf(res[set.length - 2]!)})`,
-          );
-        }
+    await releaseKeyed(
+      ctx,
+      facts?.info,
+      keyed(olds.interface, ctx.transport.target, undefined),
+      live,
+      appliedOf(olds),
+      originalsOf(olds),
+      olds.persist ? [olds.unitName] : [],
+    );
+  },
+
+  live(olds, facts) {
+    const out: Partial<Pick<RssQueuesInputs, Field | "indirection">> = {
+      combined: undefined,
+      rx: undefined,
+      tx: undefined,
+      indirection: undefined,
+    };
+    if (!facts) return out;
+    const { channels, rss } = facts.own;
+    if (channels !== "unsupported") {
+      for (const f of declaredFields(olds)) {
+        const now = channels.current[f];
+        if (now === null) continue;
+        out[f] = olds[f] === "max" && now === channels.max[f] ? "max" : now;
       }
     }
-    checkPersist(res.slice(set.length), t.target, "");
+    if (olds.indirection && rss) out.indirection = liveIndirection(rss, olds.indirection);
+    return out;
   },
 };
+
+export const rssQueuesHandler = handlerOf(rssQueuesSpec);

@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
-import { liveSysctls } from "../helpers/hostShell";
-import { direct, sandboxHosts } from "../helpers/sandbox";
+import { liveSysctls, onHost } from "../helpers/hostShell";
+import { direct, ROOT, sandboxHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
 const SOMAXCONN = "net.core.somaxconn";
@@ -47,7 +47,6 @@ describe("values unknown at preview", () => {
     expect(p.changes).toEqual({ create: 1, update: 1, same: 1 });
     const fed = p.events.find((e) => e.type === "pre" && e.urn?.endsWith("::fed"));
     expect(fed?.op).toBe("update");
-    expect(fed?.diffs).toContain("values");
     // Preview changed nothing on the host.
     expect(await liveSysctls(host, [SOMAXCONN])).toEqual({ [SOMAXCONN]: "4001" });
 
@@ -82,11 +81,15 @@ describe("a changed resource is checked against its host at preview", () => {
       ],
     };
     const p = stack.preview(bad);
-    expect(p.error).toBeDefined();
-    expect(p.stdout).toMatch(
+    expect(p.ok).toBe(false);
+    const errors = p.events
+      .filter((e) => e.type === "diagnostic" && e.severity === "error")
+      .map((e) => e.message ?? "")
+      .join("\n");
+    expect(errors).toMatch(
       /values\["net\.ipv4\.tcp_no_such_key_here"\]: no such key on root@[\d.]+:\d+/,
     );
-    expect(internals(p.stdout)).toEqual([]);
+    expect(internals(errors)).toEqual([]);
     expect(await liveSysctls(host, [SOMAXCONN])).toEqual({ [SOMAXCONN]: "4003" });
     // An unchanged resource costs preview no round trip and no failure.
     expect(stack.preview(ok).changes).toEqual({ same: 2 });
@@ -124,4 +127,34 @@ describe("a host preview cannot read is named, and preview goes on", () => {
       expect(warnings).toContain("SysctlSet");
     });
   }
+});
+
+describe("NETTUNE_PREVIEW_HOST_CHECKS=changed: no host read in Check", () => {
+  const stack = new EngineStack("sysctl", "changedonly", ROOT, {
+    NETTUNE_PREVIEW_HOST_CHECKS: "changed",
+  });
+  afterAll(() => {
+    stack.destroy({ sets: [] });
+    stack.dispose();
+  });
+
+  test("a new set with a key the host lacks previews, then up refuses it before writing anything", async () => {
+    const before = await liveSysctls(host, [SOMAXCONN]);
+    const bad = {
+      sets: [
+        {
+          name: "lazy",
+          host: direct(host),
+          values: { [SOMAXCONN]: 4006, "net.ipv4.tcp_no_such_key_here": 1 },
+        },
+      ],
+    };
+    const p = stack.preview(bad);
+    expect(p.error).toBeUndefined();
+    expect(p.changes).toEqual({ create: 2 });
+    const up = stack.up(bad);
+    expect(up.error).toMatch(/net\.ipv4\.tcp_no_such_key_here/);
+    expect(await liveSysctls(host, [SOMAXCONN])).toEqual(before);
+    expect(await onHost(host, "ls /etc/sysctl.d")).not.toContain("90-nettune-lazy.conf");
+  });
 });

@@ -38,6 +38,8 @@ export class EngineStack {
      * here, as it loads it from a user's project. Default: the checkout.
      */
     public cwd = ROOT,
+    /** Environment of the Pulumi run (and so of the provider) beyond this process's own. */
+    readonly env: Record<string, string> = {},
   ) {
     this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-engine-"));
   }
@@ -64,6 +66,7 @@ export class EngineStack {
       [path.join(ROOT, "dist/test/helpers/engineDriver.js"), reqFile],
       {
         cwd: this.cwd,
+        env: { ...process.env, ...this.env },
         encoding: "utf8",
         timeout: 300_000,
       },

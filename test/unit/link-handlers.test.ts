@@ -553,7 +553,7 @@ describe("NicOffloads on veth", () => {
     await offloads.delete(id, outs, ctx);
     expect(h.setCalls()).toEqual(["ethtool -K eth0 tso on"]);
     expect(warnings).toEqual([
-      "generic-receive-offload: left on on eth0 (driver veth): it was changed outside nettune after it was set off",
+      "features.gro: left at on on eth0 (driver veth): it was changed outside nettune after it was set to off",
     ]);
   });
 
