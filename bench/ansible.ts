@@ -1,7 +1,8 @@
 /**
  * Ansible doing what a SysctlSet does: the same keys on the same hosts over the same delayed
- * SSH path, persisted in a sysctl.d file and applied. Its ssh and sftp are wrapped per host,
- * so every command Ansible runs on a host is counted on this side.
+ * SSH path, persisted in a sysctl.d file and applied; optionally also what a NicOffloads does
+ * (`ethtool -K`). Its ssh and sftp are wrapped per host, so every command Ansible runs on a
+ * host is counted on this side.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,6 +20,13 @@ export interface AnsibleSetup {
 
 const yamlString = (s: string) => JSON.stringify(s);
 
+/** Offload changes for the playbook: one `ethtool -K` per host on `interface`. */
+export interface AnsibleOffloads {
+  interface: string;
+  /** Per host (inventory name): ethtool's arguments after the interface, e.g. `gro on tso off`. */
+  perHost: Record<string, string>;
+}
+
 /**
  * Writes the inventory, the playbook and the per-host ssh/sftp wrappers into `dir`.
  * Connection settings are Ansible's own defaults except what the hosts need: address, port,
@@ -29,6 +37,7 @@ export function writeAnsibleFiles(
   hosts: SandboxHost[],
   knownHosts: string,
   values: Record<string, string>,
+  offloads?: AnsibleOffloads,
 ): AnsibleSetup {
   fs.mkdirSync(dir, { recursive: true });
   const callLog = path.join(dir, "calls.log");
@@ -49,24 +58,26 @@ export function writeAnsibleFiles(
   };
   const inventoryLines = ["[bench]"];
   for (const h of hosts) {
+    const features = offloads?.perHost[h.name];
     inventoryLines.push(
       [
         h.name,
         `ansible_host=${h.address}`,
         `ansible_port=${h.port}`,
+        // Per host: hosts from several sandboxes have different keys.
+        `ansible_ssh_private_key_file=${h.privateKeyPath}`,
         `ansible_ssh_executable=${wrapper(h.name, "ssh")}`,
         `ansible_sftp_executable=${wrapper(h.name, "sftp")}`,
         `ansible_scp_executable=${wrapper(h.name, "scp")}`,
+        ...(features === undefined ? [] : [`offload_features=${yamlString(features)}`]),
       ].join(" "),
     );
   }
   const user = hosts[0]?.user ?? "root";
-  const key = hosts[0]?.privateKeyPath ?? "";
   inventoryLines.push(
     "",
     "[bench:vars]",
     `ansible_user=${user}`,
-    `ansible_ssh_private_key_file=${key}`,
     `ansible_ssh_common_args='-o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes'`,
     "",
   );
@@ -92,6 +103,13 @@ export function writeAnsibleFiles(
       "        reload: true",
       "        state: present",
       '      loop: "{{ sysctls | dict2items }}"',
+      ...(offloads === undefined
+        ? []
+        : [
+            // Always reported changed: ethtool -K is run without reading the features first.
+            `    - name: Set offloads of ${offloads.interface}`,
+            `      ansible.builtin.command: "ethtool -K ${offloads.interface} {{ offload_features }}"`,
+          ]),
       "",
     ].join("\n"),
   );

@@ -4,11 +4,14 @@
  *   npm run bench                                 every benchmark, one run each
  *   npm run bench -- sysctl --runs 2              "sysctl" (apply cost vs Ansible), two runs
  *   npm run bench -- effect                       "effect" (what the tuning does to traffic)
- *   node dist/bench/index.js [sysctl] [effect] [--runs N] [--timeout SECONDS] [--no-write]
+ *   npm run bench -- fleet --hosts 8              "fleet" (one stack, many hosts, vs the floor)
+ *   node dist/bench/index.js [sysctl] [effect] [fleet] [--runs N] [--timeout SECONDS]
+ *     [--hosts N,N…] [--no-write]
  *
  * Each run brings up its own sandbox hosts and takes them down at the end, also on failure,
- * on Ctrl-C and when the run's time limit (default 600 s) is reached. The tables go to stdout
- * and, unless --no-write, into docs/benchmarks.md between each benchmark's markers.
+ * on Ctrl-C and when the run's time limit (default 600 s; fleet: per fleet size) is reached.
+ * The tables go to stdout and, unless --no-write, into docs/benchmarks.md between each
+ * benchmark's markers.
  */
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -17,20 +20,38 @@ import { ROOT } from "./hosts";
 import { SYSCTL_END, SYSCTL_START, renderTable, updateDoc } from "./report";
 import { SANDBOX, sysctlBench } from "./sysctl";
 import { EFFECT_END, EFFECT_SANDBOX, EFFECT_START, effectBench } from "./effect";
+import {
+  FLEET_END,
+  FLEET_MAX_HOSTS,
+  FLEET_SANDBOXES,
+  FLEET_SIZES,
+  FLEET_START,
+  fleetBench,
+  fleetPreflight,
+} from "./fleet";
 
 const USAGE =
-  "usage: node dist/bench/index.js [sysctl] [effect] [--runs N] [--timeout SECONDS] [--no-write]";
-const BENCHMARKS = ["sysctl", "effect"];
+  "usage: node dist/bench/index.js [sysctl] [effect] [fleet] [--runs N] [--timeout SECONDS] " +
+  `[--hosts N,N… (fleet sizes, 1-${FLEET_MAX_HOSTS}; default ${FLEET_SIZES.join(",")})] [--no-write]`;
+const BENCHMARKS = ["sysctl", "effect", "fleet"];
 
 interface Options {
   benchmarks: string[];
   runs: number;
   timeoutSec: number;
+  /** The fleet benchmark's sizes, in hosts. */
+  sizes: number[];
   write: boolean;
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { benchmarks: [], runs: 1, timeoutSec: 600, write: true };
+  const o: Options = {
+    benchmarks: [],
+    runs: 1,
+    timeoutSec: 600,
+    sizes: [...FLEET_SIZES],
+    write: true,
+  };
   const int = (flag: string, v: string | undefined, max: number): number => {
     if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
       throw new Error(`${flag} takes a whole number from 1 to ${max}\n${USAGE}`);
@@ -41,7 +62,11 @@ function parse(argv: string[]): Options {
     const a = argv[i]!;
     if (a === "--runs") o.runs = int(a, argv[++i], 10);
     else if (a === "--timeout") o.timeoutSec = int(a, argv[++i], 3600);
-    else if (a === "--no-write") o.write = false;
+    else if (a === "--hosts") {
+      const list = argv[++i];
+      const sizes = (list ?? "").split(",").map((v) => int(a, v, FLEET_MAX_HOSTS));
+      o.sizes = [...new Set(sizes)];
+    } else if (a === "--no-write") o.write = false;
     else if (a === "--help" || a === "-h") {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -55,11 +80,19 @@ function parse(argv: string[]): Options {
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
+const SANDBOXES: Record<string, string[]> = {
+  sysctl: [SANDBOX],
+  effect: [EFFECT_SANDBOX],
+  fleet: FLEET_SANDBOXES,
+};
+/** The sandboxes of the benchmarks this invocation runs: only those are ever taken down. */
+let ownSandboxes: string[] = Object.values(SANDBOXES).flat();
+
 /** Last resort when the orderly path does not finish: take the hosts down and leave. */
 function hardStop(reason: string): never {
   log(`bench: ${reason}; stopping`);
   abortAll(reason);
-  for (const name of [SANDBOX, EFFECT_SANDBOX]) {
+  for (const name of ownSandboxes) {
     spawnSync(
       process.execPath,
       [path.join(ROOT, "dist/src/bin/nettune.js"), "sandbox", "down", "--name", name],
@@ -71,6 +104,8 @@ function hardStop(reason: string): never {
 
 async function main(): Promise<number> {
   const o = parse(process.argv.slice(2));
+  ownSandboxes = o.benchmarks.flatMap((b) => SANDBOXES[b] ?? []);
+  if (o.benchmarks.includes("fleet")) fleetPreflight(o.sizes);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) hardStop(`${signal} again`);
@@ -82,15 +117,31 @@ async function main(): Promise<number> {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
   // Each run stops itself at its limit; this catches anything that would not.
+  const limits = o.benchmarks.map((b) => (b === "fleet" ? o.sizes.length : 1));
   const watchdog = setTimeout(
     () => hardStop("the overall time limit was exceeded"),
-    (o.benchmarks.length * o.runs * o.timeoutSec + 180) * 1000,
+    (limits.reduce((x, y) => x + y, 0) * o.runs * o.timeoutSec + 180) * 1000,
   );
   watchdog.unref();
 
   const argv = process.argv.slice(2).filter((a) => a !== "--no-write");
   const doc = path.join(ROOT, "docs/benchmarks.md");
   for (const name of o.benchmarks) {
+    if (name === "fleet") {
+      const result = await fleetBench({
+        runs: o.runs,
+        sizes: o.sizes,
+        argv,
+        runTimeoutMs: o.timeoutSec * 1000,
+        log,
+      });
+      process.stdout.write(`\n${result.table}\n`);
+      if (o.write) {
+        updateDoc(doc, FLEET_START, FLEET_END, result.section);
+        log(`bench: wrote the fleet tables into ${path.relative(ROOT, doc)}`);
+      }
+      continue;
+    }
     if (name === "effect") {
       const result = await effectBench({
         runs: o.runs,

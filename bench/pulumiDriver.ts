@@ -1,8 +1,8 @@
 /**
  * Runs Pulumi operations of a program through the Automation API in its own process and times
- * each one alone: the clock runs around `stack.up()` / `stack.destroy()`, i.e. one
- * `pulumi up --yes --skip-preview` (or `pulumi destroy --yes --skip-preview`) of the CLI with
- * its dynamic-provider process, not around workspace setup.
+ * each one alone: the clock runs around `stack.up()` / `stack.preview()` / `stack.destroy()`,
+ * i.e. one `pulumi up --yes --skip-preview` (or `pulumi preview`, `pulumi destroy --yes
+ * --skip-preview`) of the CLI with its dynamic-provider process, not around workspace setup.
  *
  *   node dist/bench/pulumiDriver.js <request.json>
  */
@@ -11,9 +11,11 @@ import * as path from "node:path";
 import * as auto from "@pulumi/pulumi/automation";
 
 export interface DriverOp {
-  op: "up" | "destroy";
+  op: "up" | "preview" | "destroy";
   /** NETTUNE_STATS_DIR for this operation's provider process. */
   statsDir: string;
+  /** More environment for this operation's CLI and provider process only. */
+  env?: Record<string, string>;
 }
 
 export interface DriverRequest {
@@ -24,6 +26,8 @@ export interface DriverRequest {
   stack: string;
   ops: DriverOp[];
   resultFile: string;
+  /** `--parallel` of every operation; the CLI's default (4 per CPU) when left out. */
+  parallel?: number;
 }
 
 export interface DriverResult {
@@ -51,6 +55,8 @@ async function main(): Promise<void> {
       workDir,
       envVars: {
         PULUMI_BACKEND_URL: `file://${req.stateDir}`,
+        // nettune checks changed resources against their hosts in diff: in parallel with this.
+        PULUMI_PARALLEL_DIFF: "true",
         PULUMI_CONFIG_PASSPHRASE:
           process.env.PULUMI_CONFIG_PASSPHRASE ?? "nettune-bench-passphrase",
       },
@@ -61,6 +67,8 @@ async function main(): Promise<void> {
     fs.mkdirSync(op.statsDir, { recursive: true });
     // The CLI, and the provider process it starts, take the environment at spawn time.
     process.env.NETTUNE_STATS_DIR = op.statsDir;
+    const saved = Object.fromEntries(Object.keys(op.env ?? {}).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, op.env);
     const result: DriverResult = {
       op: op.op,
       ok: true,
@@ -71,7 +79,11 @@ async function main(): Promise<void> {
       outputs: {},
     };
     let output = "";
-    const common = { color: "never" as const, onOutput: (s: string) => (output += s) };
+    const common = {
+      color: "never" as const,
+      onOutput: (s: string) => (output += s),
+      ...(req.parallel === undefined ? {} : { parallel: req.parallel }),
+    };
     const started = performance.now();
     try {
       if (op.op === "up") {
@@ -80,6 +92,9 @@ async function main(): Promise<void> {
         result.outputs = Object.fromEntries(
           Object.entries(r.outputs).map(([k, v]) => [k, v.value]),
         );
+      } else if (op.op === "preview") {
+        const r = await stack.preview(common);
+        result.changes = r.changeSummary;
       } else {
         const r = await stack.destroy(common);
         result.changes = r.summary.resourceChanges ?? {};
@@ -90,6 +105,10 @@ async function main(): Promise<void> {
     }
     result.ms = performance.now() - started;
     result.endedAt = Date.now();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
     results.push(result);
     if (!result.ok) break;
   }

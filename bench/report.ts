@@ -32,7 +32,7 @@ export interface Environment {
 }
 
 /** One number when every host has it, else each host's in order. */
-function perHost(values: number[]): string {
+export function perHost(values: number[]): string {
   if (values.length === 0) return "–";
   return values.every((v) => v === values[0]) ? String(values[0]) : values.join(" / ");
 }

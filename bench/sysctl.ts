@@ -21,6 +21,7 @@ import {
   writeKnownHosts,
 } from "./hosts";
 import { budget, run } from "./proc";
+import { providerStats } from "./providerStats";
 import type { DriverRequest, DriverResult } from "./pulumiDriver";
 import { drive, expectChanges } from "./stack";
 import { renderSection, renderTable, type Row } from "./report";
@@ -125,13 +126,13 @@ async function environment() {
   };
 }
 
-function packageVersion(): string {
+export function packageVersion(): string {
   return (
     JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }
   ).version;
 }
 
-async function opensshVersion(): Promise<string> {
+export async function opensshVersion(): Promise<string> {
   const res = await run(["/usr/bin/ssh", "-V"], { timeoutMs: 10_000 });
   return /OpenSSH_([^\s,]+)/.exec(res.stderr)?.[1] ?? "unknown";
 }
@@ -321,35 +322,6 @@ async function nettune(
     row(up2, "`pulumi up` again (no change)", stats("up-again")),
     row(destroy, "`pulumi destroy` (restore)", stats("destroy")),
   ];
-}
-
-/** Handshakes and commands per host, summed over every provider process of an operation. */
-function providerStats(
-  dir: string,
-  hosts: SandboxHost[],
-): Array<{ handshakes: number; execs: number }> {
-  const sums = new Map<string, { handshakes: number; execs: number }>();
-  const files = fs.existsSync(dir)
-    ? fs.readdirSync(dir).filter((f) => /^provider-\d+\.json$/.test(f))
-    : [];
-  if (files.length === 0)
-    throw new Error(`no provider statistics in ${dir}: is NETTUNE_STATS_DIR honoured?`);
-  for (const f of files) {
-    const entries = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as Array<{
-      target: string;
-      handshakes: number;
-      execs: number;
-    }>;
-    for (const e of entries) {
-      const s = sums.get(e.target) ?? { handshakes: 0, execs: 0 };
-      s.handshakes += e.handshakes;
-      s.execs += e.execs;
-      sums.set(e.target, s);
-    }
-  }
-  return hosts.map(
-    (h) => sums.get(`${h.user}@${h.address}:${h.port}`) ?? { handshakes: 0, execs: 0 },
-  );
 }
 
 // --- Ansible ---------------------------------------------------------------------------------
