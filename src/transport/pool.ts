@@ -9,10 +9,15 @@ import type { Connection } from "../schemas/connection";
 import { SshTransport, targetOf, type SshTransportOptions } from "./ssh";
 import type { Transport } from "./types";
 
-/** Options of a pool: those of its transports, with `idleMs` defaulting to 2 s. */
+/**
+ * Options of a pool: those of its transports, with `idleMs` defaulting to 30 s: long enough to
+ * carry a host's connection from the engine's Check of its resources to their create in a large
+ * stack (a new login per phase costs a handshake), short enough not to hold sshd sessions after
+ * a deployment. An idle connection never keeps the provider process alive.
+ */
 export type TransportPoolOptions = SshTransportOptions;
 
-const DEFAULT_IDLE_MS = 2_000;
+const DEFAULT_IDLE_MS = 30_000;
 
 /** Keys the digest per process, so a leaked key cannot be used to guess a password offline. */
 const KEY_SALT = randomBytes(32);
