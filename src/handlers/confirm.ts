@@ -8,7 +8,7 @@
  *   3. if that works, disarm the rollback; if not, the host undoes the change by itself when
  *      the timer fires, and the operation fails saying so.
  */
-import { connectionSchema, type Connection } from "../schemas/connection";
+import type { Connection } from "../schemas/connection";
 import { shellQuote } from "../transport/quote";
 import { SshTransport } from "../transport/ssh";
 import type { ExecResult, Transport } from "../transport/types";
@@ -74,21 +74,27 @@ export const SSH_INTERFACE_SCRIPT =
 
 /**
  * A fresh connection (not the pooled one) that must carry real data both ways: 64 KiB from the
- * host exercises full-size segments, which is what an MTU problem breaks.
+ * host exercises full-size segments, which is what an MTU problem breaks. With `settled`, the
+ * handshake overlaps the settle wait, but the data crosses only once it is over: a path that
+ * breaks while the link settles still fails the check (the command reconnects or fails).
  */
 async function probe(
   conn: Connection,
   timeoutSeconds: number,
   then?: { script: string; allowFailure: boolean },
+  settled?: Promise<void>,
 ): Promise<void> {
-  const t = new SshTransport(
-    connectionSchema.parse({
-      ...conn,
-      dialErrorLimit: 2,
-      perDialTimeout: Math.max(3, Math.floor(timeoutSeconds / 2)),
-    }),
-  );
+  const t = new SshTransport({
+    ...conn,
+    dialErrorLimit: 2,
+    perDialTimeout: Math.max(3, Math.floor(timeoutSeconds / 2)),
+  });
   try {
+    if (settled) {
+      const early = t.connect().catch(() => undefined);
+      await settled;
+      await early;
+    }
     const res = await t.exec(
       { script: "head -c 65536 /dev/zero | od -An -v | wc -c" },
       { timeoutMs: timeoutSeconds * 1000 },
@@ -145,14 +151,14 @@ export async function applyConfirmed(
   // commands on it right now. The check below uses a connection of its own.
   // Let the link settle first: many NICs reset their link on an MTU or offload change, and a
   // probe that slips through before a path breaks would confirm a change that cuts it.
-  await sleep(SETTLE_MS);
+  const settled = sleep(SETTLE_MS);
   // Reachable, but the apply failed or its answer was lost: undo now, not when the timer fires.
   const failed = !result || result.exitCode !== 0;
   const then = failed
     ? { script: `${o.rollback}\n${renderDisarm(o.token)}`, allowFailure: true }
     : { script: renderDisarm(o.token), allowFailure: false };
   try {
-    await probe(conn, 10, then);
+    await probe(conn, 10, then, settled);
   } catch {
     // Wait for the host's own rollback, then see whether it is back.
     await sleep((o.rollbackAfter + 3) * 1000);
