@@ -28,6 +28,16 @@ export interface BaseInputs {
 /** What a probe found: the facts, or why the resource's object (an interface) is not there. */
 export type Probed<F> = { readonly facts: F } | { readonly missing: Failure };
 
+/**
+ * What a probe is for: the operation, and the state an update, refresh or delete starts from.
+ * A spec whose apply reads what it needs in its own script returns facts without I/O on
+ * create (its check then runs only at preview); an update's probe also reads what the state
+ * set and the update may give back (a key or an interface no longer declared).
+ */
+export type ProbeFor<O> =
+  | { readonly op: "check" | "create" }
+  | { readonly op: "update" | "read" | "delete"; readonly olds: O };
+
 /** The context a spec's apply and release run in. */
 export interface SpecContext extends HandlerContext {
   /** Messages for the user, also kept in the resource's `warnings` output. */
@@ -49,6 +59,12 @@ export interface Spec<I extends BaseInputs, O extends I, F> {
    * name without persistence): returns whether this change counts as a diff line.
    */
   shows?(field: string, olds: O, news: I): boolean;
+  /**
+   * The new inputs as the diff sees them, given the state: a difference that changes nothing on
+   * the host (a file name where no file is written, the order of a set) takes the state's form,
+   * so it is no change and no replacement.
+   */
+  normalize?(olds: O, news: I): I;
   /** Outputs that are not inputs: refresh leaves them out of the inputs it reports. */
   readonly outputs: readonly string[];
   /**
@@ -58,8 +74,8 @@ export interface Spec<I extends BaseInputs, O extends I, F> {
   migrate?(state: O): O;
   /** The id after `user@host:port/`: what this resource is on its host. */
   id(inputs: I): string;
-  /** Reads what checks and changes need from the host, in one round trip. */
-  probe(t: Transport, inputs: I): Promise<Probed<F>>;
+  /** Reads what checks and changes need from the host, in one round trip; `why` says what for. */
+  probe(t: Transport, inputs: I, why: ProbeFor<O>): Promise<Probed<F>>;
   /** What the host cannot take, by field: fails preview, and apply before anything changes. */
   check?(inputs: I, facts: F, target: string): Failure[];
   /**
@@ -93,10 +109,11 @@ export function resourceId(conn: Connection, what: string): string {
  * `replaces` decide what happens.
  */
 export function specDiff<I extends BaseInputs, O extends I>(
-  spec: Pick<Spec<I, O, unknown>, "replaceOn" | "keyed" | "shows" | "outputs">,
+  spec: Pick<Spec<I, O, unknown>, "replaceOn" | "keyed" | "shows" | "normalize" | "outputs">,
   olds: O,
-  news: I,
+  declared: I,
 ): DiffResult {
+  const news = spec.normalize?.(olds, declared) ?? declared;
   const old = olds as unknown as Record<string, unknown>;
   const neu = news as unknown as Record<string, unknown>;
   const replaces = spec.replaceOn.filter((f) =>
@@ -157,8 +174,9 @@ async function probeChecked<I extends BaseInputs, O extends I, F>(
   spec: Spec<I, O, F>,
   t: Transport,
   inputs: I,
+  why: ProbeFor<O>,
 ): Promise<F> {
-  const p = await spec.probe(t, inputs);
+  const p = await spec.probe(t, inputs, why);
   if ("missing" in p) throw failuresError([p.missing]);
   const failures = spec.check?.(inputs, p.facts, t.target) ?? [];
   if (failures.length > 0) throw failuresError(failures);
@@ -190,7 +208,7 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
     replaceOn: spec.replaceOn,
 
     async hostCheck(inputs, ctx) {
-      const p = await spec.probe(ctx.transport, inputs);
+      const p = await spec.probe(ctx.transport, inputs, { op: "check" });
       if ("missing" in p) return [p.missing];
       return spec.check?.(inputs, p.facts, ctx.transport.target) ?? [];
     },
@@ -198,7 +216,7 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
     diff: (_id, olds, news) => specDiff(spec, current(olds), news),
 
     async create(inputs, ctx) {
-      const facts = await probeChecked(spec, ctx.transport, inputs);
+      const facts = await probeChecked(spec, ctx.transport, inputs, { op: "create" });
       const sctx = specContext(ctx);
       const outs = await spec.apply(sctx, facts, undefined, inputs);
       return {
@@ -209,7 +227,7 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
 
     async update(_id, state, news, ctx) {
       const olds = current(state);
-      const facts = await probeChecked(spec, ctx.transport, news);
+      const facts = await probeChecked(spec, ctx.transport, news, { op: "update", olds });
       const sctx = specContext(ctx);
       const outs = await spec.apply(sctx, facts, olds, news);
       return withWarnings(outs, news, sctx.warnings);
@@ -218,7 +236,7 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
     async delete(_id, state, ctx) {
       const olds = current(state);
       const sctx = specContext(ctx);
-      const p = await spec.probe(ctx.transport, olds);
+      const p = await spec.probe(ctx.transport, olds, { op: "delete", olds });
       if ("missing" in p) sctx.warn(`${p.missing.reason}; nothing to restore`);
       await spec.release(sctx, "missing" in p ? undefined : p.facts, olds);
     },
@@ -226,7 +244,7 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
     async read(_id, state, ctx) {
       const olds = current(state);
       const sctx = specContext(ctx);
-      const p = await spec.probe(ctx.transport, olds);
+      const p = await spec.probe(ctx.transport, olds, { op: "read", olds });
       if ("missing" in p) sctx.warn(p.missing.reason);
       // A value that cannot be read is left out (drift), never undefined: the wire cannot carry it.
       const props = defined({

@@ -12,20 +12,23 @@ import {
 import {
   CC_KEY,
   DEFAULT_QDISC_KEY,
-  fileRemoveStep,
-  fileWriteStep,
   parseCongestionProbe,
   parseObservedAlgorithm,
-  parseSteps,
   renderCongestionProbe,
   renderModulesLoadConf,
   renderObserveConnection,
-  renderSteps,
   rootKindCheck,
-  sysctlWriteStep,
   type CongestionProbe,
-  type Step,
 } from "../host/congestion";
+import {
+  SYSCTL_STEP,
+  fileRemoveStep,
+  fileWriteStep,
+  parseSteps,
+  renderSteps,
+  sysctlWriteStep,
+  type Step,
+} from "../host/steps";
 import { SYSCTL_D, renderSysctlConf } from "../host/sysctl";
 import {
   renderLinkUnit,
@@ -49,15 +52,9 @@ import {
 } from "../host/tc";
 import { renderCommand } from "../transport/quote";
 import type { Transport } from "../transport/types";
-import {
-  diffResult,
-  sameHost,
-  stableJson,
-  type DiffResult,
-  type Failure,
-  type ResourceHandler,
-  failuresError,
-} from "../engine/lifecycle";
+import { stableJson, type Failure } from "../engine/lifecycle";
+import { restoreOrWarn } from "../engine/restore";
+import { handlerOf, type Spec } from "../engine/spec";
 
 export const MODULES_LOAD_D = "/etc/modules-load.d";
 
@@ -96,9 +93,10 @@ export const sysctlFileOf = (resourceName: string) =>
 export const modulesFileOf = (resourceName: string) =>
   `${MODULES_LOAD_D}/nettune-${safeName(resourceName)}.conf`;
 
-async function probe(t: Transport, interfaces: readonly string[]): Promise<CongestionProbe> {
-  const res = await t.exec({ script: renderCongestionProbe(interfaces) });
-  return parseCongestionProbe(res.stdout, interfaces);
+interface Facts {
+  readonly probe: CongestionProbe;
+  /** On refresh: the algorithm a new TCP connection got, or null when none could be opened. */
+  readonly observed?: string | null;
 }
 
 function ccOffer(p: CongestionProbe): Offer {
@@ -232,6 +230,19 @@ function moduleStep(property: string, mod: string): Step {
   };
 }
 
+/** A root qdisc: live, as recorded before nettune replaced it, or only the kind nettune set. */
+type Root = Pick<SavedQdisc, "kind"> & Partial<Pick<SavedQdisc, "handle" | "kernelDefault">>;
+
+/**
+ * Whether the live root qdisc is `want`: the same kind where only a kind is known; the kernel's
+ * default of that kind for a recorded default; the same kind under the same handle otherwise.
+ */
+function isRoot(live: Root, want: Root): boolean {
+  if (live.kind !== want.kind) return false;
+  if (want.handle === undefined) return true;
+  return want.kernelDefault ? live.kernelDefault === true : live.handle === want.handle;
+}
+
 interface Plan {
   steps: Step[];
   warnings: string[];
@@ -255,8 +266,6 @@ function plan(
   const warnings: string[] = [];
   const cc = ccOffer(p);
   const qo = qdiscOffer(p);
-  const changedOutside = (what: string, live: string, applied: string) =>
-    `${what}: left at ${live} on ${target}: it was changed outside nettune after it was set to ${applied}`;
 
   // Modules first: the algorithm (and qdisc) must exist before anything names them.
   const modules: string[] = [];
@@ -278,13 +287,15 @@ function plan(
       steps.push(sysctlWriteStep("algorithm", CC_KEY, news.algorithm, p.current));
     }
   } else if (olds) {
-    if (p.current === olds.appliedAlgorithm) {
-      if (p.current !== olds.originalAlgorithm) {
-        steps.push(sysctlWriteStep("algorithm", CC_KEY, olds.originalAlgorithm, p.current));
-      }
-    } else if (p.current !== olds.originalAlgorithm) {
-      warnings.push(changedOutside(CC_KEY, p.current, olds.appliedAlgorithm));
-    }
+    const r = restoreOrWarn({
+      what: CC_KEY,
+      live: p.current,
+      applied: olds.appliedAlgorithm,
+      original: olds.originalAlgorithm,
+      where: target,
+    });
+    if (r.action === "restore") steps.push(sysctlWriteStep("algorithm", CC_KEY, r.to, p.current));
+    else if (r.action === "warn") warnings.push(r.message);
   }
 
   // The default qdisc: before the interfaces, since deleting a root qdisc brings back the default.
@@ -297,16 +308,16 @@ function plan(
       steps.push(sysctlWriteStep("qdisc", DEFAULT_QDISC_KEY, wantDefault, liveDefault));
     }
   } else if (olds?.originalDefaultQdisc != null && liveDefault !== undefined) {
-    const applied = olds.appliedDefaultQdisc ?? "";
-    if (liveDefault === applied) {
-      if (liveDefault !== olds.originalDefaultQdisc) {
-        steps.push(
-          sysctlWriteStep("qdisc", DEFAULT_QDISC_KEY, olds.originalDefaultQdisc, liveDefault),
-        );
-      }
-    } else if (liveDefault !== olds.originalDefaultQdisc) {
-      warnings.push(changedOutside(DEFAULT_QDISC_KEY, liveDefault, applied));
-    }
+    const r = restoreOrWarn({
+      what: DEFAULT_QDISC_KEY,
+      live: liveDefault,
+      applied: olds.appliedDefaultQdisc ?? "",
+      original: olds.originalDefaultQdisc,
+      where: target,
+    });
+    if (r.action === "restore")
+      steps.push(sysctlWriteStep("qdisc", DEFAULT_QDISC_KEY, r.to, liveDefault));
+    else if (r.action === "warn") warnings.push(r.message);
   }
   const wanted = news?.qdisc !== undefined ? news.interfaces : [];
   if (news?.qdisc !== undefined && liveDefault === undefined && wanted.length > 0) {
@@ -355,21 +366,23 @@ function plan(
     }
     const live = rootQdisc(qs, dev);
     if (!orig || !live) continue;
-    if (live.kind === applied) {
-      const alreadyBack = orig.kernelDefault
-        ? isKernelDefault(live) && live.kind === orig.kind
-        : live.handle === orig.handle && live.kind === orig.kind;
-      if (!alreadyBack) {
-        steps.push({
-          property: "interfaces",
-          action: `restore the root qdisc ${orig.kind} of ${dev}`,
-          run: restoreCommand(dev, orig),
-          undo: `${renderCommand(renderTcQdiscReplace(dev, applied))}`,
-        });
-      }
-    } else if (live.kind !== orig.kind) {
-      warnings.push(changedOutside(`root qdisc of ${dev}`, live.kind, applied));
-    }
+    const r = restoreOrWarn<Root>({
+      what: `root qdisc of ${dev}`,
+      live: { kind: live.kind, handle: live.handle, kernelDefault: isKernelDefault(live) },
+      applied: { kind: applied },
+      original: orig,
+      where: target,
+      same: isRoot,
+      show: (q) => q.kind,
+    });
+    if (r.action === "restore") {
+      steps.push({
+        property: "interfaces",
+        action: `restore the root qdisc ${orig.kind} of ${dev}`,
+        run: restoreCommand(dev, orig),
+        undo: `${renderCommand(renderTcQdiscReplace(dev, applied))}`,
+      });
+    } else if (r.action === "warn") warnings.push(r.message);
   }
 
   // Persistence.
@@ -382,14 +395,17 @@ function plan(
     const values: Record<string, string> = { [CC_KEY]: news.algorithm };
     if (wantDefault !== undefined) values[DEFAULT_QDISC_KEY] = wantDefault;
     steps.push(fileWriteStep("persist", sysctlFile, renderSysctlConf(owner, values)));
-  } else if (olds?.sysctlFile) {
+  }
+  // A file of the old state under another name (persist off, a renamed resource) goes.
+  if (olds?.sysctlFile && olds.sysctlFile !== sysctlFile) {
     steps.push(fileRemoveStep("persist", olds.sysctlFile));
   }
   let modulesFile: string | null = null;
   if (persist && modules.length > 0) {
     modulesFile = modulesFileOf(name);
     steps.push(fileWriteStep("persist", modulesFile, renderModulesLoadConf(owner, modules)));
-  } else if (olds?.modulesFile) {
+  }
+  if (olds?.modulesFile && olds.modulesFile !== modulesFile) {
     steps.push(fileRemoveStep("persist", olds.modulesFile));
   }
   const oldUnit = (unit: string): LinkUnit | undefined => {
@@ -443,9 +459,12 @@ function plan(
   };
 }
 
-/** Turns the kernel's terse errno into what it means for these two keys. */
-function explain(step: Step, reason: string, p: CongestionProbe): string {
-  if (step.action.startsWith(CC_KEY)) {
+/** Turns the kernel's terse answer into what it means for these two keys. */
+function explain(step: Step, status: number, reason: string, p: CongestionProbe): string {
+  const key = [CC_KEY, DEFAULT_QDISC_KEY].find((k) => step.action.startsWith(`${k} = `));
+  if (!key) return reason;
+  if (status === SYSCTL_STEP.readBack) return `the kernel reports ${reason} after the write`;
+  if (key === CC_KEY) {
     if (/Operation not permitted/.test(reason)) {
       return `${reason} (a network namespace may only set the algorithms in net.ipv4.tcp_allowed_congestion_control: ${p.allowed})`;
     }
@@ -453,7 +472,7 @@ function explain(step: Step, reason: string, p: CongestionProbe): string {
       return `${reason} (the kernel has no such algorithm; available: ${p.available})`;
     }
   }
-  if (step.action.startsWith(DEFAULT_QDISC_KEY) && /No such file or directory/.test(reason)) {
+  if (key === DEFAULT_QDISC_KEY && /No such file or directory/.test(reason)) {
     return `${reason} (the kernel has no such qdisc)`;
   }
   return reason;
@@ -467,15 +486,16 @@ async function run(
   observe: boolean,
 ): Promise<string | null> {
   if (steps.length === 0 && !observe) return null;
-  const script = renderSteps(steps, observe ? renderObserveConnection() : undefined);
+  const script = renderSteps(steps, { after: observe ? renderObserveConnection() : undefined });
   const res = await t.exec({ script }, { allowFailure: true });
   const out = parseSteps(res.stdout, res.exitCode);
   if (!out.ok) {
-    const step = steps[out.index];
+    const step = out.kind === "failed" ? steps[out.index] : undefined;
     const what = step ? `${step.property}: ${step.action}` : "apply";
+    const why =
+      step && out.kind === "failed" ? explain(step, out.status, out.reason, p) : out.reason;
     throw new Error(
-      `${what} failed on ${t.target}: ${step ? explain(step, out.reason, p) : out.reason}; ` +
-        `nothing was changed: every step already applied was undone`,
+      `${what} failed on ${t.target}: ${why}; nothing was changed: every step already applied was undone`,
     );
   }
   return observe ? (parseObservedAlgorithm(out.after) ?? null) : null;
@@ -505,126 +525,103 @@ function hostWarnings(
   return w;
 }
 
-function withoutOutputs(props: CongestionControlOutputs): CongestionControlInputs {
-  const {
-    originalAlgorithm: _a,
-    appliedAlgorithm: _b,
-    originalDefaultQdisc: _c,
-    appliedDefaultQdisc: _d,
-    originalQdiscs: _e,
-    appliedQdisc: _f,
-    rootQdiscs: _g,
-    modules: _h,
-    sysctlFile: _i,
-    modulesFile: _j,
-    units: _k,
-    observedAlgorithm: _l,
-    warnings: _m,
-    ...inputs
-  } = props;
-  return inputs;
-}
-
 const sameSet = (a: readonly string[], b: readonly string[]) =>
   stableJson([...a].sort()) === stableJson([...b].sort());
 
-export const congestionControlHandler: ResourceHandler<
-  CongestionControlInputs,
-  CongestionControlOutputs
-> = {
-  kind: "CongestionControl",
-  schema: congestionControlSchema,
-  replaceOn: ["connection"],
+/** The interfaces whose root qdisc the state says this resource set. */
+const heldInterfaces = (olds: CongestionControlOutputs) =>
+  olds.appliedQdisc ? olds.interfaces : [];
 
-  async hostCheck(inputs, ctx) {
-    const p = await probe(ctx.transport, inputs.interfaces);
-    return hostFailures(inputs, p, ctx.transport.target);
-  },
+export const congestionControlSpec: Spec<CongestionControlInputs, CongestionControlOutputs, Facts> =
+  {
+    kind: "CongestionControl",
+    schema: congestionControlSchema,
+    replaceOn: ["connection"],
+    // The files and units named after it follow in place (see plan).
+    shows: (field) => field !== "resourceName",
+    // The interfaces are a set: another order is the same declaration.
+    normalize: (olds, news) =>
+      sameSet(olds.interfaces, news.interfaces) ? { ...news, interfaces: olds.interfaces } : news,
+    outputs: [
+      "originalAlgorithm",
+      "appliedAlgorithm",
+      "originalDefaultQdisc",
+      "appliedDefaultQdisc",
+      "originalQdiscs",
+      "appliedQdisc",
+      "rootQdiscs",
+      "modules",
+      "sysctlFile",
+      "modulesFile",
+      "units",
+      "observedAlgorithm",
+    ],
+    id: (inputs) => `congestion/${inputs.resourceName}`,
 
-  diff(_id, olds, news): DiffResult {
-    const replaces: string[] = [];
-    if (!sameHost(olds.connection, news.connection)) replaces.push("connection");
-    const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
-    if (olds.algorithm !== news.algorithm)
-      detailedDiff.algorithm = { kind: "update", inputDiff: true };
-    if (olds.qdisc !== news.qdisc) {
-      detailedDiff.qdisc = {
-        kind: olds.qdisc === undefined ? "add" : news.qdisc === undefined ? "delete" : "update",
-        inputDiff: true,
+    async probe(t, inputs, why) {
+      // An update also reads the interfaces it may give back; refresh and delete only those.
+      const own = why.op === "read" || why.op === "delete" ? [] : inputs.interfaces;
+      const held = "olds" in why ? heldInterfaces(why.olds) : [];
+      const interfaces = [...new Set([...own, ...held])];
+      // Refresh also reports what a new connection gets, in the same round trip.
+      const observe = why.op === "read";
+      const probe = renderCongestionProbe(interfaces);
+      const res = await t.exec({
+        script: observe ? `${probe}\n${renderObserveConnection()}` : probe,
+      });
+      const p = parseCongestionProbe(res.stdout, interfaces);
+      return {
+        facts: observe
+          ? { probe: p, observed: parseObservedAlgorithm(res.stdout) ?? null }
+          : { probe: p },
       };
-    }
-    if (!sameSet(olds.interfaces, news.interfaces))
-      detailedDiff.interfaces = { kind: "update", inputDiff: true };
-    if (olds.persist !== news.persist) detailedDiff.persist = { kind: "update", inputDiff: true };
-    return diffResult(detailedDiff, replaces, olds, news);
-  },
+    },
 
-  async create(inputs, ctx) {
-    const t = ctx.transport;
-    const p = await probe(t, inputs.interfaces);
-    const failures = hostFailures(inputs, p, t.target);
-    if (failures.length > 0) throw failuresError(failures);
-    const { steps, warnings, state } = plan(p, undefined, inputs, t.target);
-    const observed = await run(t, steps, p, true);
-    warnings.push(...hostWarnings(inputs, p, observed, t.target));
-    for (const w of warnings) ctx.warn(w);
-    const c = inputs.connection;
-    return {
-      id: `${c.user}@${c.host}:${c.port}/congestion/${inputs.resourceName}`,
-      outs: { ...inputs, ...state, observedAlgorithm: observed, warnings },
-    };
-  },
+    check: (inputs, facts, target) => hostFailures(inputs, facts.probe, target),
 
-  async read(_id, olds, ctx) {
-    const t = ctx.transport;
-    const interfaces = olds.appliedQdisc ? olds.interfaces : [];
-    const res = await t.exec({
-      script: `${renderCongestionProbe(interfaces)}\n${renderObserveConnection()}`,
-    });
-    const p = parseCongestionProbe(res.stdout, interfaces);
-    const observed = parseObservedAlgorithm(res.stdout) ?? null;
-    const rootQdiscs: Record<string, string> = {};
-    let qdisc = olds.qdisc;
-    if (olds.appliedDefaultQdisc && p.defaultQdisc !== undefined) {
-      if (p.defaultQdisc !== olds.appliedDefaultQdisc) qdisc = p.defaultQdisc;
-    }
-    for (const dev of interfaces) {
-      const qs = p.interfaces[dev];
-      const live = qs ? rootQdisc(qs, dev) : undefined;
-      if (!live) continue;
-      rootQdiscs[dev] = live.kind;
-      // A root qdisc changed behind nettune's back shows as drift of qdisc.
-      if (qdisc === olds.qdisc && live.kind !== olds.appliedQdisc) qdisc = live.kind;
-    }
-    const props: CongestionControlOutputs = {
-      ...olds,
-      algorithm: p.current,
-      rootQdiscs,
-      observedAlgorithm: observed,
-      warnings: [],
-    };
-    if (qdisc !== undefined) props.qdisc = qdisc;
-    return { props, inputs: withoutOutputs(props) };
-  },
+    async apply(ctx, facts, olds, news) {
+      const t = ctx.transport;
+      const p = facts.probe;
+      const { steps, warnings, state } = plan(p, olds, news, t.target);
+      const observed = await run(t, steps, p, true);
+      warnings.push(...hostWarnings(news, p, observed, t.target));
+      for (const w of warnings) ctx.warn(w);
+      return { ...state, observedAlgorithm: observed, warnings: [] };
+    },
 
-  async update(_id, olds, news, ctx) {
-    const t = ctx.transport;
-    const all = [...new Set([...news.interfaces, ...(olds.appliedQdisc ? olds.interfaces : [])])];
-    const p = await probe(t, all);
-    const failures = hostFailures(news, p, t.target);
-    if (failures.length > 0) throw failuresError(failures);
-    const { steps, warnings, state } = plan(p, olds, news, t.target);
-    const observed = await run(t, steps, p, true);
-    warnings.push(...hostWarnings(news, p, observed, t.target));
-    for (const w of warnings) ctx.warn(w);
-    return { ...news, ...state, observedAlgorithm: observed, warnings };
-  },
+    async release(ctx, facts, olds) {
+      const t = ctx.transport;
+      if (!facts) return;
+      const { steps, warnings } = plan(facts.probe, olds, undefined, t.target);
+      for (const w of warnings) ctx.warn(w);
+      await run(t, steps, facts.probe, false);
+    },
 
-  async delete(_id, olds, ctx) {
-    const t = ctx.transport;
-    const p = await probe(t, olds.appliedQdisc ? olds.interfaces : []);
-    const { steps, warnings } = plan(p, olds, undefined, t.target);
-    for (const w of warnings) ctx.warn(w);
-    await run(t, steps, p, false);
-  },
-};
+    live(olds, facts) {
+      if (!facts) return {};
+      const p = facts.probe;
+      const rootQdiscs: Record<string, string> = {};
+      let qdisc = olds.qdisc;
+      if (olds.appliedDefaultQdisc && p.defaultQdisc !== undefined) {
+        if (p.defaultQdisc !== olds.appliedDefaultQdisc) qdisc = p.defaultQdisc;
+      }
+      for (const dev of heldInterfaces(olds)) {
+        const qs = p.interfaces[dev];
+        const live = qs ? rootQdisc(qs, dev) : undefined;
+        if (!live) continue;
+        rootQdiscs[dev] = live.kind;
+        // A root qdisc changed behind nettune's back shows as drift of qdisc.
+        if (qdisc === olds.qdisc && live.kind !== olds.appliedQdisc) qdisc = live.kind;
+      }
+      // Refresh also brings the outputs that follow the host up to date.
+      const out: Partial<CongestionControlOutputs> = {
+        algorithm: p.current,
+        rootQdiscs,
+        observedAlgorithm: facts.observed ?? null,
+      };
+      if (qdisc !== undefined) out.qdisc = qdisc;
+      return out;
+    },
+  };
+
+export const congestionControlHandler = handlerOf(congestionControlSpec);

@@ -4,21 +4,16 @@
  * path must agree"), applied commit-confirmed when SSH runs over the interface, persisted by a
  * systemd unit, restored on delete.
  */
-import { parseIpLink, renderIpLinkSet, renderIpLinkShow } from "../host/ip";
+import { parseIpLink, renderIpLinkSet, renderIpLinkShow, type IpLinkSettings } from "../host/ip";
 import { mtuSchema, type MtuInputs } from "../schemas/mtu";
 import { messageOf, missingTool, runBatch } from "../engine/batch";
 import { renderUnitInstall, renderUnitRemove, unitName, type LinkUnit } from "../host/systemd";
 import { renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import { applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
-import {
-  diffResult,
-  sameHost,
-  stableJson,
-  type DiffResult,
-  type Failure,
-  type ResourceHandler,
-} from "../engine/lifecycle";
+import type { Failure } from "../engine/lifecycle";
+import { restoreOrWarn } from "../engine/restore";
+import { handlerOf, type Probed, type Spec } from "../engine/spec";
 
 export interface MtuOutputs extends MtuInputs {
   originalMtu: number;
@@ -27,6 +22,8 @@ export interface MtuOutputs extends MtuInputs {
   carriesSsh: boolean;
   /** The systemd unit that applies the MTU at boot, or null without persist. */
   unit: string | null;
+  /** Messages from the last operation the user should read. */
+  warnings: string[];
 }
 
 interface LinkState {
@@ -39,20 +36,25 @@ interface LinkState {
 }
 
 /** One round trip: the link's details and the interface the SSH session arrives on. */
-async function readLink(t: Transport, ifname: string): Promise<LinkState | { missing: string }> {
+async function readLink(t: Transport, ifname: string): Promise<Probed<LinkState>> {
   const [ip, ssh] = await runBatch(t, [renderIpLinkShow(ifname), { script: SSH_INTERFACE_SCRIPT }]);
+  const missing = (why: string) => ({
+    missing: { property: "interface", reason: `no interface ${ifname} on ${t.target}: ${why}` },
+  });
   const missingIp = missingTool(ip!, t.target);
-  if (missingIp) return { missing: missingIp };
-  if (ip!.exitCode !== 0) return { missing: messageOf(ip!) };
+  if (missingIp) return missing(missingIp);
+  if (ip!.exitCode !== 0) return missing(messageOf(ip!));
   const link = parseIpLink(ip!.stdout).find((l) => l.ifname === ifname);
-  if (!link) return { missing: "no such device" };
+  if (!link) return missing("no such device");
   return {
-    mtu: link.mtu,
-    txqlen: link.txqlen ?? null,
-    minMtu: link.minMtu,
-    maxMtu: link.maxMtu,
-    driverKind: link.kind,
-    sshInterface: ssh!.stdout.trim(),
+    facts: {
+      mtu: link.mtu,
+      txqlen: link.txqlen ?? null,
+      minMtu: link.minMtu,
+      maxMtu: link.maxMtu,
+      driverKind: link.kind,
+      sshInterface: ssh!.stdout.trim(),
+    },
   };
 }
 
@@ -65,10 +67,7 @@ function linkUnit(inputs: MtuInputs): LinkUnit {
   };
 }
 
-function settingsOf(
-  mtu: number,
-  txqlen: number | null | undefined,
-): { mtu: number; txqlen?: number } {
+function settingsOf(mtu: number, txqlen: number | null | undefined): IpLinkSettings {
   return txqlen === undefined || txqlen === null ? { mtu } : { mtu, txqlen };
 }
 
@@ -84,13 +83,16 @@ function limitsFailure(inputs: MtuInputs, link: LinkState, target: string): Fail
   return undefined;
 }
 
-/** Applies mtu/txqlen, verifies peers with DF pings; puts the old values back if a peer fails. */
-function renderApply(inputs: MtuInputs, rollbackArgv: string[]): string {
-  const lines = [
-    renderCommand(renderIpLinkSet(inputs.interface, settingsOf(inputs.mtu, inputs.txQueueLength))),
-  ];
-  const size = inputs.mtu - 28; // IPv4 header 20 + ICMP header 8
-  for (const peer of inputs.verifyPeers) {
+/** Sets mtu/txqlen, verifies peers with DF pings; puts the old values back if a peer fails. */
+function renderApply(
+  ifname: string,
+  set: IpLinkSettings,
+  peers: readonly string[],
+  rollbackArgv: string[],
+): string {
+  const lines = [renderCommand(renderIpLinkSet(ifname, set))];
+  const size = (set.mtu ?? 0) - 28; // IPv4 header 20 + ICMP header 8
+  for (const peer of set.mtu === undefined ? [] : peers) {
     lines.push(
       `if ! ping -n -q -c 2 -i 0.2 -W 2 -M do -s ${size} ${shellQuote(peer)} >/dev/null 2>&1; then ` +
         `${renderCommand(rollbackArgv)}; printf 'peer\\t%s\\n' ${shellQuote(peer)}; exit 6; fi`,
@@ -100,34 +102,45 @@ function renderApply(inputs: MtuInputs, rollbackArgv: string[]): string {
   return lines.join("\n");
 }
 
-async function apply(
+/** The rollback of a commit-confirmed change, one per resource. */
+const tokenOf = (inputs: MtuInputs) => `mtu-${inputs.resourceName}`;
+
+/**
+ * Sets the link, commit-confirmed when SSH runs over it (./confirm.ts); with `peers`, verified
+ * by DF pings. Whatever fails, `before` is put back.
+ */
+async function setLink(
   t: Transport,
   inputs: MtuInputs,
+  set: IpLinkSettings,
   before: LinkState,
-  carriesSsh: boolean,
+  peers: readonly string[],
 ): Promise<void> {
-  const rollbackArgv = renderIpLinkSet(inputs.interface, settingsOf(before.mtu, before.txqlen));
-  const script = renderApply(inputs, rollbackArgv);
-  const describe = `MTU ${inputs.mtu} on ${inputs.interface}`;
-  const res = carriesSsh
-    ? await applyConfirmed(
-        t,
-        inputs.connection,
-        {
-          rollbackAfter: inputs.rollbackAfter,
-          token: `mtu-${inputs.resourceName}`,
-          rollback: renderCommand(rollbackArgv),
-          apply: script,
-        },
-        describe,
-      )
-    : await t.exec({ script }, { allowFailure: true });
+  const ifname = inputs.interface;
+  const rollbackArgv = renderIpLinkSet(ifname, settingsOf(before.mtu, before.txqlen));
+  const script = renderApply(ifname, set, peers, rollbackArgv);
+  const describe =
+    set.mtu !== undefined ? `MTU ${set.mtu} on ${ifname}` : `txqueuelen ${set.txqlen} on ${ifname}`;
+  const res =
+    before.sshInterface === ifname
+      ? await applyConfirmed(
+          t,
+          inputs.connection,
+          {
+            rollbackAfter: inputs.rollbackAfter,
+            token: tokenOf(inputs),
+            rollback: renderCommand(rollbackArgv),
+            apply: script,
+          },
+          describe,
+        )
+      : await t.exec({ script }, { allowFailure: true });
   if (res && res.exitCode === 0) return;
   const out = res?.stdout ?? "";
   const peer = /^peer\t(.*)$/m.exec(out)?.[1];
   if (peer) {
     throw new Error(
-      `verifyPeers: the path from ${inputs.interface} on ${t.target} to ${peer} does not carry ${inputs.mtu}-byte packets ` +
+      `verifyPeers: the path from ${ifname} on ${t.target} to ${peer} does not carry ${set.mtu}-byte packets ` +
         `(ping with "don't fragment" failed): every device on the path must agree. The MTU was put back to ${before.mtu}.`,
     );
   }
@@ -135,134 +148,87 @@ async function apply(
   throw new Error(`mtu: setting ${describe} on ${t.target} failed: ${why}. Nothing was changed.`);
 }
 
-export const mtuHandler: ResourceHandler<MtuInputs, MtuOutputs> = {
+export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
   kind: "Mtu",
   schema: mtuSchema,
   replaceOn: ["connection", "interface"],
+  // It names the unit and the rollback, which follow in place.
+  shows: (field) => field !== "resourceName",
+  outputs: ["originalMtu", "originalTxQueueLength", "carriesSsh", "unit"],
+  id: (inputs) => `mtu/${inputs.interface}`,
 
-  async hostCheck(inputs, ctx) {
-    const link = await readLink(ctx.transport, inputs.interface);
-    if ("missing" in link) {
-      return [
-        {
-          property: "interface",
-          reason: `no interface ${inputs.interface} on ${ctx.transport.target}: ${link.missing}`,
-        },
-      ];
-    }
-    const f = limitsFailure(inputs, link, ctx.transport.target);
+  probe: (t, inputs) => readLink(t, inputs.interface),
+
+  check(inputs, link, target) {
+    const f = limitsFailure(inputs, link, target);
     return f ? [f] : [];
   },
 
-  diff(_id, olds, news): DiffResult {
-    const replaces: string[] = [];
-    if (!sameHost(olds.connection, news.connection)) replaces.push("connection");
-    if (olds.interface !== news.interface) replaces.push("interface");
-    const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
-    for (const k of ["mtu", "txQueueLength", "verifyPeers", "persist", "rollbackAfter"] as const) {
-      if (stableJson(olds[k]) !== stableJson(news[k]))
-        detailedDiff[k] = { kind: "update", inputDiff: true };
-    }
-    return diffResult(detailedDiff, replaces, olds, news);
-  },
-
-  async create(inputs, ctx) {
+  async apply(ctx, link, olds, news) {
     const t = ctx.transport;
-    const link = await readLink(t, inputs.interface);
-    if ("missing" in link)
-      throw new Error(
-        `interface: no interface ${inputs.interface} on ${t.target}: ${link.missing}`,
-      );
-    const limit = limitsFailure(inputs, link, t.target);
-    if (limit) throw new Error(`${limit.property}: ${limit.reason}`);
-    const carriesSsh = link.sshInterface === inputs.interface;
-    await apply(t, inputs, link, carriesSsh);
-    const unit = inputs.persist ? linkUnit(inputs) : undefined;
-    if (unit) await t.exec({ script: renderUnitInstall(unit) });
-    return {
-      id: `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}/mtu/${inputs.interface}`,
-      outs: {
-        ...inputs,
-        originalMtu: link.mtu,
-        originalTxQueueLength: link.txqlen,
-        carriesSsh,
-        unit: unit?.name ?? null,
-      },
-    };
-  },
-
-  async read(_id, olds, ctx) {
-    const link = await readLink(ctx.transport, olds.interface);
-    const props: MtuOutputs =
-      "missing" in link
-        ? { ...olds }
-        : {
-            ...olds,
-            mtu: link.mtu,
-            ...(olds.txQueueLength !== undefined && link.txqlen !== null
-              ? { txQueueLength: link.txqlen }
-              : {}),
-          };
-    const {
-      originalMtu: _m,
-      originalTxQueueLength: _q,
-      carriesSsh: _c,
-      unit: _u,
-      ...inputs
-    } = props;
-    return { props, inputs };
-  },
-
-  async update(_id, olds, news, ctx) {
-    const t = ctx.transport;
-    const link = await readLink(t, news.interface);
-    if ("missing" in link)
-      throw new Error(`interface: no interface ${news.interface} on ${t.target}: ${link.missing}`);
-    const limit = limitsFailure(news, link, t.target);
-    if (limit) throw new Error(`${limit.property}: ${limit.reason}`);
-    const carriesSsh = link.sshInterface === news.interface;
-    if (
+    const differs =
       link.mtu !== news.mtu ||
-      (news.txQueueLength !== undefined && link.txqlen !== news.txQueueLength)
-    ) {
-      await apply(t, news, link, carriesSsh);
+      (news.txQueueLength !== undefined && link.txqlen !== news.txQueueLength);
+    // A create always applies, so its peers are verified even where the MTU is already right.
+    if (!olds || differs) {
+      await setLink(t, news, settingsOf(news.mtu, news.txQueueLength), link, news.verifyPeers);
     }
     const unit = news.persist ? linkUnit(news) : undefined;
+    if (olds?.unit && olds.unit !== unit?.name)
+      await t.exec({ script: renderUnitRemove(olds.unit) });
     if (unit) await t.exec({ script: renderUnitInstall(unit) });
-    else if (olds.unit) await t.exec({ script: renderUnitRemove(olds.unit) });
     return {
-      ...news,
-      originalMtu: olds.originalMtu,
-      originalTxQueueLength: olds.originalTxQueueLength,
-      carriesSsh,
+      originalMtu: olds?.originalMtu ?? link.mtu,
+      originalTxQueueLength: olds ? olds.originalTxQueueLength : link.txqlen,
+      carriesSsh: link.sshInterface === news.interface,
       unit: unit?.name ?? null,
+      warnings: [],
     };
   },
 
-  async delete(_id, olds, ctx) {
+  async release(ctx, link, olds) {
     const t = ctx.transport;
-    if (olds.unit) await t.exec({ script: renderUnitRemove(olds.unit) });
-    const link = await readLink(t, olds.interface);
-    if ("missing" in link) {
-      ctx.warn(`${olds.interface} is gone from ${t.target}; nothing to restore`);
-      return;
+    // A rollback left armed by an interrupted apply must not fire later; the unit goes first,
+    // so a failure below never leaves it to set the MTU again at boot.
+    const cleanup = [`{ ${renderDisarm(tokenOf(olds))}\n} >/dev/null 2>&1`];
+    if (olds.unit) cleanup.push(renderUnitRemove(olds.unit));
+    await t.exec({ script: cleanup.join("\n") });
+    if (!link) return;
+    const where = `${olds.interface} on ${t.target}`;
+    const back: { mtu?: number; txqlen?: number } = {};
+    const mtu = restoreOrWarn({
+      what: "mtu",
+      live: link.mtu,
+      applied: olds.mtu,
+      original: olds.originalMtu,
+      where,
+    });
+    if (mtu.action === "restore") back.mtu = mtu.to;
+    else if (mtu.action === "warn") ctx.warn(mtu.message);
+    // The queue length is put back only when this resource set it.
+    if (olds.txQueueLength !== undefined) {
+      const txqlen = restoreOrWarn({
+        what: "txQueueLength",
+        live: link.txqlen ?? undefined,
+        applied: olds.txQueueLength,
+        original: olds.originalTxQueueLength ?? undefined,
+        where,
+      });
+      if (txqlen.action === "restore") back.txqlen = txqlen.to;
+      else if (txqlen.action === "warn") ctx.warn(txqlen.message);
     }
-    if (link.mtu !== olds.mtu) {
-      ctx.warn(
-        `${olds.interface} on ${t.target}: MTU left at ${link.mtu}; it was changed outside nettune after it was set to ${olds.mtu}`,
-      );
-      return;
-    }
-    const restore = {
-      ...olds,
-      mtu: olds.originalMtu,
-      // The queue length is put back only when this resource set it.
-      txQueueLength:
-        olds.txQueueLength !== undefined ? (olds.originalTxQueueLength ?? undefined) : undefined,
-      verifyPeers: [],
+    if (back.mtu !== undefined || back.txqlen !== undefined) await setLink(t, olds, back, link, []);
+  },
+
+  live(olds, link) {
+    if (!link) return {};
+    return {
+      mtu: link.mtu,
+      ...(olds.txQueueLength !== undefined && link.txqlen !== null
+        ? { txQueueLength: link.txqlen }
+        : {}),
     };
-    await apply(t, restore, link, link.sshInterface === olds.interface);
-    // A rollback left armed by an interrupted apply must not fire later.
-    await t.exec({ script: renderDisarm(`mtu-${olds.resourceName}`) }, { allowFailure: true });
   },
 };
+
+export const mtuHandler = handlerOf(mtuSpec);

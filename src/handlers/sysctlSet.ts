@@ -12,24 +12,25 @@ import { sysctlSetSchema, type SysctlSetInputs } from "../schemas/sysctlSet";
 import {
   SYSCTL_D,
   parseFileRead,
-  parseSysctlApply,
   parseSysctlRead,
   renderFileRead,
-  renderSysctlApply,
   renderSysctlConf,
   renderSysctlRead,
-  type ApplyStep,
-  type PersistFile,
   type ReadResult,
 } from "../host/sysctl";
-import type { Transport } from "../transport/types";
 import {
-  diffResult,
-  sameHost,
-  type DiffResult,
-  type Failure,
-  type ResourceHandler,
-} from "../engine/lifecycle";
+  SYSCTL_STEP,
+  fileRemoveStep,
+  fileWriteStep,
+  parseSteps,
+  renderSteps,
+  sysctlWriteStep,
+  type Step,
+} from "../host/steps";
+import type { Transport } from "../transport/types";
+import type { Failure } from "../engine/lifecycle";
+import { restoreOrWarn } from "../engine/restore";
+import { handlerOf, type ProbeFor, type Spec } from "../engine/spec";
 
 export interface SysctlSetOutputs extends SysctlSetInputs {
   /** The live value of each key before nettune first set it, as the kernel printed it. */
@@ -42,235 +43,259 @@ export interface SysctlSetOutputs extends SysctlSetInputs {
   warnings: string[];
 }
 
+const CC_KEY = "net.ipv4.tcp_congestion_control";
+const CC_AVAILABLE = "net.ipv4.tcp_available_congestion_control";
+
 const runtimeOf = (p: SysctlSetInputs["persist"]) => p === "runtime" || p === "both";
 const fileOf = (p: SysctlSetInputs["persist"]) => p === "persistent" || p === "both";
+const textOf = (v: SysctlValue | string) => (typeof v === "string" ? v : formatSysctl(v));
+/** Two values as the kernel prints them: `1` and "1", `[4096, 87380]` and "4096\t87380". */
 const same = (a: SysctlValue | string | undefined, b: SysctlValue | string | undefined) =>
-  a !== undefined &&
-  b !== undefined &&
-  normalizeSysctl(typeof a === "string" ? a : formatSysctl(a)) ===
-    normalizeSysctl(typeof b === "string" ? b : formatSysctl(b));
+  a !== undefined && b !== undefined && normalizeSysctl(textOf(a)) === normalizeSysctl(textOf(b));
 
 function filePathOf(inputs: SysctlSetInputs): string | null {
   return fileOf(inputs.persist) ? `${SYSCTL_D}/${inputs.fileName}` : null;
 }
 
-async function readKeys(t: Transport, keys: readonly string[]): Promise<Map<string, ReadResult>> {
-  if (keys.length === 0) return new Map();
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+interface Facts {
+  /** What the probe read of each key; empty where it read none (create reads in its script). */
+  readonly keys: ReadonlyMap<string, ReadResult>;
+  /** The sysctl.d file's content on refresh of a persistent-only set; undefined when absent. */
+  readonly file?: string;
+}
+
+const NOTHING_READ: Facts = { keys: new Map() };
+
+async function readKeys(t: Transport, keys: readonly string[]): Promise<Facts> {
+  if (keys.length === 0) return NOTHING_READ;
   const res = await t.exec({ script: renderSysctlRead(keys) });
-  return parseSysctlRead(res.stdout, keys);
+  return { keys: parseSysctlRead(res.stdout, keys) };
 }
 
-function missingKeyError(t: Transport, r: ReadResult): string {
-  return r.ok ? "" : `key ${r.key} cannot be read on ${t.target}: ${r.error}`;
-}
-
-/** Runs one apply script; returns the values of the `capture` keys it read before writing. */
-async function applyOrThrow(
-  t: Transport,
-  steps: ApplyStep[],
-  persist: PersistFile | undefined,
-  capture: readonly string[] = [],
-): Promise<Readonly<Record<string, string>>> {
-  const res = await t.exec(
-    { script: renderSysctlApply(steps, persist, capture) },
-    { allowFailure: true },
-  );
-  const out = parseSysctlApply(res.stdout, res.exitCode);
-  if (out.ok) return out.originals;
-  const undone = "nothing was changed: every key written in this step was put back";
-  switch (out.kind) {
-    case "unreadable":
-      throw new Error(`key ${out.key} cannot be read on ${t.target}: ${out.reason}`);
-    case "failed":
-      throw new Error(
-        `sysctl ${out.key}: the kernel rejected the value on ${t.target}: ${out.reason}; ${undone}`,
-      );
-    case "mismatch":
-      throw new Error(
-        `sysctl ${out.key}: wrote ${out.wrote}, kernel reports ${out.got} on ${t.target} (clamped or ignored); ${undone}`,
-      );
-    case "persist":
-      throw new Error(
-        `sysctl: could not write ${out.key} on ${t.target}: ${out.reason}; ${undone}`,
-      );
+/** The keys a probe reads: what each operation needs, in one round trip. */
+function keysToRead(inputs: SysctlSetInputs, why: ProbeFor<SysctlSetOutputs>) {
+  const declared = Object.keys(inputs.values);
+  const withCc = (keys: string[]) => (keys.includes(CC_KEY) ? [...keys, CC_AVAILABLE] : keys);
+  switch (why.op) {
+    case "create":
+      return [];
+    case "update": {
+      const removed = runtimeOf(why.olds.persist)
+        ? Object.keys(why.olds.applied).filter((k) => inputs.values[k] === undefined)
+        : [];
+      return withCc([...declared, ...removed]);
+    }
+    case "read":
+      return runtimeOf(why.olds.persist) ? declared : [];
+    case "delete":
+      return runtimeOf(why.olds.persist) ? Object.keys(why.olds.applied) : [];
+    default:
+      return withCc(declared);
   }
 }
 
-export const sysctlSetHandler: ResourceHandler<SysctlSetInputs, SysctlSetOutputs> = {
+// ---------------------------------------------------------------------------------------------
+// Applying
+
+const UNDONE = "nothing was changed: every key written in this step was put back";
+
+/** A step and, for messages, the key and value it writes; none for the sysctl.d file. */
+type Planned =
+  { readonly step: Step; readonly key: string; readonly value: string } | { readonly step: Step };
+
+/**
+ * One key: write, read back, undone to the value the same script read before its first write
+ * (the key is added to `capture` if it is not there yet).
+ */
+function keyStep(key: string, value: SysctlValue | string, capture: string[]): Planned {
+  const text = textOf(value);
+  if (!capture.includes(key)) capture.push(key);
+  return {
+    step: sysctlWriteStep(`values[${JSON.stringify(key)}]`, key, text, null),
+    key,
+    value: text,
+  };
+}
+
+function fileStep(inputs: SysctlSetInputs, path: string): Planned {
+  const content = renderSysctlConf(inputs.fileName, inputs.values);
+  // The new file is loaded while still a temp file: a failed reload leaves the old file as it was.
+  const load = runtimeOf(inputs.persist) ? (tmp: string) => `sysctl -q -p ${tmp}` : undefined;
+  return { step: fileWriteStep("persist", path, content, { load }) };
+}
+
+/**
+ * One round trip: read the `capture` keys (a missing one stops it before anything is written),
+ * run the steps, undo them all on the first failure. Returns the captured values.
+ */
+async function runPlanned(
+  t: Transport,
+  planned: readonly Planned[],
+  capture: readonly string[],
+): Promise<Readonly<Record<string, string>>> {
+  if (planned.length === 0 && capture.length === 0) return {};
+  const steps = planned.map((p) => p.step);
+  const res = await t.exec({ script: renderSteps(steps, { capture }) }, { allowFailure: true });
+  const out = parseSteps(res.stdout, res.exitCode);
+  if (out.ok) return out.captured;
+  if (out.kind === "unreadable")
+    throw new Error(`key ${out.key} cannot be read on ${t.target}: ${out.reason}`);
+  const p = planned[out.index];
+  if (!p) throw new Error(`sysctl: apply failed on ${t.target}: ${out.reason}; ${UNDONE}`);
+  if (!("key" in p)) {
+    throw new Error(`sysctl: could not ${p.step.action} on ${t.target}: ${out.reason}; ${UNDONE}`);
+  }
+  if (out.status === SYSCTL_STEP.readBack) {
+    throw new Error(
+      `sysctl ${p.key}: wrote ${normalizeSysctl(p.value)}, kernel reports ${out.reason} on ${t.target} (clamped or ignored); ${UNDONE}`,
+    );
+  }
+  throw new Error(
+    `sysctl ${p.key}: the kernel rejected the value on ${t.target}: ${out.reason || "rejected by the kernel"}; ${UNDONE}`,
+  );
+}
+
+export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
   kind: "SysctlSet",
   schema: sysctlSetSchema,
   replaceOn: ["connection", "persist", "fileName"],
+  keyed: { values: (a, b) => same(a as SysctlValue, b as SysctlValue) },
+  // behindNat only changes the warnings preview shows.
+  shows: (field) => field !== "behindNat",
+  // Without a file, the file name only names the resource: renaming it changes nothing.
+  normalize: (olds, news) =>
+    fileOf(olds.persist) || fileOf(news.persist) ? news : { ...news, fileName: olds.fileName },
+  outputs: ["originals", "applied", "filePath"],
+  id: (inputs) => `sysctl/${inputs.fileName}`,
 
-  async hostCheck(inputs, ctx) {
-    const keys = Object.keys(inputs.values);
-    const extra = "net.ipv4.tcp_available_congestion_control";
-    const wantsCc = keys.includes("net.ipv4.tcp_congestion_control");
-    const read = await readKeys(ctx.transport, wantsCc ? [...keys, extra] : keys);
+  async probe(t, inputs, why) {
+    const facts = await readKeys(t, keysToRead(inputs, why));
+    if (why.op !== "read" || runtimeOf(why.olds.persist) || !why.olds.filePath) return { facts };
+    // Persistent only: what counts is the file the next boot applies.
+    const res = await t.exec({ script: renderFileRead(why.olds.filePath) });
+    return { facts: { ...facts, file: parseFileRead(res.stdout) } };
+  },
+
+  check(inputs, facts, target) {
     const failures: Failure[] = [];
-    for (const key of keys) {
-      const r = read.get(key)!;
+    for (const key of Object.keys(inputs.values)) {
+      const r = facts.keys.get(key);
+      const property = `values[${JSON.stringify(key)}]`;
+      if (!r) continue;
       if (!r.ok) {
-        failures.push({
-          property: `values[${JSON.stringify(key)}]`,
-          reason: `no such key on ${ctx.transport.target}: ${r.error}`,
-        });
+        failures.push({ property, reason: `no such key on ${target}: ${r.error}` });
       } else if (!r.writable && runtimeOf(inputs.persist)) {
         failures.push({
-          property: `values[${JSON.stringify(key)}]`,
+          property,
           reason:
-            `${key} is read-only on ${ctx.transport.target} (a kernel-wide key seen from inside a ` +
+            `${key} is read-only on ${target} (a kernel-wide key seen from inside a ` +
             `container or network namespace); set it on the machine itself, or use persist "persistent"`,
         });
       }
     }
-    const cc = read.get(extra);
-    const algo = inputs.values["net.ipv4.tcp_congestion_control"];
-    if (wantsCc && cc?.ok && typeof algo === "string" && !cc.value.split(" ").includes(algo)) {
+    const cc = facts.keys.get(CC_AVAILABLE);
+    const algo = inputs.values[CC_KEY];
+    if (cc?.ok && typeof algo === "string" && !cc.value.split(" ").includes(algo)) {
       failures.push({
-        property: `values["net.ipv4.tcp_congestion_control"]`,
-        reason: `${algo} is not available on ${ctx.transport.target}; available: ${cc.value}`,
+        property: `values["${CC_KEY}"]`,
+        reason: `${algo} is not available on ${target}; available: ${cc.value}`,
       });
     }
     return failures;
   },
 
-  diff(_id, olds, news): DiffResult {
-    const replaces: string[] = [];
-    if (!sameHost(olds.connection, news.connection)) replaces.push("connection");
-    if (olds.persist !== news.persist) replaces.push("persist");
-    if (olds.fileName !== news.fileName && (fileOf(olds.persist) || fileOf(news.persist)))
-      replaces.push("fileName");
-    const detailedDiff: NonNullable<DiffResult["detailedDiff"]> = {};
-    const keys = new Set([...Object.keys(olds.values), ...Object.keys(news.values)]);
-    for (const key of keys) {
-      const a = olds.values[key];
-      const b = news.values[key];
-      const path = `values[${JSON.stringify(key)}]`;
-      if (a === undefined) detailedDiff[path] = { kind: "add", inputDiff: true };
-      else if (b === undefined) detailedDiff[path] = { kind: "delete", inputDiff: true };
-      else if (!same(a, b)) detailedDiff[path] = { kind: "update", inputDiff: true };
-    }
-    return diffResult(detailedDiff, replaces, olds, news, olds.behindNat !== news.behindNat);
-  },
-
-  async create(inputs, ctx) {
+  async apply(ctx, facts, olds, news) {
     const t = ctx.transport;
-    const keys = Object.keys(inputs.values);
-    const filePath = filePathOf(inputs);
-    // One round trip: the script reads every key's original first (a missing key stops it
-    // before anything is written), rolls back to those values on failure, and reports them.
-    const steps: ApplyStep[] = runtimeOf(inputs.persist)
-      ? keys.map((key) => ({ key, value: inputs.values[key]!, rollback: null }))
-      : [];
-    const persist = filePath
-      ? {
-          path: filePath,
-          content: renderSysctlConf(inputs.fileName, inputs.values),
-          reload: runtimeOf(inputs.persist),
-        }
-      : undefined;
-    const originals = { ...(await applyOrThrow(t, steps, persist, keys)) };
-    const id = `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}/sysctl/${inputs.fileName}`;
-    return {
-      id,
-      outs: { ...inputs, originals, applied: { ...inputs.values }, filePath, warnings: [] },
-    };
-  },
-
-  async read(_id, olds, ctx) {
-    const t = ctx.transport;
-    const keys = Object.keys(olds.values);
-    const values: Record<string, SysctlValue> = {};
-    if (runtimeOf(olds.persist)) {
-      const live = await readKeys(t, keys);
-      for (const [k, r] of live) if (r.ok) values[k] = parseSysctlValue(r.value);
-    } else if (olds.filePath) {
-      // Persistent only: what counts is the file the next boot applies.
-      const res = await t.exec({ script: renderFileRead(olds.filePath) });
-      const content = parseFileRead(res.stdout) ?? "";
-      for (const line of content.split("\n")) {
-        const m = /^\s*([^#;=\s][^=\s]*)\s*=\s*(.*)$/.exec(line);
-        if (m && keys.includes(m[1]!)) values[m[1]!] = parseSysctlValue(m[2]!);
-      }
-    }
-    const props: SysctlSetOutputs = { ...olds, values, warnings: [] };
-    const { originals: _o, applied: _a, filePath: _f, warnings: _w, ...inputs } = props;
-    return { props, inputs };
-  },
-
-  async update(_id, olds, news, ctx) {
-    const t = ctx.transport;
-    const warnings: string[] = [];
-    const changed = Object.keys(news.values).filter(
-      (k) => !same(olds.applied[k], news.values[k]) || !same(olds.values[k], news.values[k]),
-    );
-    const removed = Object.keys(olds.applied).filter((k) => news.values[k] === undefined);
-    const originals: Record<string, string> = {};
-    for (const k of Object.keys(news.values))
-      if (olds.originals[k] !== undefined) originals[k] = olds.originals[k]!;
-    const live = await readKeys(t, [...changed, ...removed]);
-    for (const r of live.values())
-      if (!r.ok && changed.includes(r.key)) throw new Error(missingKeyError(t, r));
-    const steps: ApplyStep[] = [];
-    if (runtimeOf(news.persist)) {
-      for (const key of changed) {
-        const r = live.get(key)!;
-        const now = r.ok ? r.value : "";
-        if (originals[key] === undefined) originals[key] = now;
-        steps.push({ key, value: news.values[key]!, rollback: now });
-      }
-      for (const key of removed) {
-        const r = live.get(key)!;
-        const orig = olds.originals[key];
-        if (!r.ok || orig === undefined) continue;
-        if (same(r.value, olds.applied[key])) steps.push({ key, value: orig, rollback: r.value });
-        else {
-          warnings.push(
-            `${key}: left at ${r.value} on ${t.target}: it was changed outside nettune after it was set to ${formatSysctl(olds.applied[key]!)}`,
-          );
-        }
-      }
-    }
+    const keys = Object.keys(news.values);
+    const runtime = runtimeOf(news.persist);
     const filePath = filePathOf(news);
-    const persist = filePath
-      ? {
-          path: filePath,
-          content: renderSysctlConf(news.fileName, news.values),
-          reload: runtimeOf(news.persist),
-        }
-      : undefined;
-    await applyOrThrow(t, steps, persist);
-    for (const w of warnings) ctx.warn(w);
-    return { ...news, originals, applied: { ...news.values }, filePath, warnings };
+    const planned: Planned[] = [];
+    const capture: string[] = [];
+    if (!olds) {
+      // One round trip: the script reads every key's original first (a missing key stops it
+      // before anything is written), each write is undone to it, and it reports them.
+      capture.push(...keys);
+      if (runtime) for (const key of keys) planned.push(keyStep(key, news.values[key]!, capture));
+      if (filePath) planned.push(fileStep(news, filePath));
+      const originals = { ...(await runPlanned(t, planned, capture)) };
+      return { originals, applied: { ...news.values }, filePath, warnings: [] };
+    }
+    const live = (key: string) => {
+      const r = facts.keys.get(key);
+      return r?.ok ? r.value : undefined;
+    };
+    const originals: Record<string, string> = {};
+    for (const key of keys) {
+      const original = olds.originals[key] ?? live(key);
+      if (original !== undefined) originals[key] = original;
+      // Only what differs from the live value is written: a drifted key is set again.
+      if (runtime && !same(live(key), news.values[key]))
+        planned.push(keyStep(key, news.values[key]!, capture));
+    }
+    if (runtime) {
+      // Keys no longer declared go back to their originals, where still ours.
+      for (const key of Object.keys(olds.applied).filter((k) => news.values[k] === undefined)) {
+        const r = restoreOrWarn<string>({
+          what: key,
+          live: live(key),
+          applied: formatSysctl(olds.applied[key]!),
+          original: olds.originals[key],
+          where: t.target,
+          same,
+        });
+        if (r.action === "restore") planned.push(keyStep(key, r.to, capture));
+        else if (r.action === "warn") ctx.warn(r.message);
+      }
+    }
+    if (filePath) planned.push(fileStep(news, filePath));
+    await runPlanned(t, planned, capture);
+    return { originals, applied: { ...news.values }, filePath, warnings: [] };
   },
 
-  async delete(_id, olds, ctx) {
+  async release(ctx, facts, olds) {
     const t = ctx.transport;
-    const keys = Object.keys(olds.applied);
-    const steps: ApplyStep[] = [];
+    const planned: Planned[] = [];
+    const capture: string[] = [];
     if (runtimeOf(olds.persist)) {
-      const live = await readKeys(t, keys);
-      for (const key of keys) {
-        const r = live.get(key)!;
-        const orig = olds.originals[key];
-        if (!r.ok) {
+      for (const [key, applied] of Object.entries(olds.applied)) {
+        const r = facts?.keys.get(key);
+        if (r && !r.ok) {
           ctx.warn(
             `${key}: cannot be read on ${t.target} any more (${r.error}); nothing to restore`,
           );
-        } else if (orig === undefined) {
           continue;
-        } else if (same(r.value, olds.applied[key])) {
-          if (!same(r.value, orig)) steps.push({ key, value: orig, rollback: r.value });
-        } else {
-          ctx.warn(
-            `${key}: left at ${r.value} on ${t.target}: it was changed outside nettune after it was set to ${formatSysctl(olds.applied[key]!)}`,
-          );
         }
+        const back = restoreOrWarn<string>({
+          what: key,
+          live: r?.value,
+          applied: formatSysctl(applied),
+          original: olds.originals[key],
+          where: t.target,
+          same,
+        });
+        if (back.action === "restore") planned.push(keyStep(key, back.to, capture));
+        else if (back.action === "warn") ctx.warn(back.message);
       }
     }
-    const persist = olds.filePath
-      ? { path: olds.filePath, content: undefined, reload: false }
-      : undefined;
-    await applyOrThrow(t, steps, persist);
+    if (olds.filePath) planned.push({ step: fileRemoveStep("persist", olds.filePath) });
+    await runPlanned(t, planned, capture);
+  },
+
+  live(olds, facts) {
+    const values: Record<string, SysctlValue> = {};
+    if (runtimeOf(olds.persist)) {
+      for (const [k, r] of facts?.keys ?? []) if (r.ok) values[k] = parseSysctlValue(r.value);
+    } else {
+      for (const line of (facts?.file ?? "").split("\n")) {
+        const m = /^\s*([^#;=\s][^=\s]*)\s*=\s*(.*)$/.exec(line);
+        if (m && Object.hasOwn(olds.values, m[1]!)) values[m[1]!] = parseSysctlValue(m[2]!);
+      }
+    }
+    return { values };
   },
 };
+
+export const sysctlSetHandler = handlerOf(sysctlSetSpec);

@@ -1,8 +1,9 @@
 /**
  * Congestion control on the host: the script that reads everything CongestionControl needs in one
  * round trip (algorithm, default qdisc, what the kernel offers, the interfaces' qdiscs), the
- * all-or-nothing script that applies a list of steps, and the check that opens a TCP connection
- * and reads which algorithm it got. No I/O here: `handlers/` runs these through a transport.
+ * check that a root qdisc was replaced (for the all-or-nothing steps of ./steps.ts), and the
+ * check that opens a TCP connection and reads which algorithm it got. No I/O here: `handlers/`
+ * runs these through a transport.
  */
 import { renderCommand, shellQuote } from "../transport/quote";
 import { ParseError } from "./errors";
@@ -17,11 +18,6 @@ const CC_PATH = "/proc/sys/net/ipv4/tcp_congestion_control";
 const AVAILABLE_PATH = "/proc/sys/net/ipv4/tcp_available_congestion_control";
 const ALLOWED_PATH = "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
 const DEFAULT_QDISC_PATH = "/proc/sys/net/core/default_qdisc";
-
-/** /proc/sys path of the two keys CongestionControl writes. */
-export function procPathOf(key: typeof CC_KEY | typeof DEFAULT_QDISC_KEY): string {
-  return key === CC_KEY ? CC_PATH : DEFAULT_QDISC_PATH;
-}
 
 /** Everything the probe script reports. */
 export interface CongestionProbe {
@@ -139,81 +135,7 @@ export function parseCongestionProbe(text: string, interfaces: readonly string[]
 }
 
 // ---------------------------------------------------------------------------------------------
-// All-or-nothing steps
-
-/** One change on the host, with what undoes it. */
-export interface Step {
-  /** The input the step serves, named in errors: `algorithm`, `qdisc`, `interfaces`, `persist`. */
-  readonly property: string;
-  /** What it does, in words: `net.ipv4.tcp_congestion_control = reno`. */
-  readonly action: string;
-  /** Shell (already quoted) that does it; a non-zero exit is a failure and its output the reason. */
-  readonly run: string;
-  /** Shell that undoes it, also after it failed half-way; run in reverse order on a failure. */
-  readonly undo?: string;
-  /** Shell run once every step succeeded (removing a backup). */
-  readonly cleanup?: string;
-}
-
-/**
- * One script that runs the steps in order. On the first failure it undoes that step (which may
- * have done part of its work: a value the kernel clamped, a file written before systemctl
- * failed) and every step before it, in reverse order, prints `failed <TAB> index <TAB> reason`
- * and exits 3. Every undo is safe to run when its step did nothing. When all steps succeed it
- * runs their cleanups, prints `applied`, then runs `after` (a read-only check).
- */
-export function renderSteps(steps: readonly Step[], after?: string): string {
-  const lines = ["set -f", "u0() { :; }"];
-  steps.forEach((s, i) => {
-    lines.push(
-      s.undo === undefined
-        ? `u${i + 1}() { u${i}; }`
-        : `u${i + 1}() { { ${s.undo}\n} >/dev/null 2>&1; u${i}; }`,
-      `if ! e=$( { ${s.run}\n} 2>&1 ); then printf 'failed\\t${i}\\t%s\\n' "$(echo $e)"; u${i + 1}; exit 3; fi`,
-    );
-  });
-  for (const s of steps) if (s.cleanup) lines.push(`{ ${s.cleanup}\n} >/dev/null 2>&1`);
-  lines.push("echo applied");
-  if (after) lines.push(after);
-  return lines.join("\n");
-}
-
-export type StepsOutcome =
-  | { readonly ok: true; readonly after: string }
-  | { readonly ok: false; readonly index: number; readonly reason: string };
-
-export function parseSteps(stdout: string, exitCode: number | null): StepsOutcome {
-  const lines = stdout.split("\n");
-  const applied = lines.indexOf("applied");
-  if (exitCode === 0 && applied >= 0) {
-    return { ok: true, after: lines.slice(applied + 1).join("\n") };
-  }
-  for (const line of lines) {
-    const m = /^failed\t(\d+)\t(.*)$/.exec(line);
-    if (m) return { ok: false, index: Number(m[1]), reason: m[2]!.trim() };
-  }
-  throw new ParseError(PROBE, `apply ended with exit code ${exitCode} and no result`, stdout);
-}
-
-/** Writes a /proc/sys value and reads it back. */
-export function sysctlWriteStep(
-  property: string,
-  key: typeof CC_KEY | typeof DEFAULT_QDISC_KEY,
-  value: string,
-  previous: string,
-): Step {
-  const p = procPathOf(key);
-  const v = shellQuote(value);
-  return {
-    property,
-    action: `${key} = ${value}`,
-    run:
-      // tee reports the kernel's errno ("Operation not permitted"); a shell redirection would not.
-      `e=$(printf '%s\\n' ${v} | tee ${p} 2>&1 >/dev/null) || { echo "\${e##*: }"; exit 1; }; ` +
-      `g=$(cat ${p}); [ "$g" = ${v} ] || { echo "the kernel reports $g after the write"; exit 1; }`,
-    undo: `printf '%s\\n' ${shellQuote(previous)} > ${p}`,
-  };
-}
+// Shell for the all-or-nothing steps (./steps.ts)
 
 /** Checks that a command replaced (or restored) the root qdisc of `dev` with `kind`. */
 export function rootKindCheck(dev: string, kind: string): string {
@@ -222,42 +144,6 @@ export function rootKindCheck(dev: string, kind: string): string {
     `[ "$2" = ${shellQuote(kind)} ] || ` +
     `{ printf 'the root qdisc of %s is %s afterwards\\n' ${shellQuote(dev)} "\${2:-none}"; exit 1; }`
   );
-}
-
-function dirOf(path: string): string {
-  return path.slice(0, path.lastIndexOf("/")) || "/";
-}
-function siblingOf(path: string, suffix: string): string {
-  return `${dirOf(path)}/.${path.slice(path.lastIndexOf("/") + 1)}.${suffix}`;
-}
-
-/** Writes a file through a temp file; a backup of the old one lets the step be undone. */
-export function fileWriteStep(property: string, path: string, content: string): Step {
-  const f = shellQuote(path);
-  const b = shellQuote(siblingOf(path, "nettune-bak"));
-  const t = shellQuote(siblingOf(path, "nettune-tmp"));
-  return {
-    property,
-    action: `write ${path}`,
-    run:
-      `mkdir -p ${shellQuote(dirOf(path))} && { if [ -e ${f} ]; then cp -p ${f} ${b}; else rm -f ${b}; fi; } && ` +
-      `umask 022 && printf '%s' ${shellQuote(content)} > ${t} && mv -f ${t} ${f}`,
-    undo: `rm -f ${t}; if [ -e ${b} ]; then mv -f ${b} ${f}; else rm -f ${f}; fi`,
-    cleanup: `rm -f ${b}`,
-  };
-}
-
-/** Removes a file (nothing to do when it is gone); undone from a backup. */
-export function fileRemoveStep(property: string, path: string): Step {
-  const f = shellQuote(path);
-  const b = shellQuote(siblingOf(path, "nettune-bak"));
-  return {
-    property,
-    action: `remove ${path}`,
-    run: `if [ -e ${f} ]; then cp -p ${f} ${b} && rm -f ${f}; else rm -f ${b}; fi`,
-    undo: `if [ -e ${b} ]; then mv -f ${b} ${f}; fi`,
-    cleanup: `rm -f ${b}`,
-  };
 }
 
 /** The modules-load.d file: one module per line, loaded at every boot before sysctl.d is applied. */

@@ -43,11 +43,11 @@ function install(name: string, patch?: (handlerJs: string) => string): string {
 test("a newer nettune shows no changes in preview and its own code runs on destroy", async () => {
   const host = sandboxHosts()[0]!;
   const oldBuild = install("old");
-  // The "new version": its delete leaves a marker on the host before restoring.
+  // The "new version": its delete (the spec's release) leaves a marker on the host first.
   const newBuild = install("new", (js) =>
     js.replace(
-      /async delete\(_id, olds, ctx\) \{/,
-      `async delete(_id, olds, ctx) { await ctx.transport.exec({ script: "touch ${MARKER}" });`,
+      /async release\(ctx, facts, olds\) \{/,
+      `async release(ctx, facts, olds) { await ctx.transport.exec({ script: "touch ${MARKER}" });`,
     ),
   );
   await onHost(host, `rm -f ${MARKER}`);

@@ -1,8 +1,10 @@
 /**
- * The sysctl scripts and their parsers. The rendered text is pinned by snapshots, and the
- * scripts are also run for real by dash, with /proc/sys and /etc/sysctl.d rewritten into a
- * temporary directory (see test/helpers/fakeTransport.ts), to prove what they do: the
- * all-or-nothing rollback, the read-back check, the atomic persistence file.
+ * The sysctl scripts and their parsers, and SysctlSet's use of the all-or-nothing steps
+ * (src/host/steps.ts): one step per key, the captured originals, the sysctl.d file. The
+ * rendered text is pinned by snapshots, and the scripts are also run for real by dash, with
+ * /proc/sys and /etc/sysctl.d rewritten into a temporary directory (see
+ * test/helpers/fakeTransport.ts), to prove what they do: the all-or-nothing rollback, the
+ * read-back check, the atomic persistence file.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -12,15 +14,22 @@ import {
   SYSCTL_D,
   SysctlParseError,
   parseFileRead,
-  parseSysctlApply,
   parseSysctlRead,
   renderFileRead,
-  renderSysctlApply,
   renderSysctlConf,
   renderSysctlRead,
   sysctlPath,
-  type ApplyStep,
 } from "../../src/host/sysctl";
+import {
+  fileRemoveStep,
+  fileWriteStep,
+  parseSteps,
+  renderSteps,
+  sysctlWriteStep,
+  type Step,
+} from "../../src/host/steps";
+import { formatSysctl, type SysctlValue } from "../../src/schemas/sysctl";
+import { ParseError } from "../../src/host/errors";
 import { FakeHost, rewriteHostPaths } from "../helpers/fakeTransport";
 
 const RMEM = "net.ipv4.tcp_rmem";
@@ -40,11 +49,36 @@ const LIVE = {
   [FIN]: "60",
 };
 
-const STEPS: ApplyStep[] = [
-  { key: SOMAXCONN, value: 65535, rollback: "4096" },
-  { key: RMEM, value: [4096, 87380, 33554432], rollback: "4096 131072 6291456" },
-  { key: CC, value: "bbr", rollback: "cubic" },
+/** A key to write and what its undo puts back: a value, or null for the one the script captured. */
+interface KeyWrite {
+  key: string;
+  value: SysctlValue | string;
+  before: string | null;
+}
+
+const STEPS: KeyWrite[] = [
+  { key: SOMAXCONN, value: 65535, before: "4096" },
+  { key: RMEM, value: [4096, 87380, 33554432], before: "4096 131072 6291456" },
+  { key: CC, value: "bbr", before: "cubic" },
 ];
+
+/** One step per key, as SysctlSet renders them. */
+const keySteps = (writes: readonly KeyWrite[]): Step[] =>
+  writes.map((w) =>
+    sysctlWriteStep(
+      `values["${w.key}"]`,
+      w.key,
+      typeof w.value === "string" ? w.value : formatSysctl(w.value),
+      w.before,
+    ),
+  );
+const captured = (writes: readonly KeyWrite[]) => writes.map((w) => ({ ...w, before: null }));
+
+/** SysctlSet's sysctl.d file step: loaded by `sysctl -p` before it is moved into place. */
+const confStep = (path: string, content: string, reload: boolean) =>
+  fileWriteStep("persist", path, content, {
+    load: reload ? (tmp) => `sysctl -q -p ${tmp}` : undefined,
+  });
 
 function expectParseError(fn: () => unknown, message: RegExp): void {
   let err: unknown;
@@ -71,38 +105,32 @@ describe("rendered scripts (snapshots)", () => {
     expect(text).toMatchSnapshot();
   });
 
-  it("renderSysctlApply without a persistence file", () => {
-    expect(renderSysctlApply(STEPS)).toMatchSnapshot();
+  it("steps writing keys, each read back and undone to a known value", () => {
+    expect(renderSteps(keySteps(STEPS))).toMatchSnapshot();
   });
 
-  it("renderSysctlApply writing a persistence file, without and with reload", () => {
-    const persist = {
-      path: "/etc/sysctl.d/90-web.conf",
-      content: renderSysctlConf("90-web.conf", { [SOMAXCONN]: 65535 }),
-    };
-    expect(renderSysctlApply(STEPS, { ...persist, reload: false })).toMatchSnapshot();
-    const reload = renderSysctlApply(STEPS, { ...persist, reload: true });
-    expect(reload).toContain("sysctl -q -p /etc/sysctl.d/.90-web.conf.nettune-tmp && mv -f");
-    expect(reload).toMatchSnapshot();
+  it("steps of a create: originals captured first, keys undone to them, the file loaded before the move", () => {
+    const content = renderSysctlConf("90-web.conf", { [SOMAXCONN]: 65535 });
+    const steps = [...keySteps(captured(STEPS)), confStep(WEB_CONF, content, true)];
+    const text = renderSteps(steps, { capture: [SOMAXCONN, RMEM, CC] });
+    expect(text.indexOf("cat /proc/sys/")).toBeLessThan(text.indexOf("tee /proc/sys/"));
+    expect(text).toContain("sysctl -q -p /etc/sysctl.d/.90-web.conf.nettune-tmp && mv -f");
+    expect(text).toMatchSnapshot();
   });
 
-  it("renderSysctlApply removing the persistence file (delete)", () => {
-    const text = renderSysctlApply([{ key: SOMAXCONN, value: "4096", rollback: "65535" }], {
-      path: "/etc/sysctl.d/90-web.conf",
-      content: undefined,
-      reload: false,
-    });
+  it("steps of a delete: a key put back, the file removed", () => {
+    const text = renderSteps([
+      ...keySteps([{ key: SOMAXCONN, value: "4096", before: "65535" }]),
+      fileRemoveStep("persist", WEB_CONF),
+    ]);
     expect(text).toContain("rm -f /etc/sysctl.d/90-web.conf");
     expect(text).toMatchSnapshot();
   });
 
-  it("renderSysctlApply with no steps only handles the file", () => {
-    const text = renderSysctlApply([], {
-      path: "/etc/sysctl.d/a.conf",
-      content: "x = 1\n",
-      reload: false,
-    });
+  it("a file step alone touches no key", () => {
+    const text = renderSteps([confStep(CONF, "x = 1\n", false)]);
     expect(text).not.toContain("/proc/sys");
+    expect(text).not.toContain("sysctl -q -p");
     expect(text).toMatchSnapshot();
   });
 
@@ -184,51 +212,45 @@ describe("parsers", () => {
     expect(err?.output).toBe("garbage\n");
   });
 
-  it("parseSysctlApply: each outcome the script can print", () => {
-    expect(parseSysctlApply("applied\n", 0)).toEqual({ ok: true, originals: {} });
-    expect(parseSysctlApply("orig\tnet.core.somaxconn\t4096\napplied\n", 0)).toEqual({
+  it("parseSteps: each outcome a SysctlSet script can print", () => {
+    expect(parseSteps("applied\n", 0)).toEqual({ ok: true, captured: {}, after: "" });
+    expect(parseSteps("captured\tnet.core.somaxconn\t4096\napplied\n", 0)).toEqual({
       ok: true,
-      originals: { "net.core.somaxconn": "4096" },
+      captured: { "net.core.somaxconn": "4096" },
+      after: "",
     });
-    expect(
-      parseSysctlApply("unreadable\tnet.core.x\t/proc/sys/net/core/x: No such file\n", 6),
-    ).toEqual({
+    expect(parseSteps("unreadable\tnet.core.x\t/proc/sys/net/core/x: No such file\n", 6)).toEqual({
       ok: false,
       kind: "unreadable",
       key: "net.core.x",
       reason: "/proc/sys/net/core/x: No such file",
     });
-    expect(parseSysctlApply(`failed\t${FIN}\tInvalid argument\n`, 3)).toEqual({
+    expect(parseSteps(`failed\t2\t1\tInvalid argument\n`, 3)).toEqual({
       ok: false,
       kind: "failed",
-      key: FIN,
+      index: 2,
+      status: 1,
       reason: "Invalid argument",
     });
-    expect(parseSysctlApply(`failed\t${FIN}\t\n`, 3)).toMatchObject({
-      reason: "rejected by the kernel",
-    });
-    const mismatch = `mismatch\t${RMEM}\t4096 87380 33554432\t4096 87380 6291456\n`;
-    expect(parseSysctlApply(mismatch, 4)).toEqual({
+    expect(parseSteps(`failed\t0\t2\t4096 87380 6291456\n`, 3)).toEqual({
       ok: false,
-      kind: "mismatch",
-      key: RMEM,
-      wrote: "4096 87380 33554432",
-      got: "4096 87380 6291456",
-    });
-    expect(parseSysctlApply("persist\t/etc/sysctl.d/a.conf\tRead-only file system\n", 5)).toEqual({
-      ok: false,
-      kind: "persist",
-      key: "/etc/sysctl.d/a.conf",
-      reason: "Read-only file system",
+      kind: "failed",
+      index: 0,
+      status: 2,
+      reason: "4096 87380 6291456",
     });
   });
 
-  it("parseSysctlApply refuses output without a result", () => {
-    expectParseError(() => parseSysctlApply("", 0), /exit code 0 and no result/);
-    expectParseError(() => parseSysctlApply("", null), /exit code null and no result/);
+  it("parseSteps refuses output without a result", () => {
+    const refused = (stdout: string, code: number | null, message: RegExp) => {
+      expect(() => parseSteps(stdout, code)).toThrow(ParseError);
+      expect(() => parseSteps(stdout, code)).toThrow(message);
+    };
+    refused("", 0, /exit code 0 and no result/);
+    refused("", null, /exit code null and no result/);
     // "applied" only counts with exit code 0: a script killed after it is not a success.
-    expectParseError(() => parseSysctlApply("applied\n", 1), /exit code 1/);
-    expectParseError(() => parseSysctlApply("sh: 1: tee: not found\n", 127), /exit code 127/);
+    refused("applied\n", 1, /exit code 1/);
+    refused("sh: 1: tee: not found\n", 127, /exit code 127/);
   });
 
   it("parseFileRead: present, present and empty, absent, garbage", () => {
@@ -255,7 +277,7 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   const conf = (name: string) => path.join(host.root, "sysctl.d", name);
 
   it("the rewrite reaches every host path, or the script is refused", () => {
-    const text = renderSysctlApply(STEPS, { path: CONF, content: "", reload: true });
+    const text = renderSteps([...keySteps(STEPS), confStep(CONF, "", true)]);
     const out = rewriteHostPaths(text, host.root);
     expect(out).not.toMatch(/\/proc\/sys|\/etc\//);
     expect(() => rewriteHostPaths("cat /etc/passwd", host.root)).toThrow(/cannot redirect/);
@@ -278,9 +300,9 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   });
 
   it("apply: writes every value, checks it, prints applied", async () => {
-    const res = await run(renderSysctlApply(STEPS));
+    const res = await run(renderSteps(keySteps(STEPS)));
     expect(res).toMatchObject({ exitCode: 0, stdout: "applied\n" });
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({ ok: true, originals: {} });
+    expect(parseSteps(res.stdout, res.exitCode)).toEqual({ ok: true, captured: {}, after: "" });
     expect(host.getProc(SOMAXCONN)).toBe("65535\n");
     expect(host.getProc(RMEM)).toBe("4096 87380 33554432\n");
     expect(host.getProc(CC)).toBe("bbr\n");
@@ -288,15 +310,17 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   });
 
   it("apply with capture: reads the originals first, reports them, then writes", async () => {
-    const steps = STEPS.map((s) => ({ ...s, rollback: null }));
-    const res = await run(renderSysctlApply(steps, undefined, [SOMAXCONN, RMEM, CC]));
+    const res = await run(
+      renderSteps(keySteps(captured(STEPS)), { capture: [SOMAXCONN, RMEM, CC] }),
+    );
     expect(res.exitCode).toBe(0);
     expect(res.stdout).toBe(
-      `orig\t${SOMAXCONN}\t4096\norig\t${RMEM}\t4096 131072 6291456\norig\t${CC}\tcubic\napplied\n`,
+      `captured\t${SOMAXCONN}\t4096\ncaptured\t${RMEM}\t4096 131072 6291456\ncaptured\t${CC}\tcubic\napplied\n`,
     );
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({
+    expect(parseSteps(res.stdout, res.exitCode)).toEqual({
       ok: true,
-      originals: { [SOMAXCONN]: "4096", [RMEM]: "4096 131072 6291456", [CC]: "cubic" },
+      captured: { [SOMAXCONN]: "4096", [RMEM]: "4096 131072 6291456", [CC]: "cubic" },
+      after: "",
     });
     expect(host.getProc(SOMAXCONN)).toBe("65535\n");
     expect(host.getProc(CC)).toBe("bbr\n");
@@ -305,24 +329,23 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   it("apply with capture: a refused key puts the earlier ones back to the values read (exit 3)", async () => {
     fs.rmSync(host.procPath(CC));
     fs.mkdirSync(host.procPath(CC));
-    const steps: ApplyStep[] = [
-      { key: SOMAXCONN, value: 65535, rollback: null },
-      { key: RMEM, value: [4096, 87380, 33554432], rollback: null },
-      { key: CC, value: "bbr", rollback: "cubic" },
+    const writes: KeyWrite[] = [
+      { key: SOMAXCONN, value: 65535, before: null },
+      { key: RMEM, value: [4096, 87380, 33554432], before: null },
+      { key: CC, value: "bbr", before: "cubic" },
     ];
-    const res = await run(renderSysctlApply(steps, undefined, [SOMAXCONN, RMEM]));
+    const res = await run(renderSteps(keySteps(writes), { capture: [SOMAXCONN, RMEM] }));
     expect(res.exitCode).toBe(3);
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toMatchObject({ kind: "failed", key: CC });
+    expect(parseSteps(res.stdout, res.exitCode)).toMatchObject({ kind: "failed", index: 2 });
     expect(host.getProc(SOMAXCONN)).toBe("4096\n");
     expect(host.getProc(RMEM)).toBe("4096 131072 6291456\n");
   });
 
   it("apply with capture: a key that cannot be read stops it before any write (exit 6)", async () => {
-    const steps = STEPS.map((s) => ({ ...s, rollback: null }));
     const capture = [SOMAXCONN, RMEM, "net.nettune.missing", CC];
-    const res = await run(renderSysctlApply(steps, undefined, capture));
+    const res = await run(renderSteps(keySteps(captured(STEPS)), { capture }));
     expect(res.exitCode).toBe(6);
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({
+    expect(parseSteps(res.stdout, res.exitCode)).toEqual({
       ok: false,
       kind: "unreadable",
       key: "net.nettune.missing",
@@ -332,24 +355,26 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
     expect(host.getProc(CC)).toBe("cubic\n");
   });
 
-  it("a step that rolls back to a value not captured is refused when rendering", () => {
-    expect(() => renderSysctlApply([{ key: SOMAXCONN, value: 1, rollback: null }])).toThrow(
-      "renderSysctlApply: net.core.somaxconn rolls back to a value it does not read",
+  it("a step that undoes to a value not captured is refused when rendering", () => {
+    const steps = keySteps([{ key: SOMAXCONN, value: 1, before: null }]);
+    expect(() => renderSteps(steps)).toThrow(
+      "renderSteps: net.core.somaxconn = 1 undoes to a value of net.core.somaxconn it does not read",
     );
+    expect(() => renderSteps(steps, { capture: [RMEM] })).toThrow(/it does not read/);
   });
 
   it("apply: a key refused in the middle puts every earlier key back (exit 3)", async () => {
     // A directory cannot be written: tee fails with the errno text, as the kernel's EINVAL would.
     fs.rmSync(host.procPath(CC));
     fs.mkdirSync(host.procPath(CC));
-    const steps: ApplyStep[] = [...STEPS, { key: FIN, value: 30, rollback: "60" }];
-    const res = await run(renderSysctlApply(steps));
+    const res = await run(renderSteps(keySteps([...STEPS, { key: FIN, value: 30, before: "60" }])));
     expect(res.exitCode).toBe(3);
-    expect(res.stdout).toBe(`failed\t${CC}\tIs a directory\n`);
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({
+    expect(res.stdout).toBe(`failed\t2\t1\tIs a directory\n`);
+    expect(parseSteps(res.stdout, res.exitCode)).toEqual({
       ok: false,
       kind: "failed",
-      key: CC,
+      index: 2,
+      status: 1,
       reason: "Is a directory",
     });
     expect(host.getProc(SOMAXCONN)).toBe("4096\n");
@@ -361,42 +386,43 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   it("apply: the first key refused changes nothing at all", async () => {
     host.reject(SOMAXCONN, "Invalid argument");
     const before = host.procSnapshot();
-    const res = await run(renderSysctlApply(STEPS));
+    const res = await run(renderSteps(keySteps(STEPS)));
     expect(res.exitCode).toBe(3);
-    expect(res.stdout).toBe(`failed\t${SOMAXCONN}\tInvalid argument\n`);
+    expect(res.stdout).toBe(`failed\t0\t1\tInvalid argument\n`);
     expect(host.procSnapshot()).toEqual(before);
   });
 
-  it("apply: a write the kernel ignores is caught on read-back, all undone (exit 4)", async () => {
+  it("apply: a write the kernel ignores is caught on read-back, all undone (exit 3, status 2)", async () => {
     // A write into /dev/null succeeds and reads back empty: a kernel that silently ignored it.
     fs.rmSync(host.procPath(CC));
     fs.symlinkSync("/dev/null", host.procPath(CC));
-    const res = await run(renderSysctlApply([...STEPS, { key: FIN, value: 30, rollback: "60" }]));
-    expect(res.exitCode).toBe(4);
-    expect(res.stdout).toBe(`mismatch\t${CC}\tbbr\t\n`);
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({
+    const res = await run(renderSteps(keySteps([...STEPS, { key: FIN, value: 30, before: "60" }])));
+    expect(res.exitCode).toBe(3);
+    expect(res.stdout).toBe(`failed\t2\t2\t\n`);
+    expect(parseSteps(res.stdout, res.exitCode)).toEqual({
       ok: false,
-      kind: "mismatch",
-      key: CC,
-      wrote: "bbr",
-      got: "",
+      kind: "failed",
+      index: 2,
+      status: 2,
+      reason: "",
     });
-    // Every key was written before the read-back, so every key is put back, the last one too.
+    // Each key is read back right after its write: the earlier ones are put back, the later
+    // one never written.
     expect(host.getProc(SOMAXCONN)).toBe("4096\n");
     expect(host.getProc(RMEM)).toBe("4096 131072 6291456\n");
     expect(host.getProc(FIN)).toBe("60\n");
   });
 
-  it("apply: a clamped value is reported with what the kernel kept (exit 4)", async () => {
+  it("apply: a clamped value is reported with what the kernel kept (exit 3, status 2)", async () => {
     host.clamp(RMEM, "4096\t87380\t6291456");
-    const res = await run(renderSysctlApply(STEPS));
-    expect(res.exitCode).toBe(4);
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({
+    const res = await run(renderSteps(keySteps(STEPS)));
+    expect(res.exitCode).toBe(3);
+    expect(parseSteps(res.stdout, res.exitCode)).toEqual({
       ok: false,
-      kind: "mismatch",
-      key: RMEM,
-      wrote: "4096 87380 33554432",
-      got: "4096 87380 6291456",
+      kind: "failed",
+      index: 1,
+      status: 2,
+      reason: "4096 87380 6291456",
     });
     expect(host.getProc(SOMAXCONN)).toBe("4096\n");
     expect(host.getProc(RMEM)).toBe("4096 131072 6291456\n");
@@ -406,8 +432,9 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   it("apply: values are data, never shell text", async () => {
     const evil = "x'; touch PWNED; echo '$(touch PWNED2) `touch PWNED3`";
     host.setProc("net.core.generic", "1");
-    const steps = [{ key: "net.core.generic", value: evil, rollback: evil }];
-    const res = await run(renderSysctlApply(steps));
+    const res = await run(
+      renderSteps(keySteps([{ key: "net.core.generic", value: evil, before: evil }])),
+    );
     expect(res.exitCode).toBe(0);
     expect(host.getProc("net.core.generic")).toBe(`${evil}\n`);
     for (const f of ["PWNED", "PWNED2", "PWNED3"]) {
@@ -423,36 +450,31 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
       [SOMAXCONN]: 65535,
       [RMEM]: [4096, 87380, 33554432],
     });
-    const res = await run(
-      renderSysctlApply(STEPS, { path: "/etc/sysctl.d/90-web.conf", content, reload: true }),
-    );
+    const res = await run(renderSteps([...keySteps(STEPS), confStep(WEB_CONF, content, true)]));
     expect(res).toMatchObject({ exitCode: 0, stdout: "applied\n" });
     expect(host.sysctlD()).toEqual({ "90-web.conf": content, "10-other.conf": "keep = 1\n" });
     const names = fs.readdirSync(path.join(host.root, "sysctl.d"));
-    expect(names.filter((f) => f.includes("nettune-tmp"))).toEqual([]);
+    expect(names.filter((f) => f.includes("nettune-"))).toEqual([]);
     expect(fs.statSync(conf("90-web.conf")).mode & 0o777).toBe(0o644);
     expect(host.sysctlCalls()).toEqual(["-q -p /etc/sysctl.d/.90-web.conf.nettune-tmp"]);
   });
 
   it("persist: the directory is created when the host has none", async () => {
     fs.rmSync(path.join(host.root, "sysctl.d"), { recursive: true });
-    const res = await run(
-      renderSysctlApply([], { path: WEB_CONF, content: "a = 1\n", reload: false }),
-    );
+    const res = await run(renderSteps([confStep(WEB_CONF, "a = 1\n", false)]));
     expect(res.stdout).toBe("applied\n");
     expect(host.sysctlD()).toEqual({ "90-web.conf": "a = 1\n" });
     expect(host.sysctlCalls()).toEqual([]);
   });
 
-  it("persist: a file that cannot be written undoes the keys (exit 5)", async () => {
+  it("persist: a file that cannot be written undoes the keys (exit 3)", async () => {
     // A plain file where the directory should be: mkdir -p fails as on a broken host.
     fs.writeFileSync(path.join(host.root, "sysctl.d", "sub"), "");
-    const res = await run(
-      renderSysctlApply(STEPS, { path: `${SYSCTL_D}/sub/90-web.conf`, content: "a", reload: true }),
-    );
-    expect(res.exitCode).toBe(5);
-    const out = parseSysctlApply(res.stdout, res.exitCode);
-    expect(out).toMatchObject({ ok: false, kind: "persist", key: "/etc/sysctl.d/sub/90-web.conf" });
+    const steps = [...keySteps(STEPS), confStep(`${SYSCTL_D}/sub/90-web.conf`, "a", true)];
+    const res = await run(renderSteps(steps));
+    expect(res.exitCode).toBe(3);
+    const out = parseSteps(res.stdout, res.exitCode);
+    expect(out).toMatchObject({ ok: false, kind: "failed", index: 3 });
     expect((out as { reason: string }).reason).toMatch(/exists|Not a directory/i);
     expect(host.getProc(SOMAXCONN)).toBe("4096\n");
     expect(host.getProc(RMEM)).toBe("4096 131072 6291456\n");
@@ -463,16 +485,17 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   const failedReload = async () => {
     fs.writeFileSync(conf("90-web.conf"), "old = 1\n");
     host.failReload("sysctl: cannot open: Permission denied");
-    return run(renderSysctlApply(STEPS, { path: WEB_CONF, content: "a = 1\n", reload: true }));
+    return run(renderSteps([...keySteps(STEPS), confStep(WEB_CONF, "a = 1\n", true)]));
   };
 
-  it("persist: a failed reload undoes the keys and reports it (exit 5)", async () => {
+  it("persist: a failed reload undoes the keys and reports it (exit 3)", async () => {
     const res = await failedReload();
-    expect(res.exitCode).toBe(5);
-    expect(parseSysctlApply(res.stdout, res.exitCode)).toEqual({
+    expect(res.exitCode).toBe(3);
+    expect(parseSteps(res.stdout, res.exitCode)).toEqual({
       ok: false,
-      kind: "persist",
-      key: "/etc/sysctl.d/90-web.conf",
+      kind: "failed",
+      index: 3,
+      status: 255,
       reason: "sysctl: cannot open: Permission denied",
     });
     expect(host.getProc(SOMAXCONN)).toBe("4096\n");
@@ -480,21 +503,29 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
     expect(host.getProc(CC)).toBe("cubic\n");
   });
 
-  // Known bug: the script moves the new file into place before `sysctl -p` runs, so a failed
-  // reload leaves the new file behind while the handler reports that nothing was changed.
-  // Drop `.fails` once the reload reads the temp file before the move.
   it("persist: a failed reload also leaves the previous file in place", async () => {
     await failedReload();
     expect(host.sysctlD()).toEqual({ "90-web.conf": "old = 1\n" });
   });
 
-  it("persist: content undefined removes the file, and an absent file is no error", async () => {
+  it("persist: a later failure puts the previous file back", async () => {
+    fs.writeFileSync(conf("90-web.conf"), "old = 1\n");
+    host.reject(FIN, "Invalid argument");
+    const steps = [
+      confStep(WEB_CONF, "a = 1\n", false),
+      ...keySteps([{ key: FIN, value: 30, before: "60" }]),
+    ];
+    const res = await run(renderSteps(steps));
+    expect(res.exitCode).toBe(3);
+    expect(host.sysctlD()).toEqual({ "90-web.conf": "old = 1\n" });
+  });
+
+  it("persist: removing the file, and an absent file is no error", async () => {
     fs.writeFileSync(conf("90-web.conf"), "a = 1\n");
-    const remove = renderSysctlApply([{ key: SOMAXCONN, value: "1024", rollback: "4096" }], {
-      path: "/etc/sysctl.d/90-web.conf",
-      content: undefined,
-      reload: true,
-    });
+    const remove = renderSteps([
+      ...keySteps([{ key: SOMAXCONN, value: "1024", before: "4096" }]),
+      fileRemoveStep("persist", WEB_CONF),
+    ]);
     const res = await run(remove);
     expect(res.stdout).toBe("applied\n");
     expect(host.sysctlD()).toEqual({});

@@ -13,11 +13,10 @@ import { ParseError } from "../../src/host/errors";
 import {
   parseCongestionProbe,
   parseObservedAlgorithm,
-  parseSteps,
   renderCongestionProbe,
-  renderSteps,
   rootKindCheck,
 } from "../../src/host/congestion";
+import { parseSteps, renderSteps } from "../../src/host/steps";
 import {
   ALWAYS_QDISCS,
   availableCongestionControl,
@@ -392,23 +391,40 @@ describe("all-or-nothing steps", () => {
     );
     expect(r.code).toBe(3);
     expect(r.stdout.split("\n").filter(Boolean)).toEqual([
-      "failed\t2\tit broke",
+      "failed\t2\t7\tit broke",
       "undo-3",
       "undo-2",
       "undo-1",
     ]);
-    expect(parseSteps(r.stdout, r.code)).toEqual({ ok: false, index: 2, reason: "it broke" });
+    expect(parseSteps(r.stdout, r.code)).toEqual({
+      ok: false,
+      kind: "failed",
+      index: 2,
+      status: 7,
+      reason: "it broke",
+    });
+  });
+
+  it("an undo that fails or exits does not stop the ones before it", () => {
+    const r = run(
+      renderSteps([
+        { property: "a", action: "one", run: "true", undo: "echo undo-1 >&3" },
+        { property: "b", action: "two", run: "true", undo: "exit 1" },
+        { property: "c", action: "three", run: "exit 1", undo: "false" },
+      ]).replace("set -f", "set -f; exec 3>&1"),
+    );
+    expect(r.code).toBe(3);
+    expect(r.stdout.split("\n").filter(Boolean)).toEqual(["failed\t2\t1\t", "undo-1"]);
   });
 
   it("clean up and run the check after success", () => {
     const r = run(
-      renderSteps(
-        [{ property: "a", action: "one", run: "true", cleanup: "echo cleaned >&3" }],
-        "echo checked",
-      ).replace("set -f", "set -f; exec 3>&1"),
+      renderSteps([{ property: "a", action: "one", run: "true", cleanup: "echo cleaned >&3" }], {
+        after: "echo checked",
+      }).replace("set -f", "set -f; exec 3>&1"),
     );
     expect(r.stdout).toBe("cleaned\napplied\nchecked\n");
-    expect(parseSteps(r.stdout, 0)).toEqual({ ok: true, after: "checked\n" });
+    expect(parseSteps(r.stdout, 0)).toEqual({ ok: true, captured: {}, after: "checked\n" });
     expect(() => parseSteps("", 1)).toThrow(ParseError);
   });
 });
