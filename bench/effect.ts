@@ -15,7 +15,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { SandboxHost } from "../src/sandbox/sandbox";
-import { featureState } from "../src/handlers/nicOffloads";
+import { featureState } from "../src/specs/nicOffloads";
 import { parseEthtoolFeatures, resolveFeatureName } from "../src/host/ethtool";
 import {
   ROOT,

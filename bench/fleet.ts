@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { featureState } from "../src/handlers/nicOffloads";
+import { featureState } from "../src/specs/nicOffloads";
 import { parseEthtoolFeatures, resolveFeatureName } from "../src/host/ethtool";
 import type { SandboxHost } from "../src/sandbox/sandbox";
 import { ANSIBLE_SYSCTL_FILE, ansibleVersion, runPlaybook, writeAnsibleFiles } from "./ansible";

@@ -19,12 +19,12 @@ import {
   type HandlerContext,
   type ResourceHandler,
 } from "./lifecycle";
-import { sysctlSetHandler } from "../handlers/sysctlSet";
-import { mtuHandler } from "../handlers/mtu";
-import { nicOffloadsHandler } from "../handlers/nicOffloads";
-import { nicRingsHandler } from "../handlers/nicRings";
-import { rssQueuesHandler } from "../handlers/rssQueues";
-import { congestionControlHandler } from "../handlers/congestionControl";
+import { sysctlSetHandler } from "../specs/sysctlSet";
+import { mtuHandler } from "../specs/mtu";
+import { nicOffloadsHandler } from "../specs/nicOffloads";
+import { nicRingsHandler } from "../specs/nicRings";
+import { rssQueuesHandler } from "../specs/rssQueues";
+import { congestionControlHandler } from "../specs/congestionControl";
 
 interface BaseInputs {
   connection: Connection;

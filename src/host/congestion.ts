@@ -2,7 +2,7 @@
  * Congestion control on the host: the script that reads everything CongestionControl needs in one
  * round trip (algorithm, default qdisc, what the kernel offers, the interfaces' qdiscs), the
  * check that a root qdisc was replaced (for the all-or-nothing steps of ./steps.ts), and the
- * check that opens a TCP connection and reads which algorithm it got. No I/O here: `handlers/`
+ * check that opens a TCP connection and reads which algorithm it got. No I/O here: `specs/`
  * runs these through a transport.
  */
 import { renderCommand, shellQuote } from "../transport/quote";

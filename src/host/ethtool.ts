@@ -1,6 +1,6 @@
 /**
  * ethtool on the host: parse what `ethtool -k/-l/-g/-x/-i` print and render `ethtool -K/-L/-G/-X`
- * as argument lists. No I/O here: `handlers/` runs these through a transport.
+ * as argument lists. No I/O here: `specs/` runs these through a transport.
  *
  * The parsers take the tool's stdout; stdout and stderr joined also works, which is how a
  * driver's "Operation not supported" is recognised (ParseError with `unsupported: true`).

@@ -1,6 +1,6 @@
 /**
  * iproute2 `ip link` on the host: parse `ip -d -j link show` and render `ip link set` as
- * argument lists. No I/O here: `handlers/` runs these through a transport.
+ * argument lists. No I/O here: `specs/` runs these through a transport.
  */
 import { fieldReader, isObject, parseJsonArray } from "./json";
 

@@ -2,7 +2,7 @@
  * The one all-or-nothing script nettune changes a host with: steps run in order, each with the
  * shell that undoes it; the first failure undoes that step and every one before it, in reverse
  * order. It may first read sysctl keys (the originals a create records, the values an undo puts
- * back) before anything is written. No I/O here: `handlers/` runs these through a transport.
+ * back) before anything is written. No I/O here: `specs/` runs these through a transport.
  */
 import { shellQuote } from "../transport/quote";
 import { normalizeSysctl } from "../schemas/sysctl";

@@ -1,7 +1,7 @@
 /**
  * sysctl on the host: render the scripts that read keys and the sysctl.d file, and parse what
  * they print; keys are written by the all-or-nothing steps of ./steps.ts. No I/O here:
- * `handlers/` runs these through a transport.
+ * `specs/` runs these through a transport.
  *
  * Keys are read and written through /proc/sys directly, many per script, so a whole set costs
  * one SSH round trip. Every value is quoted by `shellQuote`.

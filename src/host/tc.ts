@@ -1,7 +1,7 @@
 /**
  * tc (iproute2) on the host: parse `tc -j qdisc show`, render `tc qdisc replace/del` as argument
  * lists, and decide from a host's kernel configuration and module lists which qdiscs and TCP
- * congestion control algorithms it offers. No I/O here: `handlers/` runs these through a
+ * congestion control algorithms it offers. No I/O here: `specs/` runs these through a
  * transport.
  */
 import { fieldReader, isObject, parseJsonArray } from "./json";

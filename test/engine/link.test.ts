@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, resourceOps } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
 import { cli, direct, sandboxHosts, SANDBOX } from "../helpers/sandbox";
-import { featureState } from "../../src/handlers/nicOffloads";
+import { featureState } from "../../src/specs/nicOffloads";
 import { parseEthtoolChannels, parseEthtoolFeatures } from "../../src/host/ethtool";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { LinkProgramArgs, OffloadsArg, RssArg } from "../programs/link";

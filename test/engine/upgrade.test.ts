@@ -31,7 +31,7 @@ function install(name: string, patch?: (handlerJs: string) => string): string {
     fs.symlinkSync(path.join(ROOT, "node_modules", dep), path.join(mods, dep));
   }
   if (patch) {
-    const file = path.join(pkg, "dist/src/handlers/sysctlSet.js");
+    const file = path.join(pkg, "dist/src/specs/sysctlSet.js");
     const before = fs.readFileSync(file, "utf8");
     const after = patch(before);
     expect(after).not.toBe(before);

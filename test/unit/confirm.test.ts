@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { expect, test } from "vitest";
-import { renderArmAndApply, renderDisarm, rollbackUnit } from "../../src/handlers/confirm";
+import { renderArmAndApply, renderDisarm, rollbackUnit } from "../../src/specs/confirm";
 import {
   renderLinkUnit,
   renderUnitInstall,

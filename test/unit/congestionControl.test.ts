@@ -19,7 +19,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   congestionControlHandler as handler,
   type CongestionControlOutputs,
-} from "../../src/handlers/congestionControl";
+} from "../../src/specs/congestionControl";
 import { congestionControlSchema, congestionWarnings } from "../../src/schemas/congestionControl";
 import { handle, setTransportFactory } from "../../src/engine/provider";
 import { validate, type HandlerContext } from "../../src/engine/lifecycle";

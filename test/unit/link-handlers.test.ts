@@ -15,16 +15,16 @@ import {
   featureState,
   nicOffloadsHandler as offloads,
   type NicOffloadsOutputs,
-} from "../../src/handlers/nicOffloads";
+} from "../../src/specs/nicOffloads";
 import { nicOffloadsSchema } from "../../src/schemas/nicOffloads";
-import { nicRingsHandler as rings, type NicRingsOutputs } from "../../src/handlers/nicRings";
+import { nicRingsHandler as rings, type NicRingsOutputs } from "../../src/specs/nicRings";
 import { nicRingsSchema } from "../../src/schemas/nicRings";
 import {
   bucketCounts,
   rssQueuesHandler as rss,
   tableMatches,
   type RssQueuesOutputs,
-} from "../../src/handlers/rssQueues";
+} from "../../src/specs/rssQueues";
 import { rssQueuesSchema } from "../../src/schemas/rssQueues";
 import { parseEthtoolFeatures } from "../../src/host/ethtool";
 import { LocalTransport } from "../../src/transport/local";

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 
-import { sysctlSetHandler } from "../../src/handlers/sysctlSet";
+import { sysctlSetHandler } from "../../src/specs/sysctlSet";
 import { sysctlSetSchema } from "../../src/schemas/sysctlSet";
 import { parseSysctlRead, renderSysctlRead, sysctlPath } from "../../src/host/sysctl";
 import {

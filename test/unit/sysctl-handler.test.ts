@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { handle, setTransportFactory } from "../../src/engine/provider";
 import type { HandlerContext } from "../../src/engine/lifecycle";
-import { sysctlSetHandler as handler, type SysctlSetOutputs } from "../../src/handlers/sysctlSet";
+import { sysctlSetHandler as handler, type SysctlSetOutputs } from "../../src/specs/sysctlSet";
 import { sysctlSetSchema, type SysctlSetInputs } from "../../src/schemas/sysctlSet";
 import { renderSysctlConf, renderSysctlRead, sysctlPath } from "../../src/host/sysctl";
 import { FakeHost } from "../helpers/fakeTransport";
