@@ -20,15 +20,7 @@ import {
   rootKindCheck,
   type CongestionProbe,
 } from "../host/congestion";
-import {
-  SYSCTL_STEP,
-  fileRemoveStep,
-  fileWriteStep,
-  parseSteps,
-  renderSteps,
-  sysctlWriteStep,
-  type Step,
-} from "../host/steps";
+import * as protocol from "../host/steps";
 import { SYSCTL_D, renderSysctlConf } from "../host/sysctl";
 import {
   renderLinkUnit,
@@ -203,7 +195,7 @@ function restoreCommand(dev: string, saved: SavedQdisc): string {
   );
 }
 
-function replaceStep(dev: string, kind: string, live: TcQdisc): Step {
+function replaceStep(dev: string, kind: string, live: TcQdisc): protocol.Step {
   return {
     property: "interfaces",
     action: `tc qdisc replace dev ${dev} root ${kind}`,
@@ -221,7 +213,7 @@ function linkUnitOf(resourceName: string, dev: string, kind: string): LinkUnit {
   };
 }
 
-function moduleStep(property: string, mod: string): Step {
+function moduleStep(property: string, mod: string): protocol.Step {
   return {
     property,
     action: `modprobe ${mod}`,
@@ -244,7 +236,7 @@ function isRoot(live: Root, want: Root): boolean {
 }
 
 interface Plan {
-  steps: Step[];
+  steps: protocol.Step[];
   warnings: string[];
   state: Omit<
     CongestionControlOutputs,
@@ -262,7 +254,7 @@ function plan(
   news: CongestionControlInputs | undefined,
   target: string,
 ): Plan {
-  const steps: Step[] = [];
+  const steps: protocol.Step[] = [];
   const warnings: string[] = [];
   const cc = ccOffer(p);
   const qo = qdiscOffer(p);
@@ -284,7 +276,7 @@ function plan(
   const originalAlgorithm = olds?.originalAlgorithm ?? p.current;
   if (news) {
     if (p.current !== news.algorithm) {
-      steps.push(sysctlWriteStep("algorithm", CC_KEY, news.algorithm, p.current));
+      steps.push(protocol.sysctlWriteStep("algorithm", CC_KEY, news.algorithm, p.current));
     }
   } else if (olds) {
     const r = restoreOrWarn({
@@ -294,7 +286,8 @@ function plan(
       original: olds.originalAlgorithm,
       where: target,
     });
-    if (r.action === "restore") steps.push(sysctlWriteStep("algorithm", CC_KEY, r.to, p.current));
+    if (r.action === "restore")
+      steps.push(protocol.sysctlWriteStep("algorithm", CC_KEY, r.to, p.current));
     else if (r.action === "warn") warnings.push(r.message);
   }
 
@@ -305,7 +298,7 @@ function plan(
   if (wantDefault !== undefined && liveDefault !== undefined) {
     originalDefaultQdisc = olds?.originalDefaultQdisc ?? liveDefault;
     if (liveDefault !== wantDefault) {
-      steps.push(sysctlWriteStep("qdisc", DEFAULT_QDISC_KEY, wantDefault, liveDefault));
+      steps.push(protocol.sysctlWriteStep("qdisc", DEFAULT_QDISC_KEY, wantDefault, liveDefault));
     }
   } else if (olds?.originalDefaultQdisc != null && liveDefault !== undefined) {
     const r = restoreOrWarn({
@@ -316,7 +309,7 @@ function plan(
       where: target,
     });
     if (r.action === "restore")
-      steps.push(sysctlWriteStep("qdisc", DEFAULT_QDISC_KEY, r.to, liveDefault));
+      steps.push(protocol.sysctlWriteStep("qdisc", DEFAULT_QDISC_KEY, r.to, liveDefault));
     else if (r.action === "warn") warnings.push(r.message);
   }
   const wanted = news?.qdisc !== undefined ? news.interfaces : [];
@@ -394,19 +387,21 @@ function plan(
     sysctlFile = sysctlFileOf(name);
     const values: Record<string, string> = { [CC_KEY]: news.algorithm };
     if (wantDefault !== undefined) values[DEFAULT_QDISC_KEY] = wantDefault;
-    steps.push(fileWriteStep("persist", sysctlFile, renderSysctlConf(owner, values)));
+    steps.push(protocol.fileWriteStep("persist", sysctlFile, renderSysctlConf(owner, values)));
   }
   // A file of the old state under another name (persist off, a renamed resource) goes.
   if (olds?.sysctlFile && olds.sysctlFile !== sysctlFile) {
-    steps.push(fileRemoveStep("persist", olds.sysctlFile));
+    steps.push(protocol.fileRemoveStep("persist", olds.sysctlFile));
   }
   let modulesFile: string | null = null;
   if (persist && modules.length > 0) {
     modulesFile = modulesFileOf(name);
-    steps.push(fileWriteStep("persist", modulesFile, renderModulesLoadConf(owner, modules)));
+    steps.push(
+      protocol.fileWriteStep("persist", modulesFile, renderModulesLoadConf(owner, modules)),
+    );
   }
   if (olds?.modulesFile && olds.modulesFile !== modulesFile) {
-    steps.push(fileRemoveStep("persist", olds.modulesFile));
+    steps.push(protocol.fileRemoveStep("persist", olds.modulesFile));
   }
   const oldUnit = (unit: string): LinkUnit | undefined => {
     const dev = olds?.interfaces.find((d) => unitName("qdisc", `${name}-${d}`) === unit);
@@ -460,10 +455,11 @@ function plan(
 }
 
 /** Turns the kernel's terse answer into what it means for these two keys. */
-function explain(step: Step, status: number, reason: string, p: CongestionProbe): string {
+function explain(step: protocol.Step, status: number, reason: string, p: CongestionProbe): string {
   const key = [CC_KEY, DEFAULT_QDISC_KEY].find((k) => step.action.startsWith(`${k} = `));
   if (!key) return reason;
-  if (status === SYSCTL_STEP.readBack) return `the kernel reports ${reason} after the write`;
+  if (status === protocol.SYSCTL_STEP.readBack)
+    return `the kernel reports ${reason} after the write`;
   if (key === CC_KEY) {
     if (/Operation not permitted/.test(reason)) {
       return `${reason} (a network namespace may only set the algorithms in net.ipv4.tcp_allowed_congestion_control: ${p.allowed})`;
@@ -481,14 +477,16 @@ function explain(step: Step, status: number, reason: string, p: CongestionProbe)
 /** Runs the steps all-or-nothing, then (if asked) opens a connection and reads its algorithm. */
 async function run(
   t: Transport,
-  steps: Step[],
+  steps: protocol.Step[],
   p: CongestionProbe,
   observe: boolean,
 ): Promise<string | null> {
   if (steps.length === 0 && !observe) return null;
-  const script = renderSteps(steps, { after: observe ? renderObserveConnection() : undefined });
+  const script = protocol.renderSteps(steps, {
+    after: observe ? renderObserveConnection() : undefined,
+  });
   const res = await t.exec({ script }, { allowFailure: true });
-  const out = parseSteps(res.stdout, res.exitCode);
+  const out = protocol.parseSteps(res.stdout, res.exitCode);
   if (!out.ok) {
     const step = out.kind === "failed" ? steps[out.index] : undefined;
     const what = step ? `${step.property}: ${step.action}` : "apply";

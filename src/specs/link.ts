@@ -268,21 +268,7 @@ export async function releaseKeyed<V>(
   units: readonly string[],
 ): Promise<void> {
   const t = ctx.transport;
-  const restore: Record<string, V> = {};
-  for (const [key, set] of Object.entries(applied)) {
-    if (set === undefined || !info) continue;
-    const r = restoreOrWarn<V | undefined>({
-      what: k.property(key),
-      live: live[key],
-      applied: set,
-      original: originals[key] ?? undefined,
-      where: describeLink(info),
-      same: (a, b) => stableJson(a) === stableJson(b),
-      show: (v) => k.show(v),
-    });
-    if (r.action === "restore") restore[key] = r.to!;
-    else if (r.action === "warn") ctx.warn(r.message);
-  }
+  const restore = info ? giveBackUndeclared(ctx, info, k, live, {}, applied, originals) : {};
   const keys = Object.keys(restore);
   const set = keys.length > 0 ? k.set(restore, live) : [];
   const read = keys.length > 0 ? k.readBack : [];

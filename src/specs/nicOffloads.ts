@@ -21,22 +21,7 @@ import { nicOffloadsSchema, type NicOffloadsInputs } from "../schemas/nicOffload
 import { propertyPath, type Failure } from "../engine/lifecycle";
 import { handlerOf, type Spec } from "../engine/spec";
 import { messageOf, missingTool, type StepResult } from "../engine/batch";
-import {
-  LINK_REPLACE_ON,
-  applyKeyed,
-  describeLink,
-  giveBackUndeclared,
-  linkPath,
-  linkShows,
-  linkUnit,
-  persistCommands,
-  probeLink,
-  releaseKeyed,
-  unitPathOf,
-  type KeyedSettings,
-  type LinkFacts,
-  type LinkInfo,
-} from "./link";
+import * as link from "./link";
 
 /**
  * ethtool's groups: `ethtool -k` shows the group on when any member is on, so a group is read
@@ -100,11 +85,11 @@ export function fixedReason(
   features: EthtoolFeatures,
   long: string,
   want: boolean,
-  info: Pick<LinkInfo, "ifname" | "driver">,
+  info: Pick<link.LinkInfo, "ifname" | "driver">,
 ): string | undefined {
   const f = features.features[long];
   if (!f) return undefined;
-  const where = `on ${describeLink(info)}`;
+  const where = `on ${link.describeLink(info)}`;
   if (f.fixed && f.on !== want) return `${long} is fixed ${word(f.on)} ${where}`;
   const members = membersOf(features, long);
   if (members.length === 0) return undefined;
@@ -150,7 +135,7 @@ function statesOf(
   return Object.fromEntries(longs.map((long) => [long, featureState(features, long)?.on]));
 }
 
-type Facts = LinkFacts<EthtoolFeatures>;
+type Facts = link.LinkFacts<EthtoolFeatures>;
 
 /** Each declared feature must exist on this kernel and not be fixed the other way. */
 function checkFeatures(inputs: NicOffloadsInputs, facts: Facts, target: string): Failure[] {
@@ -161,7 +146,7 @@ function checkFeatures(inputs: NicOffloadsInputs, facts: Facts, target: string):
     if (!Object.hasOwn(features.features, long)) {
       failures.push({
         property: featurePath(name),
-        reason: `${describeLink(info)} has no feature ${long} on ${target} (its kernel does not know it)`,
+        reason: `${link.describeLink(info)} has no feature ${long} on ${target} (its kernel does not know it)`,
       });
       continue;
     }
@@ -175,7 +160,7 @@ function checkFeatures(inputs: NicOffloadsInputs, facts: Facts, target: string):
 // Applying
 
 function unitOf(inputs: NicOffloadsInputs) {
-  return linkUnit(inputs, `nettune NicOffloads on ${inputs.interface}`, [
+  return link.linkUnit(inputs, `nettune NicOffloads on ${inputs.interface}`, [
     renderEthtoolFeatures(inputs.interface, inputs.features),
   ]);
 }
@@ -191,7 +176,7 @@ function keyed(
   target: string,
   names: Readonly<Record<string, boolean>>,
   confirmed?: NicOffloadsInputs,
-): KeyedSettings<boolean> {
+): link.KeyedSettings<boolean> {
   const name = (long: string) => nameOf(names, long);
   return {
     set: (c) => [
@@ -244,19 +229,19 @@ function keyed(
 export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts> = {
   kind: "NicOffloads",
   schema: nicOffloadsSchema,
-  replaceOn: LINK_REPLACE_ON,
+  replaceOn: link.LINK_REPLACE_ON,
   keyed: { features: { same: (a, b) => a === b, key: resolveFeatureName } },
-  shows: linkShows,
+  shows: link.linkShows,
   outputs: ["originals", "applied", "driver", "unitPath"],
   // State written before rollbackAfter existed holds none: it had the default.
   migrate: (state) => ({
     ...state,
     rollbackAfter: (state as Partial<NicOffloadsOutputs>).rollbackAfter ?? DEFAULT_ROLLBACK_AFTER,
   }),
-  id: (inputs) => linkPath("offloads", inputs),
+  id: (inputs) => link.linkPath("offloads", inputs),
 
   probe: (t, inputs) =>
-    probeLink(t, inputs.interface, [renderEthtoolShow("features", inputs.interface)], ([s]) =>
+    link.probeLink(t, inputs.interface, [renderEthtoolShow("features", inputs.interface)], ([s]) =>
       readFeatures(s, t.target),
     ),
 
@@ -274,7 +259,7 @@ export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts>
     // Features no longer declared go back to their originals, where still ours; messages name
     // them as the state did.
     const giveBack = olds
-      ? giveBackUndeclared(
+      ? link.giveBackUndeclared(
           ctx,
           info,
           { ...k, property: (long) => featurePath(nameOf(olds.features, long)) },
@@ -286,14 +271,14 @@ export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts>
       : {};
     const unit = news.persist ? unitOf(news) : undefined;
     const oldUnit = olds?.persist ? unitOf(olds) : undefined;
-    await applyKeyed(
+    await link.applyKeyed(
       t,
       info,
       k,
       before,
       { ...declared, ...giveBack },
-      persistCommands(unit, oldUnit ? [oldUnit.name] : []),
-      persistCommands(oldUnit, unit ? [unit.name] : []),
+      link.persistCommands(unit, oldUnit ? [oldUnit.name] : []),
+      link.persistCommands(oldUnit, unit ? [unit.name] : []),
       (m) => ctx.warn(m),
     );
     const originals: Record<string, boolean> = {};
@@ -305,7 +290,7 @@ export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts>
       originals,
       applied: declared,
       driver: info.driver,
-      unitPath: unit ? unitPathOf(unit.name) : null,
+      unitPath: unit ? link.unitPathOf(unit.name) : null,
       warnings: [],
     };
   },
@@ -317,10 +302,10 @@ export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts>
     for (const long of facts ? Object.keys(olds.applied) : []) {
       if (live[long] === undefined)
         ctx.warn(
-          `${k.property(long)}: no longer reported by ${describeLink(facts!.info)}; nothing to restore`,
+          `${k.property(long)}: no longer reported by ${link.describeLink(facts!.info)}; nothing to restore`,
         );
     }
-    await releaseKeyed(
+    await link.releaseKeyed(
       ctx,
       facts?.info,
       k,

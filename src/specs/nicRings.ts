@@ -15,22 +15,7 @@ import { ParseError } from "../host/errors";
 import type { Failure } from "../engine/lifecycle";
 import { handlerOf, type Spec } from "../engine/spec";
 import { missingTool, outputOf, type StepResult } from "../engine/batch";
-import {
-  LINK_REPLACE_ON,
-  applyKeyed,
-  describeLink,
-  giveBackUndeclared,
-  linkPath,
-  linkShows,
-  linkUnit,
-  persistCommands,
-  probeLink,
-  releaseKeyed,
-  unitPathOf,
-  type KeyedSettings,
-  type LinkFacts,
-  type LinkInfo,
-} from "./link";
+import * as link from "./link";
 
 type Field = "rx" | "tx";
 const FIELDS: readonly Field[] = ["rx", "tx"];
@@ -70,7 +55,7 @@ function readRings(step: StepResult | undefined, target: string): EthtoolRings |
   }
 }
 
-type Facts = LinkFacts<EthtoolRings | "unsupported">;
+type Facts = link.LinkFacts<EthtoolRings | "unsupported">;
 
 /** The declared sizes with "max" resolved, and what the driver cannot take. */
 function plan(
@@ -89,11 +74,11 @@ function plan(
     const want = inputs[f] as Count;
     const max = rings.max[f];
     if (max === null || max < 1) {
-      failures.push({ property: f, reason: `${describeLink(info)} has no ${f} ring to size` });
+      failures.push({ property: f, reason: `${link.describeLink(info)} has no ${f} ring to size` });
     } else if (want !== "max" && want > max) {
       failures.push({
         property: f,
-        reason: `${want} is more than the maximum ${f} ring size of ${max} on ${describeLink(info)}`,
+        reason: `${want} is more than the maximum ${f} ring size of ${max} on ${link.describeLink(info)}`,
       });
     } else {
       sizes[f] = want === "max" ? max : want;
@@ -103,20 +88,20 @@ function plan(
 }
 
 function unitOf(inputs: NicRingsInputs, sizes: Partial<Record<Field, number>>) {
-  return linkUnit(inputs, `nettune NicRings on ${inputs.interface}`, [
+  return link.linkUnit(inputs, `nettune NicRings on ${inputs.interface}`, [
     renderEthtoolRings(inputs.interface, sizes),
   ]);
 }
 
 /** Ring sizes as keyed settings: one `ethtool -G`, verified by `ethtool -g`. */
-function keyed(info: LinkInfo, target: string): KeyedSettings<number | null> {
+function keyed(info: link.LinkInfo, target: string): link.KeyedSettings<number | null> {
   return {
     set: (c) => [renderEthtoolRings(info.ifname, c)],
     readBack: [renderEthtoolShow("rings", info.ifname)],
     after([read]) {
       const r = readRings(read, target);
       if (r === "unsupported")
-        throw new Error(`ethtool -g stopped working on ${describeLink(info)}`);
+        throw new Error(`ethtool -g stopped working on ${link.describeLink(info)}`);
       return sizesOf(r.current);
     },
     property: (key) => key,
@@ -130,13 +115,13 @@ const live = (facts: Facts): RingSizes =>
 export const nicRingsSpec: Spec<NicRingsInputs, NicRingsOutputs, Facts> = {
   kind: "NicRings",
   schema: nicRingsSchema,
-  replaceOn: LINK_REPLACE_ON,
-  shows: linkShows,
+  replaceOn: link.LINK_REPLACE_ON,
+  shows: link.linkShows,
   outputs: ["originals", "applied", "maximums", "driver", "unitPath"],
-  id: (inputs) => linkPath("rings", inputs),
+  id: (inputs) => link.linkPath("rings", inputs),
 
   probe: (t, inputs) =>
-    probeLink(t, inputs.interface, [renderEthtoolShow("rings", inputs.interface)], ([s]) =>
+    link.probeLink(t, inputs.interface, [renderEthtoolShow("rings", inputs.interface)], ([s]) =>
       readRings(s, t.target),
     ),
 
@@ -150,22 +135,30 @@ export const nicRingsSpec: Spec<NicRingsInputs, NicRingsOutputs, Facts> = {
     // Sizes no longer declared go back to their originals, where still ours.
     const target = olds
       ? {
-          ...giveBackUndeclared(ctx, facts.info, k, before, sizes, olds.applied, olds.originals),
+          ...link.giveBackUndeclared(
+            ctx,
+            facts.info,
+            k,
+            before,
+            sizes,
+            olds.applied,
+            olds.originals,
+          ),
           ...sizes,
         }
       : sizes;
     const unit = news.persist ? unitOf(news, sizes) : undefined;
     const oldUnit = olds?.persist ? olds.unitName : undefined;
-    await applyKeyed(
+    await link.applyKeyed(
       t,
       facts.info,
       k,
       before,
       target,
-      persistCommands(unit, oldUnit ? [oldUnit] : []),
+      link.persistCommands(unit, oldUnit ? [oldUnit] : []),
       olds?.persist
-        ? persistCommands(unitOf(olds, olds.applied), unit ? [unit.name] : [])
-        : persistCommands(undefined, unit ? [unit.name] : []),
+        ? link.persistCommands(unitOf(olds, olds.applied), unit ? [unit.name] : [])
+        : link.persistCommands(undefined, unit ? [unit.name] : []),
     );
     const rings = facts.own as EthtoolRings;
     return {
@@ -173,7 +166,7 @@ export const nicRingsSpec: Spec<NicRingsInputs, NicRingsOutputs, Facts> = {
       applied: sizes,
       maximums: sizesOf(rings.max),
       driver: facts.info.driver,
-      unitPath: unit ? unitPathOf(unit.name) : null,
+      unitPath: unit ? link.unitPathOf(unit.name) : null,
       warnings: [],
     };
   },
@@ -181,7 +174,7 @@ export const nicRingsSpec: Spec<NicRingsInputs, NicRingsOutputs, Facts> = {
   async release(ctx, facts, olds) {
     const units = olds.persist ? [olds.unitName] : [];
     const info = facts?.info;
-    await releaseKeyed(
+    await link.releaseKeyed(
       ctx,
       info,
       keyed(

@@ -27,21 +27,7 @@ import { renderCommand } from "../transport/quote";
 import { stableJson, type Failure } from "../engine/lifecycle";
 import { handlerOf, type Spec } from "../engine/spec";
 import { missingTool, outputOf, type StepResult } from "../engine/batch";
-import {
-  LINK_REPLACE_ON,
-  applyKeyed,
-  describeLink,
-  giveBackUndeclared,
-  linkPath,
-  linkShows,
-  linkUnit,
-  persistCommands,
-  probeLink,
-  releaseKeyed,
-  unitPathOf,
-  type KeyedSettings,
-  type LinkFacts,
-} from "./link";
+import * as link from "./link";
 
 /** Channel counts; null where the driver has no such channel type. */
 export interface ChannelCounts {
@@ -163,7 +149,7 @@ interface Own {
   readonly rss: EthtoolRss | undefined;
 }
 
-type Facts = LinkFacts<Own>;
+type Facts = link.LinkFacts<Own>;
 
 const declaredFields = (inputs: RssQueuesInputs): Field[] =>
   FIELDS.filter((f) => inputs[f] !== undefined);
@@ -175,7 +161,7 @@ function plan(
 ): { failures: Failure[]; counts: Partial<Record<Field, number>> } {
   const { info } = facts;
   const counts: Partial<Record<Field, number>> = {};
-  const where = describeLink(info);
+  const where = link.describeLink(info);
   const failures: Failure[] = [];
   const fields = declaredFields(inputs);
   const channels = facts.own.channels === "unsupported" ? undefined : facts.own.channels;
@@ -264,7 +250,7 @@ function keyed(
   ifname: string,
   target: string,
   declared: Indirection | undefined,
-): KeyedSettings<Value> {
+): link.KeyedSettings<Value> {
   const putDefault = renderCommand(defaultTableCommand(ifname));
   return {
     set(changes, from) {
@@ -306,7 +292,7 @@ function unitOf(inputs: RssQueuesInputs, counts: Partial<Record<Field, number>>)
   if (Object.keys(counts).length > 0)
     commands.push(renderEthtoolChannels(inputs.interface, counts));
   if (inputs.indirection) commands.push(indirectionCommand(inputs.interface, inputs.indirection));
-  return linkUnit(inputs, `nettune RssQueues on ${inputs.interface}`, commands);
+  return link.linkUnit(inputs, `nettune RssQueues on ${inputs.interface}`, commands);
 }
 
 /** What nettune set, as keyed values. */
@@ -332,15 +318,15 @@ const originalsOf = (olds: RssQueuesOutputs): Record<string, Value | undefined> 
 export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
   kind: "RssQueues",
   schema: rssQueuesSchema,
-  replaceOn: LINK_REPLACE_ON,
-  shows: linkShows,
+  replaceOn: link.LINK_REPLACE_ON,
+  shows: link.linkShows,
   outputs: ["originals", "applied", "maximums", "indirectionSet", "driver", "unitPath"],
-  id: (inputs) => linkPath("rss", inputs),
+  id: (inputs) => link.linkPath("rss", inputs),
 
   // The table is read even when none is declared: an update that stops declaring one gives
   // it back only where it is still the one nettune set.
   probe: (t, inputs) =>
-    probeLink(
+    link.probeLink(
       t,
       inputs.interface,
       [renderEthtoolShow("channels", inputs.interface), renderEthtoolShow("rss", inputs.interface)],
@@ -364,7 +350,7 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
     if (olds) {
       Object.assign(
         target,
-        giveBackUndeclared(ctx, info, k, live, target, appliedOf(olds), originalsOf(olds)),
+        link.giveBackUndeclared(ctx, info, k, live, target, appliedOf(olds), originalsOf(olds)),
       );
     }
     // A live table other than the one declared counts as the driver's default: what a failed
@@ -374,14 +360,14 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
       before.indirection = "default";
     const unit = news.persist ? unitOf(news, counts) : undefined;
     const oldUnit = olds?.persist ? unitOf(olds, olds.applied) : undefined;
-    await applyKeyed(
+    await link.applyKeyed(
       t,
       info,
       k,
       before,
       target,
-      persistCommands(unit, oldUnit ? [oldUnit.name] : []),
-      persistCommands(oldUnit, unit ? [unit.name] : []),
+      link.persistCommands(unit, oldUnit ? [oldUnit.name] : []),
+      link.persistCommands(oldUnit, unit ? [unit.name] : []),
       (m) => ctx.warn(m),
     );
     const channels = own.channels === "unsupported" ? undefined : own.channels;
@@ -391,7 +377,7 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
       maximums: channels ? countsOf(channels.max) : (olds?.maximums ?? NO_COUNTS),
       indirectionSet: news.indirection !== undefined,
       driver: info.driver,
-      unitPath: unit ? unitPathOf(unit.name) : null,
+      unitPath: unit ? link.unitPathOf(unit.name) : null,
       warnings: [],
     };
   },
@@ -407,7 +393,7 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
         `${f}: left at ${now![f] ?? "n/a"}: its original count was ${orig}, which would leave no queue`,
       );
     }
-    await releaseKeyed(
+    await link.releaseKeyed(
       ctx,
       facts?.info,
       keyed(olds.interface, ctx.transport.target, undefined),

@@ -18,15 +18,7 @@ import {
   renderSysctlRead,
   type ReadResult,
 } from "../host/sysctl";
-import {
-  SYSCTL_STEP,
-  fileRemoveStep,
-  fileWriteStep,
-  parseSteps,
-  renderSteps,
-  sysctlWriteStep,
-  type Step,
-} from "../host/steps";
+import * as protocol from "../host/steps";
 import type { Transport } from "../transport/types";
 import type { Failure } from "../engine/lifecycle";
 import { restoreOrWarn } from "../engine/restore";
@@ -104,7 +96,8 @@ const UNDONE = "nothing was changed: every key written in this step was put back
 
 /** A step and, for messages, the key and value it writes; none for the sysctl.d file. */
 type Planned =
-  { readonly step: Step; readonly key: string; readonly value: string } | { readonly step: Step };
+  | { readonly step: protocol.Step; readonly key: string; readonly value: string }
+  | { readonly step: protocol.Step };
 
 /**
  * One key: write, read back, undone to the value the same script read before its first write
@@ -114,7 +107,7 @@ function keyStep(key: string, value: SysctlValue | string, capture: string[]): P
   const text = textOf(value);
   if (!capture.includes(key)) capture.push(key);
   return {
-    step: sysctlWriteStep(`values[${JSON.stringify(key)}]`, key, text, null),
+    step: protocol.sysctlWriteStep(`values[${JSON.stringify(key)}]`, key, text, null),
     key,
     value: text,
   };
@@ -124,7 +117,7 @@ function fileStep(inputs: SysctlSetInputs, path: string): Planned {
   const content = renderSysctlConf(inputs.fileName, inputs.values);
   // The new file is loaded while still a temp file: a failed reload leaves the old file as it was.
   const load = runtimeOf(inputs.persist) ? (tmp: string) => `sysctl -q -p ${tmp}` : undefined;
-  return { step: fileWriteStep("persist", path, content, { load }) };
+  return { step: protocol.fileWriteStep("persist", path, content, { load }) };
 }
 
 /**
@@ -138,8 +131,11 @@ async function runPlanned(
 ): Promise<Readonly<Record<string, string>>> {
   if (planned.length === 0 && capture.length === 0) return {};
   const steps = planned.map((p) => p.step);
-  const res = await t.exec({ script: renderSteps(steps, { capture }) }, { allowFailure: true });
-  const out = parseSteps(res.stdout, res.exitCode);
+  const res = await t.exec(
+    { script: protocol.renderSteps(steps, { capture }) },
+    { allowFailure: true },
+  );
+  const out = protocol.parseSteps(res.stdout, res.exitCode);
   if (out.ok) return out.captured;
   if (out.kind === "unreadable")
     throw new Error(`key ${out.key} cannot be read on ${t.target}: ${out.reason}`);
@@ -148,7 +144,7 @@ async function runPlanned(
   if (!("key" in p)) {
     throw new Error(`sysctl: could not ${p.step.action} on ${t.target}: ${out.reason}; ${UNDONE}`);
   }
-  if (out.status === SYSCTL_STEP.readBack) {
+  if (out.status === protocol.SYSCTL_STEP.readBack) {
     throw new Error(
       `sysctl ${p.key}: wrote ${normalizeSysctl(p.value)}, kernel reports ${out.reason} on ${t.target} (clamped or ignored); ${UNDONE}`,
     );
@@ -280,7 +276,7 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
         else if (back.action === "warn") ctx.warn(back.message);
       }
     }
-    if (olds.filePath) planned.push({ step: fileRemoveStep("persist", olds.filePath) });
+    if (olds.filePath) planned.push({ step: protocol.fileRemoveStep("persist", olds.filePath) });
     await runPlanned(t, planned, capture);
   },
 
