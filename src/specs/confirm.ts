@@ -74,15 +74,14 @@ export const SSH_INTERFACE_SCRIPT =
 
 /**
  * A fresh connection (not the pooled one) that must carry real data both ways: 64 KiB from the
- * host exercises full-size segments, which is what an MTU problem breaks. With `settled`, the
- * handshake overlaps the settle wait, but the data crosses only once it is over: a path that
- * breaks while the link settles still fails the check (the command reconnects or fails).
+ * host exercises full-size segments, which is what an MTU problem breaks. It is opened only
+ * after the settle wait: a connection opened earlier could ride out a cut path on TCP
+ * retransmits and carry its data only after the host's own rollback, confirming nothing.
  */
 async function probe(
   conn: Connection,
   timeoutSeconds: number,
   then?: { script: string; allowFailure: boolean },
-  settled?: Promise<void>,
 ): Promise<void> {
   const t = new SshTransport({
     ...conn,
@@ -90,11 +89,6 @@ async function probe(
     perDialTimeout: Math.max(3, Math.floor(timeoutSeconds / 2)),
   });
   try {
-    if (settled) {
-      const early = t.connect().catch(() => undefined);
-      await settled;
-      await early;
-    }
     const res = await t.exec(
       { script: "head -c 65536 /dev/zero | od -An -v | wc -c" },
       { timeoutMs: timeoutSeconds * 1000 },
@@ -151,14 +145,14 @@ export async function applyConfirmed(
   // commands on it right now. The check below uses a connection of its own.
   // Let the link settle first: many NICs reset their link on an MTU or offload change, and a
   // probe that slips through before a path breaks would confirm a change that cuts it.
-  const settled = sleep(SETTLE_MS);
+  await sleep(SETTLE_MS);
   // Reachable, but the apply failed or its answer was lost: undo now, not when the timer fires.
   const failed = !result || result.exitCode !== 0;
   const then = failed
     ? { script: `${o.rollback}\n${renderDisarm(o.token)}`, allowFailure: true }
     : { script: renderDisarm(o.token), allowFailure: false };
   try {
-    await probe(conn, 10, then, settled);
+    await probe(conn, 10, then);
   } catch {
     // Wait for the host's own rollback, then see whether it is back.
     await sleep((o.rollbackAfter + 3) * 1000);
