@@ -13,7 +13,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import type { Transport } from "../transport/types";
-import { connectionSchema, type Connection } from "../schemas/connection";
+import type { Connection } from "../schemas/connection";
 
 /** A check failure as Pulumi shows it: the property path and the reason. */
 export interface Failure {
@@ -102,11 +102,6 @@ export function failuresError(failures: readonly Failure[]): Error {
 export function userInputs(props: Record<string, unknown>): Record<string, unknown> {
   const { __provider: _p, ...rest } = props;
   return rest;
-}
-
-/** The connection in a resource's state, parsed again (it was validated at check). */
-export function connectionOf(props: { connection?: unknown }): Connection {
-  return connectionSchema.parse(props.connection);
 }
 
 /** Connection fields whose change means another host: the resource is replaced. */
