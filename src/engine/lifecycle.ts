@@ -1,10 +1,11 @@
 /**
  * The lifecycle every nettune resource follows (DESIGN.md, "Lifecycle"):
  *
- *   check   zod validation, one failure per bad field, no host I/O; then, when the host is
- *           reachable, read-only checks against it (does the key exist, is the algorithm
- *           available) so preview fails before anything is applied
- *   diff    per-key, host change replaces
+ *   check   zod validation, one failure per bad field; a new resource is also checked against
+ *           its host (does the key exist, is the algorithm available), so preview fails before
+ *           anything is applied (provider.ts says when and why not)
+ *   diff    per-key, host change replaces; a changed resource is checked against its host here,
+ *           in the engine's parallel phase
  *   create  read current, apply all-or-nothing, read back, verify, record originals
  *   read    live values, so refresh shows drift
  *   update  apply only what changed, restore what was removed
