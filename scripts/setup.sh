@@ -9,6 +9,9 @@
 #   dynamic provider     pulumi-resource-pulumi-nodejs shim beside the CLI
 #   wanem                the effect benchmark's userspace WAN (tools/wanem), built with Go
 #   sandbox root fs      Debian bookworm made once with debootstrap (nettune sandbox prepare)
+#   VM sandbox image     that root fs plus udev, irqbalance, bpftool, xdp-tools and the modules
+#                        of Debian's cloud kernel, fetched with apt-get download and unpacked
+#                        into the cache, never installed here (nettune sandbox prepare --vm)
 #
 # The cache lives outside the checkout (NETTUNE_CACHE, default ~/.cache/nettune) so fresh
 # clones reuse it; the checkout's .tools/bin only holds links into it.
@@ -28,7 +31,8 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------------------------
 debs=(openssh-server openssh-client iproute2 iputils-ping ethtool clang llvm libbpf-dev bpftool
-  iperf3 systemd-container debootstrap ansible kmod procps util-linux)
+  iperf3 systemd-container debootstrap ansible kmod procps util-linux
+  qemu-system-x86 qemu-utils e2fsprogs cpio)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -115,7 +119,8 @@ exec "$(command -v node)" "$root/dist/src/bin/nettune.js" "\$@"
 EOF
 chmod +x "$tools/nettune.tmp" && mv "$tools/nettune.tmp" "$tools/nettune"
 
-# --- sandbox root filesystem -----------------------------------------------------------------
-node "$root/dist/src/bin/nettune.js" sandbox prepare >&2
+# --- sandbox root filesystem and VM image ----------------------------------------------------
+# Both cached (the image under a hash of its inputs): a warm run only checks.
+node "$root/dist/src/bin/nettune.js" sandbox prepare --vm >&2
 
 say "ready (node $(node --version), pulumi $("$tools/pulumi" version))"

@@ -2,17 +2,21 @@
 /**
  * The nettune command-line tool.
  *
- *   nettune sandbox prepare                       make the cached Debian root filesystem
+ *   nettune sandbox prepare [--vm]                make the cached root filesystem (and VM image)
  *   nettune sandbox up --hosts N [--delay MS] [--name NAME] [--json]
+ *   nettune sandbox up --vm [--cpus 4] [--numa 2] [--queues 4] [--memory MiB] …
  *   nettune sandbox status [--name NAME] [--json]
  *   nettune sandbox reboot HOST [--name NAME]
  *   nettune sandbox down [--name NAME]
  */
 import * as sandbox from "../sandbox/sandbox";
+import { prepareVmImage, VM_DEFAULTS } from "../sandbox/vm";
 
 const USAGE = `usage:
-  nettune sandbox prepare
-  nettune sandbox up --hosts N [--delay MS] [--name NAME] [--json]
+  nettune sandbox prepare [--vm]
+  nettune sandbox up [--hosts N] [--delay MS] [--name NAME] [--json]
+  nettune sandbox up --vm [--hosts N] [--cpus 4] [--numa 2] [--queues 4] [--memory 512]
+                     [--delay MS] [--name NAME] [--json]
   nettune sandbox status [--name NAME] [--json]
   nettune sandbox reboot HOST [--name NAME]
   nettune sandbox down [--name NAME]`;
@@ -32,7 +36,7 @@ function parse(argv: string[]): Parsed {
     if (a.startsWith("--")) {
       const [k, v] = a.slice(2).split("=", 2) as [string, string | undefined];
       if (v !== undefined) flags.set(k, v);
-      else if (["json", "help"].includes(k)) flags.set(k, true);
+      else if (["json", "help", "vm"].includes(k)) flags.set(k, true);
       else {
         const next = argv[i + 1];
         if (next === undefined || next.startsWith("--"))
@@ -71,14 +75,32 @@ async function main(argv: string[]): Promise<number> {
   const name = strFlag(p, "name");
   const json = p.flags.get("json") === true;
   switch (verb) {
-    case "prepare":
-      sandbox.prepareRootfs(log);
+    case "prepare": {
+      const rootfs = sandbox.prepareRootfs(log);
+      if (p.flags.get("vm") === true) {
+        prepareVmImage(rootfs, sandbox.cacheDir(), log, sandbox.stateRoot());
+      }
       return 0;
+    }
     case "up": {
+      const vm = p.flags.get("vm") === true;
+      if (!vm) {
+        for (const f of ["cpus", "numa", "queues", "memory"]) {
+          if (p.flags.has(f)) throw new UsageError(`--${f} is for VM hosts: add --vm`);
+        }
+      }
       const state = await sandbox.up({
         name,
         hosts: intFlag(p, "hosts", 1),
         delayMs: intFlag(p, "delay", 0),
+        vm: vm
+          ? {
+              vcpus: intFlag(p, "cpus", VM_DEFAULTS.vcpus),
+              numaNodes: intFlag(p, "numa", VM_DEFAULTS.numaNodes),
+              queues: intFlag(p, "queues", VM_DEFAULTS.queues),
+              memoryMiB: intFlag(p, "memory", VM_DEFAULTS.memoryMiB),
+            }
+          : undefined,
         log,
       });
       if (json) process.stdout.write(JSON.stringify(state.hosts, null, 2) + "\n");
@@ -86,7 +108,8 @@ async function main(argv: string[]): Promise<number> {
         for (const h of state.hosts) {
           process.stdout.write(
             `${h.name}  ssh -i ${h.privateKeyPath} -p ${h.port} ${h.user}@${h.address}` +
-              `${h.delayMs ? `   (+${h.delayMs} ms each way; direct ${h.hostAddress}:${h.directPort})` : ""}\n`,
+              `${h.delayMs ? `   (+${h.delayMs} ms each way; direct ${h.hostAddress}:${h.directPort})` : ""}` +
+              `${h.kind === "vm" ? `   (VM: ${h.vcpus} vCPUs in ${h.numaNodes} NUMA node(s), ${h.queues} NIC queues, ${h.memoryMiB} MiB, ${h.accel})` : ""}\n`,
           );
         }
       }
@@ -99,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
       else {
         for (const h of s.hosts) {
           process.stdout.write(
-            `${h.name}  ${h.running ? "running" : "stopped"}  ssh ${h.sshReady ? "ready" : "not answering"}  ${h.address}:${h.port}\n`,
+            `${h.name}  ${h.kind}  ${h.running ? "running" : "stopped"}  ssh ${h.sshReady ? "ready" : "not answering"}  ${h.address}:${h.port}\n`,
           );
         }
       }

@@ -10,12 +10,35 @@
  * its /sys is a sysfs mounted from inside its namespace, read-only except the namespace's
  * own network devices (/sys/devices/virtual/net), so nothing it does reaches this machine's
  * interfaces, global sysctls or files.
+ *
+ * With `vm`, hosts are QEMU VMs instead (vm.ts): same addresses, keys, JSON and commands,
+ * with a kernel of their own.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as net from "node:net";
 import { spawn } from "node:child_process";
-import { run, succeeds, sleep } from "./system";
+import { killAndWait, run, succeeds, sleep, unmountBelow } from "./system";
+import {
+  bootCount,
+  checkVmAlive,
+  consoleTail,
+  createVmNetwork,
+  launchVm,
+  prepareVmHostFiles,
+  prepareVmImage,
+  qemuArgs,
+  rebootVm,
+  stopVm,
+  validateShape,
+  vmAccel,
+  vmPid,
+  vmProcessTag,
+  VM_BOOT_TIMEOUT_MS,
+  VM_DEFAULTS,
+  type VmImage,
+  type VmShape,
+} from "./vm";
 
 export const ROOTFS_SUITE = "bookworm";
 /** Packages of a small real server, plus python3 so configuration tools (Ansible) can manage it. */
@@ -41,9 +64,14 @@ const SSH_USER = "root";
 export const SUDO_USER = "tuner";
 const RELAY_PORT = 2222;
 
+/** A systemd-nspawn container on this machine's kernel, or a QEMU VM with its own. */
+export type SandboxKind = "nspawn" | "vm";
+
 export interface SandboxHost {
   /** Host name, also its machine name: host1, host2, … */
   name: string;
+  /** Absent in state written before VM hosts existed, which means nspawn. */
+  kind?: SandboxKind;
   /** Network namespace (ip netns) the host lives in. */
   namespace: string;
   /** Address and port to SSH to (through the delaying relay when delayMs > 0). */
@@ -66,6 +94,16 @@ export interface SandboxHost {
   delayMs: number;
   /** A user with password-less sudo (same key). */
   sudoUser: string;
+  /** VM hosts only: vCPUs, NUMA nodes, NIC queue pairs, memory and QEMU's accelerator. */
+  vcpus?: number;
+  numaNodes?: number;
+  queues?: number;
+  memoryMiB?: number;
+  accel?: "tcg" | "kvm";
+}
+
+export function hostKind(host: SandboxHost): SandboxKind {
+  return host.kind ?? "nspawn";
 }
 
 export interface SandboxState {
@@ -236,11 +274,13 @@ function hostLayout(
   delayMs: number,
   keyPath: string,
   hostKey: string,
+  kind: SandboxKind,
 ): SandboxHost {
   const sn = subnet(state.block, index);
   const name = `host${index}`;
   return {
     name,
+    kind,
     namespace: `nt-${state.name}-${name}`,
     address: delayMs > 0 ? `${sn}.1` : `${sn}.2`,
     port: delayMs > 0 ? RELAY_PORT : 22,
@@ -263,7 +303,26 @@ export interface UpOptions {
   name?: string;
   hosts: number;
   delayMs?: number;
+  /** QEMU VM hosts of this shape (defaults filled in) instead of nspawn containers. */
+  vm?: Partial<VmShape>;
   log?: (m: string) => void;
+}
+
+/** How many VMs boot at once: TCG guests on a small machine boot faster one or two at a time. */
+function vmBootParallel(): number {
+  const n = Number(process.env.NETTUNE_VM_BOOT_PARALLEL ?? 2);
+  return Number.isInteger(n) && n > 0 ? n : 2;
+}
+
+function sameShape(host: SandboxHost, kind: SandboxKind, shape: VmShape | undefined): boolean {
+  if (hostKind(host) !== kind) return false;
+  if (!shape) return true;
+  return (
+    host.vcpus === shape.vcpus &&
+    host.numaNodes === shape.numaNodes &&
+    host.queues === shape.queues &&
+    host.memoryMiB === shape.memoryMiB
+  );
 }
 
 /** Brings up a sandbox of N hosts, or returns the running one when it matches. */
@@ -281,21 +340,27 @@ export async function up(options: UpOptions): Promise<SandboxState> {
       `sandbox: --delay must be a whole number of ms from 0 to 10000, got ${delayMs}`,
     );
   }
+  const shape = options.vm ? validateShape({ ...VM_DEFAULTS, ...options.vm }) : undefined;
+  const kind: SandboxKind = shape ? "vm" : "nspawn";
   const existing = readStateLoose(name);
   if (existing) {
     const same =
-      existing.hosts.length === count && existing.hosts.every((h) => h.delayMs === delayMs);
+      existing.hosts.length === count &&
+      existing.hosts.every((h) => h.delayMs === delayMs && sameShape(h, kind, shape));
     const alive = existing.hosts.every((h) => hostRunning(existing, h));
     if (same && alive) {
       log(`sandbox: ${name} is already up with ${count} host(s); reusing it`);
       return existing;
     }
+    const first = existing.hosts[0];
     throw new Error(
-      `sandbox: ${name} is already up (${existing.hosts.length} host(s), delay ${existing.hosts[0]?.delayMs ?? 0} ms` +
+      `sandbox: ${name} is already up (${existing.hosts.length} ${first ? hostKind(first) : ""} host(s), delay ${first?.delayMs ?? 0} ms` +
         `${alive ? "" : ", not all running"}); run \`nettune sandbox down${name === "nettune" ? "" : ` --name ${name}`}\` first`,
     );
   }
   const rootfs = prepareRootfs(log);
+  const image = shape ? prepareVmImage(rootfs, cacheDir(), log, stateRoot()) : undefined;
+  const accel = shape ? vmAccel() : undefined;
   const used = usedBlocks();
   let block = 0;
   while (used.has(block)) block++;
@@ -341,20 +406,52 @@ export async function up(options: UpOptions): Promise<SandboxState> {
         .split(/\s+/)
         .slice(0, 2)
         .join(" ");
-      const host = hostLayout(state, i, delayMs, keyPath, hostKey);
+      const host = hostLayout(state, i, delayMs, keyPath, hostKey, kind);
+      if (shape) Object.assign(host, { ...shape, accel });
       state.hosts.push(host);
       writeState(state);
-      prepareHostFiles(rootfs, hdir, host, clientPub);
-      boot(state, host, log);
+      if (image && shape) {
+        fs.writeFileSync(path.join(hdir, "known_hosts"), `${host.hostAddress} ${hostKey}\n`);
+        prepareVmHostFiles(hdir, host, image, clientPub, {
+          user: SUDO_USER,
+          uid: userId(rootfs, SUDO_USER),
+        });
+      } else {
+        prepareHostFiles(rootfs, hdir, host, clientPub);
+        boot(state, host, log);
+      }
     }
     writeState(state);
-    await Promise.all(state.hosts.map((h) => waitForSsh(h, 90_000)));
+    if (image && shape) {
+      // A pool of boots: each VM's wait starts when it is started.
+      const queue = [...state.hosts];
+      const worker = async () => {
+        for (let h = queue.shift(); h; h = queue.shift()) {
+          bootVm(state, h, image, shape, log);
+          await waitForVm(state, h, log);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(vmBootParallel(), count) }, worker));
+    } else {
+      await Promise.all(state.hosts.map((h) => waitForSsh(h, 90_000)));
+    }
     return state;
   } catch (err) {
     log(`sandbox: bringing ${name} up failed; cleaning up`);
     await down({ name, log });
     throw err;
   }
+}
+
+/** A user's uid in a root filesystem, from its /etc/passwd. */
+function userId(root: string, user: string): number {
+  const line = fs
+    .readFileSync(path.join(root, "etc/passwd"), "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${user}:`));
+  const uid = Number(line?.split(":")[2]);
+  if (!Number.isInteger(uid)) throw new Error(`sandbox: no user ${user} in ${root}/etc/passwd`);
+  return uid;
 }
 
 function prepareHostFiles(
@@ -486,6 +583,53 @@ function boot(state: SandboxState, host: SandboxHost, log: (m: string) => void):
   if (host.delayMs > 0) startRelay(hdir, host);
 }
 
+/** Creates a VM host's namespace (once) and starts its QEMU; the command line is kept for reboots. */
+function bootVm(
+  state: SandboxState,
+  host: SandboxHost,
+  image: VmImage,
+  shape: VmShape,
+  log: (m: string) => void,
+): void {
+  const hdir = path.join(sandboxDir(state.name), host.name);
+  log(`sandbox: booting VM ${host.name} (${host.hostAddress}, namespace ${host.namespace})`);
+  if (!fs.existsSync(`/run/netns/${host.namespace}`)) createVmNetwork(host);
+  const args = qemuArgs({
+    sandbox: state.name,
+    host,
+    hdir,
+    image,
+    shape,
+    accel: host.accel ?? "tcg",
+    block: state.block,
+    index: state.hosts.indexOf(host) + 1,
+  });
+  fs.writeFileSync(path.join(hdir, "qemu.args.json"), JSON.stringify(args) + "\n");
+  launchVm(hdir, host.namespace, args);
+  fs.writeFileSync(path.join(hdir, "boot-started"), String(Date.now()));
+  if (host.delayMs > 0) startRelay(hdir, host);
+}
+
+/** Waits (bounded) for a VM's sshd; fails early when QEMU exits or the guest panics. */
+async function waitForVm(
+  state: SandboxState,
+  host: SandboxHost,
+  log: (m: string) => void,
+  sinceBoot = 0,
+): Promise<void> {
+  const hdir = path.join(sandboxDir(state.name), host.name);
+  const t0 = Date.now();
+  try {
+    await waitForSsh(host, VM_BOOT_TIMEOUT_MS, () => checkVmAlive(hdir, sinceBoot));
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new Error(msg.includes("--- console") ? msg : `${msg}\n${consoleTail(hdir)}`);
+  }
+  log(
+    `sandbox: ${host.name} has sshd up ${((Date.now() - t0) / 1000).toFixed(1)} s after boot began`,
+  );
+}
+
 function startRelay(hdir: string, host: SandboxHost): void {
   const relay = path.join(__dirname, "relay.js");
   const out = fs.openSync(path.join(hdir, "relay.log"), "a");
@@ -528,15 +672,25 @@ function readPid(file: string): number | undefined {
 }
 
 export function hostRunning(state: SandboxState, host: SandboxHost): boolean {
+  if (hostKind(host) === "vm")
+    return vmPid(path.join(sandboxDir(state.name), host.name)) !== undefined;
   const pid = readPid(path.join(sandboxDir(state.name), host.name, "nspawn.pid"));
   return pid !== undefined && pidAlive(pid);
 }
 
-/** Waits until sshd answers with its banner on the SSH address. */
-export async function waitForSsh(host: SandboxHost, timeoutMs: number): Promise<void> {
+/**
+ * Waits until sshd answers with its banner on the SSH address. `check` runs between tries
+ * and ends the wait by throwing (a VM that died).
+ */
+export async function waitForSsh(
+  host: SandboxHost,
+  timeoutMs: number,
+  check?: () => void,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
+    check?.();
     const banner = await new Promise<string>((resolve) => {
       const s = net.connect(host.port, host.address);
       let buf = "";
@@ -562,11 +716,12 @@ export async function waitForSsh(host: SandboxHost, timeoutMs: number): Promise<
   );
 }
 
-/** Stops a host's container gracefully (poweroff through its systemd), then by force. */
+/** Stops a host's container gracefully (poweroff through its systemd), then by force; a VM by QMP. */
 async function stopHost(state: SandboxState, host: SandboxHost): Promise<void> {
   const hdir = path.join(sandboxDir(state.name), host.name);
   const relay = readPid(path.join(hdir, "relay.pid"));
   if (relay && pidAlive(relay)) process.kill(relay, "SIGTERM");
+  if (hostKind(host) === "vm") await stopVm(hdir);
   const pid = readPid(path.join(hdir, "nspawn.pid"));
   if (pid && pidAlive(pid)) {
     // systemd-nspawn turns SIGTERM into an orderly shutdown of the booted container.
@@ -578,7 +733,7 @@ async function stopHost(state: SandboxState, host: SandboxHost): Promise<void> {
       while (pidAlive(pid)) await sleep(50);
     }
   }
-  killNamespace(host.namespace);
+  await killNamespace(host.namespace);
   fs.rmSync(path.join(hdir, "nspawn.pid"), { force: true });
   fs.rmSync(path.join(hdir, "relay.pid"), { force: true });
   unmountBelow(path.join(hdir, "sys"));
@@ -588,18 +743,13 @@ async function stopHost(state: SandboxState, host: SandboxHost): Promise<void> {
 }
 
 /** Kills whatever still runs in a host's namespace (a container left behind by a crash). */
-function killNamespace(ns: string): void {
+async function killNamespace(ns: string): Promise<void> {
   if (!fs.existsSync(`/run/netns/${ns}`)) return;
-  for (const p of run(["ip", "netns", "pids", ns], { allowFailure: true }).split("\n")) {
-    const pid = Number(p.trim());
-    if (Number.isInteger(pid) && pid > 1 && pid !== process.pid) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        /* already gone */
-      }
-    }
-  }
+  const pids = run(["ip", "netns", "pids", ns], { allowFailure: true })
+    .split("\n")
+    .map((p) => Number(p.trim()))
+    .filter((pid) => Number.isInteger(pid) && pid > 1 && pid !== process.pid);
+  await killAndWait(pids);
 }
 
 /** A real reboot: stop, recreate namespace and link (kernel defaults), boot with its own /etc. */
@@ -617,25 +767,38 @@ export async function reboot(
       `sandbox: no host ${hostName} in ${name} (hosts: ${state.hosts.map((h) => h.name).join(", ")})`,
     );
   log(`sandbox: rebooting ${host.name}`);
+  if (hostKind(host) === "vm") {
+    const hdir = path.join(sandboxDir(state.name), host.name);
+    const since = bootCount(hdir);
+    if (vmPid(hdir)) {
+      await rebootVm(
+        hdir,
+        {
+          address: host.hostAddress,
+          port: host.directPort,
+          user: host.user,
+          privateKeyPath: host.privateKeyPath,
+        },
+        log,
+      );
+    } else {
+      // QEMU is gone (a guest poweroff or a crash): start it again on the same disk.
+      log(`sandbox: ${host.name} was not running; starting it`);
+      if (!fs.existsSync(`/run/netns/${host.namespace}`)) createVmNetwork(host);
+      const args = JSON.parse(
+        fs.readFileSync(path.join(hdir, "qemu.args.json"), "utf8"),
+      ) as string[];
+      launchVm(hdir, host.namespace, args);
+      const relay = readPid(path.join(hdir, "relay.pid"));
+      if (host.delayMs > 0 && !(relay && pidAlive(relay))) startRelay(hdir, host);
+    }
+    await waitForVm(state, host, log, since);
+    return host;
+  }
   await stopHost(state, host);
   boot(state, host, log);
   await waitForSsh(host, 90_000);
   return host;
-}
-
-function mountsBelow(dir: string): string[] {
-  const mounts = fs.readFileSync("/proc/self/mounts", "utf8").split("\n");
-  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
-  return mounts
-    .map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
-    .filter((m): m is string => !!m && (m === dir || m.startsWith(prefix)))
-    .sort((a, b) => b.length - a.length);
-}
-
-function unmountBelow(dir: string): void {
-  for (const m of mountsBelow(dir)) {
-    if (!succeeds(["umount", m])) run(["umount", "-l", m], { allowFailure: true });
-  }
 }
 
 /** Processes whose command line names this sandbox (containers and relays), also after a crash. */
@@ -649,7 +812,11 @@ function strayProcesses(name: string): number[] {
     } catch {
       continue;
     }
-    if (cmd.includes(`--machine=nettune-${name}-`) || cmd.includes(`nettune-relay-${name}-`)) {
+    if (
+      cmd.includes(`--machine=nettune-${name}-`) ||
+      cmd.includes(`nettune-relay-${name}-`) ||
+      cmd.includes(vmProcessTag(name))
+    ) {
       pids.push(Number(p));
     }
   }
@@ -678,13 +845,7 @@ export async function down(options: DownOptions = {}): Promise<void> {
     }
   }
   // Leftovers from a crashed run: anything named after this sandbox.
-  for (const pid of strayProcesses(name)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* already gone */
-    }
-  }
+  await killAndWait(strayProcesses(name));
   const dir = sandboxDir(name);
   unmountBelow(dir);
   const links = run(["ip", "-j", "link", "show"], { allowFailure: true });
@@ -697,7 +858,7 @@ export async function down(options: DownOptions = {}): Promise<void> {
   for (const ns of run(["ip", "netns", "list"], { allowFailure: true }).split("\n")) {
     const n = ns.split(" ")[0];
     if (n && n.startsWith(`nt-${name}-`)) {
-      killNamespace(n);
+      await killNamespace(n);
       run(["ip", "netns", "del", n], { allowFailure: true });
     }
   }
@@ -706,6 +867,7 @@ export async function down(options: DownOptions = {}): Promise<void> {
 
 export interface HostStatus {
   name: string;
+  kind: SandboxKind;
   running: boolean;
   sshReady: boolean;
   address: string;
@@ -723,13 +885,21 @@ export async function status(
     let sshReady = false;
     if (running) {
       try {
-        await waitForSsh(h, 1500);
+        // A TCG guest on a busy machine can take seconds to fork sshd for a banner.
+        await waitForSsh(h, hostKind(h) === "vm" ? 10_000 : 1500);
         sshReady = true;
       } catch {
         sshReady = false;
       }
     }
-    hosts.push({ name: h.name, running, sshReady, address: h.address, port: h.port });
+    hosts.push({
+      name: h.name,
+      kind: hostKind(h),
+      running,
+      sshReady,
+      address: h.address,
+      port: h.port,
+    });
   }
   return { state, hosts };
 }
