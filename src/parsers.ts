@@ -21,6 +21,7 @@ import {
   parseEthtoolRings,
   parseEthtoolRss,
 } from "./host/ethtool";
+import { parseProcInterrupts, queueIrqs } from "./host/interrupts";
 import { parseIpLink } from "./host/ip";
 import { parseTcQdiscs } from "./host/tc";
 
@@ -35,9 +36,18 @@ export type {
   EthtoolRings,
   EthtoolRss,
 } from "./host/ethtool";
+export type {
+  NicQueueIrqs,
+  ParseProcInterruptsOptions,
+  ProcInterrupts,
+  ProcInterruptsLine,
+  QueueIrq,
+  QueueIrqRole,
+  SkippedIrq,
+} from "./host/interrupts";
 export type { IpLink } from "./host/ip";
 
-/** Parsers of `ethtool` and `ip` output. */
+/** Parsers of `ethtool`, `ip`, `tc` and /proc/interrupts output. */
 export const parsers = {
   /**
    * `ethtool -k IF`: every offload feature by its long name, with `on`, `fixed` and (when the
@@ -115,4 +125,27 @@ export const parsers = {
    * root?.kind; // "pfifo_fast"
    */
   tcQdiscs: parseTcQdiscs,
+
+  /**
+   * `/proc/interrupts`: the CPU columns (offline CPUs have none) and every row with its
+   * per-CPU counts (bigint: u64 counters), chip, hwirq, trigger and action names, of old
+   * (`PCI-MSI-edge`) and newer (`IR-PCI-MSI 524288-edge`) kernels.
+   *
+   * @example
+   * const irqs = parsers.procInterrupts(text);
+   * irqs.cpus.length; // 4
+   * irqs.lines.find((l) => l.actions.includes("eth0-TxRx-0"))?.irq; // 66
+   */
+  procInterrupts: parseProcInterrupts,
+
+  /**
+   * The queue IRQs of one NIC from parsed /proc/interrupts, by its driver's naming, ordered by
+   * queue index, with the IRQs it skipped and why. Pass the numbers in
+   * `/sys/class/net/IF/device/msi_irqs` (virtio_net: `…/device/../msi_irqs`) to tell NICs apart.
+   *
+   * @example
+   * const { irqs, skipped } = parsers.queueIrqs(parsers.procInterrupts(text), "eth0", "ena");
+   * irqs[0]; // { irq: 28, queue: 0, role: "rxtx", action: "eth0-Tx-Rx-0" }
+   */
+  queueIrqs,
 } as const;
