@@ -260,7 +260,13 @@ function keyed(
       const set = Object.keys(counts).length > 0 ? [renderEthtoolChannels(ifname, counts)] : [];
       const table = changes.indirection as Table | undefined;
       if (table === undefined) return set;
-      if (table === "default") return [defaultTableCommand(ifname), ...set];
+      // The driver's default spreads over the queues there are when it is set, and a driver
+      // need not spread it again when the queues change (virtio_net does not): set it before
+      // the counts (an unconfigured table lets them shrink) and again after them.
+      if (table === "default")
+        return set.length > 0
+          ? [defaultTableCommand(ifname), ...set, defaultTableCommand(ifname)]
+          : [defaultTableCommand(ifname)];
       // A table may not point past the last queue: shrink after it moved, grow before it moves.
       const rxOf = (c: Readonly<Record<string, Value | undefined>>) =>
         queues(c.combined) + queues(c.rx);
@@ -273,8 +279,9 @@ function keyed(
       const ch = readStep(chStep, target, parseEthtoolChannels);
       const counts = ch === "unsupported" ? NO_COUNTS : countsOf(ch.current);
       // `ethtool -x` shows no sign of a default table: the command's success is the answer.
-      const x = setSteps.find((s) => s.command === putDefault);
-      if (x?.exitCode === 0) return { ...counts, indirection: "default" };
+      const x = setSteps.filter((s) => s.command === putDefault);
+      if (x.length > 0 && x.every((s) => s.exitCode === 0))
+        return { ...counts, indirection: "default" };
       const rss = readTable(rssStep, target, declared !== undefined);
       return { ...counts, indirection: rss && liveIndirection(rss, declared) };
     },

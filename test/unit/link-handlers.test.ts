@@ -771,7 +771,13 @@ describe("RssQueues", () => {
       expect(h.units()["nettune-rssqueues-eth0-rss.service"]).toMatchSnapshot();
       h.resetLog();
       await rss.delete(id, outs, ctx);
-      expect(h.setCalls()).toEqual(["ethtool -X eth0 default", "ethtool -L eth0 combined 8"]);
+      // The default again after the count: virtio_net, for one, does not spread a default
+      // table over queues added later (seen on a VM sandbox host, test/engine/vm.test.ts).
+      expect(h.setCalls()).toEqual([
+        "ethtool -X eth0 default",
+        "ethtool -L eth0 combined 8",
+        "ethtool -X eth0 default",
+      ]);
       expect(bucketCounts((h.device("eth0").rss as { table: number[] }).table)).toEqual(
         Array(8).fill(16),
       );
