@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "../schemas/connection";
 import { congestionWarnings, type SavedQdisc } from "../schemas/congestionControl";
+import { claimSettings, hostIdOf, type Setting } from "./owners";
 import { providerFor } from "./provider";
 
 export type { SavedQdisc };
@@ -99,5 +100,26 @@ export class CongestionControl extends pulumi.dynamic.Resource {
         void pulumi.log.warn(w, this);
       }
     });
+    // One owner per setting: the algorithm and default qdisc keys, each interface's root qdisc.
+    pulumi
+      .all([
+        pulumi.unsecret(pulumi.output(args.connection)),
+        pulumi.output(args.qdisc),
+        pulumi.output(args.interfaces),
+      ])
+      .apply(([conn, qdisc, interfaces]) => {
+        const hostId = hostIdOf(conn);
+        if (!hostId) return;
+        const settings: Setting[] = [
+          { id: "sysctl:net.ipv4.tcp_congestion_control", input: "algorithm" },
+        ];
+        if (typeof qdisc === "string") {
+          settings.push({ id: "sysctl:net.core.default_qdisc", input: "qdisc" });
+          for (const i of interfaces ?? []) {
+            settings.push({ id: `root-qdisc:${i}`, input: `interfaces (${i})` });
+          }
+        }
+        claimSettings(`CongestionControl ${name}`, hostId, settings);
+      });
   }
 }

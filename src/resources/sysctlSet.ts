@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "../schemas/connection";
 import type { SysctlValue } from "../schemas/sysctl";
 import { sysctlWarnings } from "../schemas/sysctlSet";
+import { claimSettings, hostIdOf, resetClaims, type Setting } from "./owners";
 import { providerFor } from "./provider";
 
 type Triplet = readonly [min: number, def: number, max: number];
@@ -77,28 +78,8 @@ export interface SysctlSetArgs {
   readonly behindNat?: pulumi.Input<boolean>;
 }
 
-/** Keys claimed by each SysctlSet of this program, per host, to refuse two owners of one key. */
-const claims = new Map<string, Map<string, string>>();
-
 /** Forgets the claims of earlier programs (tests run several programs in one process). */
-export function resetSysctlClaims(): void {
-  claims.clear();
-}
-
-function claim(resource: string, hostId: string, keys: readonly string[]): void {
-  let owners = claims.get(hostId);
-  if (!owners) claims.set(hostId, (owners = new Map<string, string>()));
-  for (const key of keys) {
-    const other = owners.get(key);
-    if (other && other !== resource) {
-      throw new Error(
-        `SysctlSet ${resource}: values["${key}"] is also set by SysctlSet ${other} on ${hostId}; ` +
-          `a key may have one owner per host`,
-      );
-    }
-    owners.set(key, resource);
-  }
-}
+export const resetSysctlClaims = resetClaims;
 
 export function defaultSysctlFileName(name: string): string {
   return `90-nettune-${name.replace(/[^A-Za-z0-9._-]/g, "-")}.conf`;
@@ -154,13 +135,21 @@ export class SysctlSet extends pulumi.dynamic.Resource {
         pulumi.unsecret(pulumi.output(args.connection)),
         pulumi.output(args.values),
         pulumi.output(args.behindNat),
+        pulumi.output(args.fileName ?? defaultSysctlFileName(name)),
+        pulumi.output(args.persist),
       ])
-      .apply(([conn, values, behindNat]) => {
+      .apply(([conn, values, behindNat, fileName, persist]) => {
         const v = (values ?? {}) as Record<string, unknown>;
         for (const w of sysctlWarnings(v, behindNat ?? false)) void pulumi.log.warn(w, this);
-        if (conn && typeof conn.host === "string") {
-          claim(name, `${conn.host}:${conn.port ?? 22}`, Object.keys(v));
-        }
+        const hostId = hostIdOf(conn);
+        if (!hostId) return;
+        const settings: Setting[] = Object.keys(v).map((k) => ({
+          id: `sysctl:${k}`,
+          input: `values["${k}"]`,
+        }));
+        if (persist !== "runtime" && typeof fileName === "string")
+          settings.push({ id: `file:/etc/sysctl.d/${fileName}`, input: "fileName" });
+        claimSettings(`SysctlSet ${name}`, hostId, settings);
       });
   }
 }

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
-import { liveSysctls, onHost } from "../helpers/hostShell";
+import { liveSysctls, onHost, procSysNet } from "../helpers/hostShell";
 import { direct, ROOT, sandboxHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
@@ -156,5 +156,53 @@ describe("NETTUNE_PREVIEW_HOST_CHECKS=changed: no host read in Check", () => {
     expect(up.error).toMatch(/net\.ipv4\.tcp_no_such_key_here/);
     expect(await liveSysctls(host, [SOMAXCONN])).toEqual(before);
     expect(await onHost(host, "ls /etc/sysctl.d")).not.toContain("90-nettune-lazy.conf");
+  });
+});
+
+describe("one owner per setting on a host, across resource kinds", () => {
+  const stack = new EngineStack("owners", "owners");
+  afterAll(() => stack.dispose());
+
+  test("a SysctlSet and a CongestionControl both setting the algorithm fail preview naming both, however the host is spelled", async () => {
+    const before = await procSysNet(host);
+    const r = stack.preview({
+      sets: [
+        {
+          name: "web",
+          host: direct(host),
+          values: { "net.ipv4.tcp_congestion_control": "bbr", [SOMAXCONN]: 4007 },
+        },
+      ],
+      ccs: [
+        {
+          name: "cc",
+          host: { ...direct(host), address: ` ${host.hostAddress} ` },
+          algorithm: "reno",
+        },
+      ],
+    });
+    expect(r.ok).toBe(false);
+    expect(`${r.error}\n${r.stdout}`).toMatch(
+      /CongestionControl cc: algorithm is also set by SysctlSet web \(values\["net\.ipv4\.tcp_congestion_control"\]\)/,
+    );
+    expect(await procSysNet(host)).toEqual(before);
+  });
+
+  test("two SysctlSets writing one sysctl.d file fail preview naming the file's input", () => {
+    const r = stack.preview({
+      sets: [
+        {
+          name: "a",
+          host: direct(host),
+          values: { [SOMAXCONN]: 4008 },
+          fileName: "90-nettune-x.conf",
+        },
+        { name: "b", host: direct(host), values: { [FIN]: 33 }, fileName: "90-nettune-x.conf" },
+      ],
+    });
+    expect(r.ok).toBe(false);
+    expect(`${r.error}\n${r.stdout}`).toMatch(
+      /SysctlSet b: fileName is also set by SysctlSet a \(fileName\)/,
+    );
   });
 });

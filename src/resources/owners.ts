@@ -1,0 +1,49 @@
+/**
+ * One owner per setting on a host, across every resource kind of a program: two resources that
+ * set the same sysctl key (a SysctlSet and a CongestionControl both setting
+ * net.ipv4.tcp_congestion_control), the same qdisc or the same sysctl.d file would undo each
+ * other on every apply and at boot, and destroy would warn about nettune's own change. Checked
+ * in the program, so preview fails naming both resources before any host is read.
+ */
+
+/** A setting a resource claims: its identity on the host and how the error names its input. */
+export interface Setting {
+  /** `sysctl:net.core.somaxconn`, `file:/etc/sysctl.d/90-nettune-web.conf`, `root-qdisc:eth0`. */
+  readonly id: string;
+  /** The claiming resource's input: `values["net.core.somaxconn"]`, `algorithm`, `fileName`. */
+  readonly input: string;
+}
+
+const claims = new Map<string, Map<string, { owner: string; input: string }>>();
+
+/** Forgets the claims of earlier programs (tests run several programs in one process). */
+export function resetClaims(): void {
+  claims.clear();
+}
+
+/**
+ * A host as the one-owner rule sees it: its name or address as the connection schema keeps it
+ * (trimmed; names are case-insensitive) and its port, so `" 198.18.1.2"` and `198.18.1.2:22`
+ * are one host.
+ */
+export function hostIdOf(conn: { host?: unknown; port?: unknown } | undefined): string | undefined {
+  if (!conn || typeof conn.host !== "string") return undefined;
+  const port = typeof conn.port === "number" ? conn.port : 22;
+  return `${conn.host.trim().toLowerCase()}:${port}`;
+}
+
+/** Claims `settings` for `owner` ("SysctlSet web") on `hostId`; throws naming both owners. */
+export function claimSettings(owner: string, hostId: string, settings: readonly Setting[]): void {
+  let owners = claims.get(hostId);
+  if (!owners) claims.set(hostId, (owners = new Map<string, { owner: string; input: string }>()));
+  for (const s of settings) {
+    const other = owners.get(s.id);
+    if (other && other.owner !== owner) {
+      throw new Error(
+        `${owner}: ${s.input} is also set by ${other.owner} (${other.input}) on ${hostId}; ` +
+          `a setting may have one owner per host`,
+      );
+    }
+    owners.set(s.id, { owner, input: s.input });
+  }
+}
