@@ -25,6 +25,7 @@ import {
   machine,
   sandboxDown,
   sandboxUp,
+  sshArgv,
   writeKnownHosts,
 } from "./hosts";
 import { budget, run, runOk } from "./proc";
@@ -422,32 +423,7 @@ const ethtoolArgs = (o: Offloads) => OFFLOADS.map((f) => `${f} ${onOff(o[f])}`).
 
 /** `ssh HOST true` over the host's SSH path (the delayed one), a fresh connection. */
 async function sshTrue(h: SandboxHost, kh: string, timeoutMs: number): Promise<void> {
-  await runOk(
-    [
-      "/usr/bin/ssh",
-      "-i",
-      h.privateKeyPath,
-      "-p",
-      String(h.port),
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      `UserKnownHostsFile=${kh}`,
-      "-o",
-      "ControlMaster=no",
-      "-o",
-      "ControlPath=none",
-      "-o",
-      "LogLevel=ERROR",
-      `${h.user}@${h.address}`,
-      "true",
-    ],
-    { timeoutMs },
-  );
+  await runOk(sshArgv(h, kh, { address: h.address, port: h.port }, "true"), { timeoutMs });
 }
 
 async function measureFloor(

@@ -57,6 +57,41 @@ export function writeKnownHosts(file: string, hosts: SandboxHost[]): void {
 }
 
 /**
+ * `ssh` to a host at `via` (its direct address, or the delayed relay) with a fresh connection:
+ * no multiplexing, pinned host keys, key-only login, then `command`.
+ */
+export function sshArgv(
+  h: SandboxHost,
+  knownHosts: string,
+  via: { address: string; port: number },
+  command: string,
+): string[] {
+  return [
+    "/usr/bin/ssh",
+    "-i",
+    h.privateKeyPath,
+    "-p",
+    String(via.port),
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${knownHosts}`,
+    "-o",
+    "ControlMaster=no",
+    "-o",
+    "ControlPath=none",
+    "-o",
+    "LogLevel=ERROR",
+    `${h.user}@${via.address}`,
+    command,
+  ];
+}
+
+/**
  * Runs a shell script on a host over the direct path; one fresh connection, no multiplexing.
  * `input`, when given, is the script's standard input.
  */
@@ -67,32 +102,8 @@ export async function direct(
   timeoutMs = 30_000,
   input?: string,
 ): Promise<string> {
-  const res = await runOk(
-    [
-      "/usr/bin/ssh",
-      "-i",
-      h.privateKeyPath,
-      "-p",
-      String(h.directPort),
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      `UserKnownHostsFile=${knownHosts}`,
-      "-o",
-      "ControlMaster=no",
-      "-o",
-      "ControlPath=none",
-      "-o",
-      "LogLevel=ERROR",
-      `${h.user}@${h.hostAddress}`,
-      script,
-    ],
-    { timeoutMs, input },
-  );
+  const argv = sshArgv(h, knownHosts, { address: h.hostAddress, port: h.directPort }, script);
+  const res = await runOk(argv, { timeoutMs, input });
   return res.stdout;
 }
 
