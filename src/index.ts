@@ -7,6 +7,13 @@ export { NicOffloads, type NicOffloadsArgs, type NicFeatures } from "./resources
 export { RssQueues, type RssQueuesArgs, type RssIndirection } from "./resources/rssQueues";
 export { NicRings, type NicRingsArgs } from "./resources/nicRings";
 export {
+  PacketSteering,
+  type PacketSteeringArgs,
+  type QueueCpuList,
+  type RfsArgs,
+  type XpsArgs,
+} from "./resources/packetSteering";
+export {
   CongestionControl,
   type CongestionControlArgs,
   type SavedQdisc,

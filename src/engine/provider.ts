@@ -25,6 +25,7 @@ import { nicOffloadsHandler } from "../specs/nicOffloads";
 import { nicRingsHandler } from "../specs/nicRings";
 import { rssQueuesHandler } from "../specs/rssQueues";
 import { congestionControlHandler } from "../specs/congestionControl";
+import { packetSteeringHandler } from "../specs/packetSteering";
 
 interface BaseInputs {
   connection: Connection;
@@ -41,6 +42,7 @@ const HANDLERS: Record<string, AnyHandler> = {
   RssQueues: rssQueuesHandler,
   NicRings: nicRingsHandler,
   CongestionControl: congestionControlHandler,
+  PacketSteering: packetSteeringHandler,
 };
 
 /** Lets tests run handlers against another transport (a recording fake, a local one). */

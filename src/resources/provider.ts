@@ -14,7 +14,13 @@ import type * as pulumi from "@pulumi/pulumi";
 
 /** Resource kinds nettune's provider serves. */
 export type ResourceKind =
-  "SysctlSet" | "Mtu" | "NicOffloads" | "RssQueues" | "NicRings" | "CongestionControl";
+  | "SysctlSet"
+  | "Mtu"
+  | "NicOffloads"
+  | "RssQueues"
+  | "NicRings"
+  | "CongestionControl"
+  | "PacketSteering";
 
 export function providerFor(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
   // Only `kind` (a string) is captured; `require` is resolved when the method runs.
