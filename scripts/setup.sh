@@ -8,6 +8,7 @@
 #   Pulumi CLI           built from Pulumi's Go module (tools/pulumi) at the pinned release
 #   dynamic provider     pulumi-resource-pulumi-nodejs shim beside the CLI
 #   wanem                the effect benchmark's userspace WAN (tools/wanem), built with Go
+#   xdp-loader           the on-host XDP loader copied to hosts (tools/xdp-loader), built with Go
 #   sandbox root fs      Debian bookworm made once with debootstrap (nettune sandbox prepare)
 #   VM sandbox image     that root fs plus udev, irqbalance, bpftool, xdp-tools and the modules
 #                        of Debian's cloud kernel, fetched with apt-get download and unpacked
@@ -109,6 +110,18 @@ if [ ! -x "$wanem_bin" ]; then
   mv "$wanem_bin.tmp" "$wanem_bin"
 fi
 ln -sfn "$wanem_bin" "$tools/wanem"
+
+# --- xdp-loader: the on-host XDP loader nettune copies to hosts (tools/xdp-loader) -----------
+xdpl_sum="$(cat "$root"/tools/xdp-loader/go.mod "$root"/tools/xdp-loader/go.sum "$root"/tools/xdp-loader/*.go | sha256sum | cut -c1-16)"
+xdpl_bin="$cache/xdp-loader-$xdpl_sum/xdp-loader"
+if [ ! -x "$xdpl_bin" ]; then
+  command -v go >/dev/null || die "Go is required to build xdp-loader (tools/xdp-loader)"
+  say "building xdp-loader (tools/xdp-loader)"
+  mkdir -p "$(dirname "$xdpl_bin")"
+  (cd "$root/tools/xdp-loader" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$xdpl_bin.tmp" . >&2)
+  mv "$xdpl_bin.tmp" "$xdpl_bin"
+fi
+ln -sfn "$xdpl_bin" "$tools/xdp-loader"
 
 # --- build -----------------------------------------------------------------------------------
 (cd "$root" && node node_modules/typescript/bin/tsc -p tsconfig.json >&2)
