@@ -18,9 +18,9 @@ export {
   type CongestionControlArgs,
   type SavedQdisc,
 } from "./resources/congestionControl";
-export type { ConnectionArgs } from "./schemas/connection";
-export type { SysctlValue } from "./schemas/sysctl";
-export { SYSCTL_CATALOGUE } from "./schemas/sysctl";
+export type { ConnectionArgs, ProxyConnectionArgs } from "./resources/connection";
+export type { SysctlValue } from "./schemas/publicTypes";
+export { SYSCTL_CATALOGUE, type SysctlKeyInfo } from "./resources/sysctlCatalogue";
 export {
   parsers,
   ParseError,

@@ -1,13 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionArgs } from "../schemas/connection";
-import { congestionWarnings, type SavedQdisc } from "../schemas/congestionControl";
+import type { ConnectionArgs } from "./connection";
+import { congestionWarnings } from "../schemas/congestionControl";
+import type { SavedQdisc } from "../schemas/publicTypes";
 import { claimSettings, hostIdOf, type Setting } from "./owners";
 import { providerFor } from "./provider";
 
 export type { SavedQdisc };
 
 export interface CongestionControlArgs {
-  /** How to reach the host (fields of `@pulumi/command`'s `remote.ConnectionArgs` plus `sudo`). Stored as a secret. */
+  /**
+   * How to reach the host over SSH: the fields of `@pulumi/command`'s `remote.ConnectionArgs`
+   * plus `sudo` and `commandTimeout`, each a `pulumi.Input` (e.g. another resource's outputs).
+   * Stored as a secret.
+   */
   readonly connection: pulumi.Input<ConnectionArgs>;
   /**
    * The TCP congestion control algorithm of new connections (`net.ipv4.tcp_congestion_control`),

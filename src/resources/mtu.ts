@@ -1,9 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionArgs } from "../schemas/connection";
+import type { ConnectionArgs } from "./connection";
 import { providerFor } from "./provider";
 
 export interface MtuArgs {
-  /** How to reach the host (fields of `@pulumi/command`'s `remote.ConnectionArgs` plus `sudo`). Stored as a secret. */
+  /**
+   * How to reach the host over SSH: the fields of `@pulumi/command`'s `remote.ConnectionArgs`
+   * plus `sudo` and `commandTimeout`, each a `pulumi.Input` (e.g. another resource's outputs).
+   * Stored as a secret.
+   */
   readonly connection: pulumi.Input<ConnectionArgs>;
   /** The interface, e.g. `eth0`. Changing it replaces the resource. */
   readonly interface: pulumi.Input<string>;

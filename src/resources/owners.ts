@@ -25,6 +25,12 @@ export function resetClaims(): void {
  * A host as the one-owner rule sees it: its name or address as the connection schema keeps it
  * (trimmed; names are case-insensitive) and its port, so `" 198.18.1.2"` and `198.18.1.2:22`
  * are one host.
+ *
+ * Resource classes call it on the connection resolved by `pulumi.output(...).apply`, which
+ * resolves Outputs nested in its fields too (`host: instance.publicIp`). While such a field is
+ * unknown (preview of a host created by the same deployment) the apply does not run and there is
+ * no claim: the rule is checked at `up`, and at every preview once the host exists. A host that
+ * is not a string (nothing to compare) is no claim either.
  */
 export function hostIdOf(conn: { host?: unknown; port?: unknown } | undefined): string | undefined {
   if (!conn || typeof conn.host !== "string") return undefined;

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionArgs } from "../schemas/connection";
+import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { providerFor } from "./provider";
 
@@ -11,7 +11,11 @@ export type RssIndirection =
   | { weights: pulumi.Input<pulumi.Input<number>[]> };
 
 export interface RssQueuesArgs {
-  /** How to reach the host: the fields of `@pulumi/command`'s `remote.ConnectionArgs` plus `sudo`. Stored as a secret. */
+  /**
+   * How to reach the host over SSH: the fields of `@pulumi/command`'s `remote.ConnectionArgs`
+   * plus `sudo` and `commandTimeout`, each a `pulumi.Input` (e.g. another resource's outputs).
+   * Stored as a secret.
+   */
   readonly connection: pulumi.Input<ConnectionArgs>;
   /** The interface, e.g. `eth0`. Changing it replaces the resource (the old one is restored first). */
   readonly interface: pulumi.Input<string>;

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionArgs } from "../schemas/connection";
-import type { SysctlValue } from "../schemas/sysctl";
+import type { ConnectionArgs } from "./connection";
+import type { SysctlValue } from "../schemas/publicTypes";
 import { sysctlWarnings } from "../schemas/sysctlSet";
 import { claimSettings, hostIdOf, resetClaims, type Setting } from "./owners";
 import { providerFor } from "./provider";
@@ -60,7 +60,11 @@ export interface SysctlValues {
 }
 
 export interface SysctlSetArgs {
-  /** How to reach the host: the fields of `@pulumi/command`'s `remote.ConnectionArgs` plus `sudo`. Stored as a secret. */
+  /**
+   * How to reach the host over SSH: the fields of `@pulumi/command`'s `remote.ConnectionArgs`
+   * plus `sudo` and `commandTimeout`, each a `pulumi.Input` (e.g. another resource's outputs).
+   * Stored as a secret.
+   */
   readonly connection: pulumi.Input<ConnectionArgs>;
   /** The kernel parameters to set, by sysctl name. */
   readonly values: pulumi.Input<SysctlValues>;

@@ -52,15 +52,8 @@ export const congestionControlSchema = z
 
 export type CongestionControlInputs = z.output<typeof congestionControlSchema>;
 
-/** An interface's root qdisc as it was, enough to put it back. */
-export interface SavedQdisc {
-  readonly kind: string;
-  readonly handle: string;
-  /** tc parameters that recreate its settings. */
-  readonly params: string[];
-  /** The kernel attached it by itself (handle 0:): restored by deleting ours. */
-  readonly kernelDefault: boolean;
-}
+/** An interface's root qdisc as it was (zod-free, in ./publicTypes: it is in the public types). */
+export type { SavedQdisc } from "./publicTypes";
 
 /** Warnings about the declaration alone, shown by the program at preview; never blocking. */
 export function congestionWarnings(algorithm: string, qdisc: string | undefined): string[] {

@@ -112,8 +112,17 @@ export const connectionSchema = z
   })
   .superRefine(requireAuth("connection"));
 
-/** A connection as written by the user (defaults optional). */
-export type ConnectionArgs = z.input<typeof connectionSchema>;
+/**
+ * A connection as the provider receives it: every input resolved, defaults optional. The type
+ * users write, whose fields take `pulumi.Input`s and which reaches no zod type, is
+ * `ConnectionArgs` in src/resources/connection.ts.
+ */
+export type ResolvedConnectionArgs = z.input<typeof connectionSchema>;
+/**
+ * @deprecated Resolved values only and built from zod: resources take `ConnectionArgs` from
+ * src/resources/connection.ts. This name is {@link ResolvedConnectionArgs}.
+ */
+export type ConnectionArgs = ResolvedConnectionArgs;
 /** A validated connection with defaults filled in. */
 export type Connection = z.output<typeof connectionSchema>;
 /** A validated jump host. */

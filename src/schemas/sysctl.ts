@@ -3,9 +3,10 @@
  * value shape and range. Values are validated here, before any host is touched.
  */
 import { z } from "zod";
+import type { SysctlValue } from "./publicTypes";
 
-/** A sysctl value as declared: a number, a list of numbers, or a word (e.g. an algorithm). */
-export type SysctlValue = number | readonly number[] | string;
+/** A sysctl value as declared (zod-free, in ./publicTypes, so the public types reach no zod). */
+export type { SysctlValue };
 
 export interface KeySpec {
   /** What it does, in one line (shown in docs and errors). */
