@@ -7,6 +7,12 @@ export { NicOffloads, type NicOffloadsArgs, type NicFeatures } from "./resources
 export { RssQueues, type RssQueuesArgs, type RssIndirection } from "./resources/rssQueues";
 export { NicRings, type NicRingsArgs } from "./resources/nicRings";
 export {
+  IrqAffinity,
+  type IrqAffinityArgs,
+  type IrqPolicy,
+  type IrqPin,
+} from "./resources/irqAffinity";
+export {
   PacketSteering,
   type PacketSteeringArgs,
   type QueueCpuList,

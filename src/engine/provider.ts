@@ -25,6 +25,7 @@ import { nicOffloadsHandler } from "../specs/nicOffloads";
 import { nicRingsHandler } from "../specs/nicRings";
 import { rssQueuesHandler } from "../specs/rssQueues";
 import { congestionControlHandler } from "../specs/congestionControl";
+import { irqAffinityHandler } from "../specs/irqAffinity";
 import { packetSteeringHandler } from "../specs/packetSteering";
 
 interface BaseInputs {
@@ -42,6 +43,7 @@ const HANDLERS: Record<string, AnyHandler> = {
   RssQueues: rssQueuesHandler,
   NicRings: nicRingsHandler,
   CongestionControl: congestionControlHandler,
+  IrqAffinity: irqAffinityHandler,
   PacketSteering: packetSteeringHandler,
 };
 

@@ -293,7 +293,11 @@ function escapeRe(s: string): string {
 
 /** Intel-style `[drv-]IF-TxRx-N`, `IF-rx-N`, `IF-tx-N` (ixgbe, igb, igc, i40e, ice, bnxt, idpf, qlcnic). */
 function pairedNames(ifre: string, prefix: string): RegExp[] {
-  return [new RegExp(`^(?:${prefix})?${ifre}-(?<role>TxRx|Tx-Rx|rx|tx|Rx|Tx)-(?<q>\\d+)$`)];
+  return [
+    new RegExp(`^(?:${prefix})?${ifre}-(?<role>TxRx|Tx-Rx|rx|tx|Rx|Tx)-(?<q>\\d+)$`),
+    // qlcnic: a vector that serves tx ring N and rx ring M (`eth0-tx-0-rx-3`), by its rx ring.
+    new RegExp(`^(?:${prefix})?${ifre}-(?<role>tx-\\d+-rx)-(?<q>\\d+)$`),
+  ];
 }
 
 function rulesFor(driver: string, ifname: string): Rule {
@@ -304,6 +308,11 @@ function rulesFor(driver: string, ifname: string): Rule {
   ];
   const bareLink: [RegExp, string] = [new RegExp(`^${ifre}$`), "link and other causes, no queue"];
   const fdir: [RegExp, string] = [new RegExp(`fdir.*${ifre}|${ifre}.*fdir`, "i"), "flow director"];
+  // i40e and ice name their flow director and control vectors by PCI address.
+  const bdfSideband: [RegExp, string] = [
+    new RegExp(`^(?:[a-z0-9]+-)?${BDF}:(?:fdir|ctrl)-TxRx-\\d+$`),
+    "flow director or control vector, no queue",
+  ];
   switch (driver) {
     case "virtio_net":
       return {
@@ -364,7 +373,7 @@ function rulesFor(driver: string, ifname: string): Rule {
     case "igc":
       return {
         queue: pairedNames(ifre, `${escapeRe(driver)}-`),
-        skip: [fdir, intelLink, bareLink],
+        skip: [fdir, bdfSideband, intelLink, bareLink],
       };
     case "idpf":
       return {
@@ -399,7 +408,7 @@ function virtioDeviceAt(interrupts: ProcInterrupts, bdf: string): string | undef
 
 function roleOf(text: string | undefined, action: string): QueueIrqRole {
   const t = (text ?? action).toLowerCase();
-  if (/tx.?rx|rx.?tx|comp|ntfy/.test(t)) return "rxtx";
+  if (/tx.?rx|rx.?tx|tx-\d+-rx|comp|ntfy/.test(t)) return "rxtx";
   if (/(?:^|[^a-z])(?:rx|input)(?:[^a-z]|$)/.test(t) || t === "rx" || t === "input") return "rx";
   if (/(?:^|[^a-z])(?:tx|output)(?:[^a-z]|$)/.test(t) || t === "tx" || t === "output") return "tx";
   return "rxtx";

@@ -20,6 +20,7 @@ export type ResourceKind =
   | "RssQueues"
   | "NicRings"
   | "CongestionControl"
+  | "IrqAffinity"
   | "PacketSteering";
 
 export function providerFor(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
