@@ -125,6 +125,9 @@ ln -sfn "$xdpl_bin" "$tools/xdp-loader"
 
 # --- build -----------------------------------------------------------------------------------
 (cd "$root" && node node_modules/typescript/bin/tsc -p tsconfig.json >&2)
+# The package ships the loader beside its code (package.json "files"): dist/bin/xdp-loader.
+mkdir -p "$root/dist/bin"
+cmp -s "$xdpl_bin" "$root/dist/bin/xdp-loader" || install -m 0755 "$xdpl_bin" "$root/dist/bin/xdp-loader"
 
 cat >"$tools/nettune.tmp" <<EOF
 #!/bin/sh

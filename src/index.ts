@@ -24,6 +24,12 @@ export {
   type CongestionControlArgs,
   type SavedQdisc,
 } from "./resources/congestionControl";
+export {
+  XdpProgram,
+  type XdpProgramArgs,
+  type XdpProgramSource,
+  type XdpAttached,
+} from "./resources/xdpProgram";
 export type { ConnectionArgs, ProxyConnectionArgs } from "./resources/connection";
 export type { SysctlValue } from "./schemas/publicTypes";
 export { SYSCTL_CATALOGUE, type SysctlKeyInfo } from "./resources/sysctlCatalogue";

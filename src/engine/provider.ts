@@ -27,6 +27,7 @@ import { rssQueuesHandler } from "../specs/rssQueues";
 import { congestionControlHandler } from "../specs/congestionControl";
 import { irqAffinityHandler } from "../specs/irqAffinity";
 import { packetSteeringHandler } from "../specs/packetSteering";
+import { xdpProgramHandler } from "../specs/xdpProgram";
 
 interface BaseInputs {
   connection: Connection;
@@ -45,6 +46,7 @@ const HANDLERS: Record<string, AnyHandler> = {
   CongestionControl: congestionControlHandler,
   IrqAffinity: irqAffinityHandler,
   PacketSteering: packetSteeringHandler,
+  XdpProgram: xdpProgramHandler,
 };
 
 /** Lets tests run handlers against another transport (a recording fake, a local one). */

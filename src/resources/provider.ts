@@ -21,7 +21,8 @@ export type ResourceKind =
   | "NicRings"
   | "CongestionControl"
   | "IrqAffinity"
-  | "PacketSteering";
+  | "PacketSteering"
+  | "XdpProgram";
 
 export function providerFor(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
   // Only `kind` (a string) is captured; `require` is resolved when the method runs.

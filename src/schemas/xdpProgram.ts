@@ -1,0 +1,43 @@
+/**
+ * XdpProgram's inputs as the provider receives them: the resource class compiled the program
+ * (or read the prebuilt object) on the machine running Pulumi and passes the object as base64
+ * with its sha256. No I/O.
+ */
+import { z } from "zod";
+import { connectionSchema } from "./connection";
+import { interfaceSchema, persistSchema, unitNameSchema } from "./link";
+
+/** What the live state says when nettune's program is not the one attached (refresh). */
+export const NOT_ATTACHED = "none";
+
+export const xdpModeSchema = z.enum(["native", "generic", "hw"], {
+  error: 'mode must be "native", "generic" or "hw"',
+});
+
+export const xdpProgramSchema = z.strictObject({
+  connection: connectionSchema,
+  interface: interfaceSchema,
+  /** The program (function) in the object: its `SEC("xdp")` function's name. */
+  programName: z
+    .string({ error: "programName must be the name of the XDP function in the object" })
+    .regex(
+      /^[A-Za-z_][A-Za-z0-9_]{0,127}$/,
+      "programName must be a C identifier: the name of the XDP function in the object",
+    ),
+  mode: xdpModeSchema.default("native"),
+  /** Replace a program nettune did not attach (it is put back on destroy). */
+  takeOver: z.boolean({ error: "takeOver must be true or false" }).default(false),
+  persist: persistSchema,
+  unitName: unitNameSchema,
+  /** sha256 of the object: what the diff sees. `none` only in refreshed state (not attached). */
+  objectSha256: z
+    .string({ error: "objectSha256 must be a sha256 in hex" })
+    .regex(/^([0-9a-f]{64}|none)$/, "objectSha256 must be 64 lower-case hex digits"),
+  /**
+   * The object's bytes in base64, for the upload. Empty in the state's outputs (the next update
+   * brings its own); apply checks it against objectSha256.
+   */
+  objectBase64: z.string({ error: "objectBase64 must be base64 text" }),
+});
+
+export type XdpProgramInputs = z.output<typeof xdpProgramSchema>;
