@@ -6,8 +6,9 @@
  */
 import { ParseError } from "./errors";
 import { isObject } from "./json";
-import { LOADER_HOST_PATH, PIN_ROOT, type XdpMode } from "./xdpLoader";
-import { shellQuote } from "../transport/quote";
+import { LOADER_HOST_PATH, PIN_ROOT, renderDetach, renderRestore, type XdpMode } from "./xdpLoader";
+import { renderUnitRemove } from "./systemd";
+import { renderCommand, shellQuote } from "../transport/quote";
 
 /** Where each resource's object lives on the host: `<dir>/<pin id>.o`. */
 export const OBJECT_DIR = "/usr/local/lib/nettune/xdp";
@@ -28,6 +29,18 @@ export function xdpPaths(unitName: string) {
     /** Where a taken-over program waits to be put back (not under the pin dir: detach removes that). */
     saveDir: `${PIN_ROOT}/${id}-saved`,
     object: `${OBJECT_DIR}/${id}.o`,
+    /** The object attached before an update, kept until the update is confirmed (rollback). */
+    previous: `${OBJECT_DIR}/${id}.o.prev`,
+    /** Present while an attach waits for its confirmation: the rollback acts only then. */
+    pending: `/run/nettune-xdp-${id}.pending`,
+    /** Left by a rollback that ran: the change was undone on the host. */
+    rolledBack: `/run/nettune-xdp-${id}.rolledback`,
+    /**
+     * The rollback script, written by the apply: the host's timer runs `/bin/sh <file>`, since
+     * systemd keeps a transient unit's command in a file that a `daemon-reload` (the boot
+     * unit's install) reads again, and a script there loses its newlines and `;`.
+     */
+    rollbackScript: `/run/nettune-xdp-${id}.rollback`,
   };
 }
 
@@ -120,31 +133,62 @@ export interface MtuLimit {
   readonly formula: string;
 }
 
+/** `sizeof(struct padded_vnet_hdr)`: virtio_net's header room on kernels before 6.3. */
+const PADDED_VNET_HDR = 32;
+
+/** `[major, minor]` of a uname release (`6.1.0-57-cloud-amd64`), or undefined. */
+export function kernelVersion(release: string | undefined): [number, number] | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(release ?? "");
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+const atLeast = (v: [number, number], major: number, minor: number) =>
+  v[0] > major || (v[0] === major && v[1] >= minor);
+
 /**
  * The MTU limit of single-buffer XDP in native mode for the drivers nettune knows, on pages of
- * `pageSize` bytes; undefined for other drivers (the loader's `mtu-too-large` at apply is the
- * last word everywhere):
+ * `pageSize` bytes and the kernel `release` (uname -r); undefined for other drivers and where
+ * the program may use fragments (the loader's `mtu-too-large` at apply is the last word
+ * everywhere):
  * - veth (veth_xdp_set): the PEER's MTU ≤ PAGE_SIZE - 256 - SKB_DATA_ALIGN(shinfo) - ETH_HLEN
- *   (3506 on 4 KiB pages);
- * - virtio_net (virtnet_xdp_set): the MTU ≤ PAGE_SIZE - SKB_DATA_ALIGN(256 + shinfo) (3520;
- *   kernels with multi-buffer XDP also take off ETH_HLEN, 3506; the larger is checked so
- *   preview never refuses what the kernel takes);
+ *   (3506 on 4 KiB pages; measured on 6.18);
+ * - virtio_net (virtnet_xdp_set): before 6.3, the MTU ≤ PAGE_SIZE - sizeof(struct
+ *   padded_vnet_hdr) = 4064 (measured on Debian's 6.1: 4064 attaches, 4065 is refused, though
+ *   dmesg says "XDP requires MTU less than 4064"); from 6.3 (multi-buffer XDP), a program
+ *   without `xdp.frags` needs the MTU ≤ PAGE_SIZE - SKB_DATA_ALIGN(256 + shinfo) - ETH_HLEN =
+ *   3506 and one with frags has no such limit. An unknown kernel gets the larger;
  * - ena: the MTU ≤ PAGE_SIZE - ETH_HLEN - FCS - VLAN - 256 - shinfo (3498).
  */
-export function xdpMtuLimit(driver: string, pageSize: number): MtuLimit | undefined {
+export function xdpMtuLimit(
+  driver: string,
+  pageSize: number,
+  release?: string,
+  frags = false,
+): MtuLimit | undefined {
   switch (driver) {
     case "veth":
+      if (frags) return undefined;
       return {
         max: pageSize - HEADROOM - align64(SHINFO) - ETH_HLEN,
         of: "peer",
         formula: `page size ${pageSize} - 256 headroom - ${align64(SHINFO)} skb_shared_info - 14 Ethernet header`,
       };
-    case "virtio_net":
+    case "virtio_net": {
+      const v = kernelVersion(release);
+      if (v === undefined || !atLeast(v, 6, 3)) {
+        return {
+          max: pageSize - PADDED_VNET_HDR,
+          of: "self",
+          formula: `page size ${pageSize} - ${PADDED_VNET_HDR} virtio header, on kernels before 6.3${release ? ` (this one is ${release})` : ""}`,
+        };
+      }
+      if (frags) return undefined;
       return {
-        max: pageSize - align64(HEADROOM + SHINFO),
+        max: pageSize - align64(HEADROOM + SHINFO) - ETH_HLEN,
         of: "self",
-        formula: `page size ${pageSize} - ${align64(HEADROOM + SHINFO)} (256 headroom + skb_shared_info)`,
+        formula: `page size ${pageSize} - ${align64(HEADROOM + SHINFO)} (256 headroom + skb_shared_info) - 14 Ethernet header, on kernels 6.3 and later (this one is ${release}); a program in SEC("xdp.frags") has no such limit`,
       };
+    }
     case "ena":
       return {
         max: pageSize - ETH_HLEN - 4 - 4 - HEADROOM - align64(SHINFO),
@@ -153,6 +197,14 @@ export function xdpMtuLimit(driver: string, pageSize: number): MtuLimit | undefi
       };
   }
   return undefined;
+}
+
+/**
+ * Whether an object holds a program in an `xdp.frags` section (multi-buffer XDP, which
+ * drivers let run at any MTU): the section name is in the ELF's string table.
+ */
+export function hasFragsSection(object: Buffer): boolean {
+  return object.includes("xdp.frags\0", 0, "latin1");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,16 +236,123 @@ export function renderBootAttach(a: {
 
 /**
  * Takes a base64 object on stdin to `<path>.new`, checks its sha256 and prints `ok`; the apply
- * moves it over `<path>` once the attach succeeded.
+ * moves it over `<path>` once the attach succeeded. The object there now is copied to
+ * `<path>.prev` (or a stale copy removed): a rollback attaches it again.
  */
 export function renderObjectUpload(path: string, sha256: string): string {
   const tmp = shellQuote(`${path}.new`);
+  const obj = shellQuote(path);
+  const prev = shellQuote(`${path}.prev`);
   return [
     `mkdir -p ${shellQuote(OBJECT_DIR)}`,
     `umask 077 && base64 -d > ${tmp} || exit 3`,
     `got=$(sha256sum ${tmp} | cut -c1-64)`,
     `if [ "$got" != ${shellQuote(sha256)} ]; then rm -f ${tmp}; echo "object arrived with sha256 $got, expected ${sha256}" >&2; exit 4; fi`,
+    `if [ -f ${obj} ]; then cp -f ${obj} ${prev} || exit 5; else rm -f ${prev}; fi`,
     "echo ok",
+  ].join("\n");
+}
+
+/** Exit codes of {@link renderXdpApply}. */
+export const APPLY_EXIT = { attach: 10, move: 11, persist: 12, rollback: 13 } as const;
+
+/**
+ * The command that runs the rollback {@link renderXdpApply} wrote: no `;`, quote or newline,
+ * which systemd escapes in the transient unit's file and a `daemon-reload` then hands to the
+ * shell as written (`\\;`: seen in the tests, the rollback failed with status 2).
+ */
+export function renderRunRollback(unitName: string): string {
+  return `/bin/sh ${shellQuote(xdpPaths(unitName).rollbackScript)}`;
+}
+
+/**
+ * The apply of an attach, one script (commit-confirmed: the rollback is armed before it in the
+ * same script, to run {@link renderRunRollback}): the rollback script in its file, the
+ * loader's attach (its JSON on stdout), then the pending mark the rollback acts on, the
+ * object in place and the boot unit. Exits {@link APPLY_EXIT} at the first failure.
+ */
+export function renderXdpApply(a: {
+  unitName: string;
+  attach: readonly string[];
+  persist: readonly string[];
+  rollback: string;
+}): string {
+  const p = xdpPaths(a.unitName);
+  return [
+    `rm -f ${shellQuote(p.pending)} ${shellQuote(p.rolledBack)}`,
+    `printf '%s\\n' ${shellQuote(a.rollback)} > ${shellQuote(p.rollbackScript)} || exit ${APPLY_EXIT.rollback}`,
+    `out=$(${renderCommand(a.attach)}); r=$?`,
+    `printf '%s\\n' "$out"`,
+    `[ "$r" -eq 0 ] || exit ${APPLY_EXIT.attach}`,
+    `: > ${shellQuote(p.pending)}`,
+    `mv -f ${shellQuote(`${p.object}.new`)} ${shellQuote(p.object)} || exit ${APPLY_EXIT.move}`,
+    ...a.persist.map((script) => `(\n${script}\n) || exit ${APPLY_EXIT.persist}`),
+    "echo applied",
+  ].join("\n");
+}
+
+/** What the host had before an attach, for its rollback. */
+export interface XdpBefore {
+  readonly dev: string;
+  readonly mode: XdpMode;
+  readonly unitName: string;
+  /** nettune's program was attached: the rollback attaches the previous object again. */
+  readonly previousProgram?: string;
+  /** The attach replaced a taken-over program: the rollback puts it back. */
+  readonly tookOver?: boolean;
+  /** The boot unit as it was (installed again), or undefined (the unit is removed). */
+  readonly unitInstall?: string;
+}
+
+/**
+ * Undoes an attach that is pending (does nothing otherwise): the previous object attached
+ * again through the same link (an atomic update), or a taken-over program put back, or a
+ * detach; the object as it was, the boot unit as it was (so a reboot cannot attach what was
+ * undone), then the rolled-back mark. Run by the host's own timer when the change cut the SSH
+ * path, or over SSH when the apply failed.
+ */
+export function renderXdpRollback(b: XdpBefore): string {
+  const p = xdpPaths(b.unitName);
+  const quiet = (argv: readonly string[]) => `${renderCommand(argv)} >/dev/null 2>&1`;
+  const detach = `${quiet(renderDetach(b.dev, p.pinDir))} || rm -rf ${shellQuote(p.pinDir)}`;
+  let program = detach;
+  if (b.tookOver) {
+    program = `${quiet(renderRestore(b.dev, p.saveDir, p.pinDir))} || { ${detach}; }`;
+  } else if (b.previousProgram !== undefined) {
+    const again = renderBootAttach({
+      dev: b.dev,
+      object: `${p.object}.prev`,
+      prog: b.previousProgram,
+      mode: b.mode,
+      pinDir: p.pinDir,
+    });
+    program = `{ [ -f ${shellQuote(`${p.object}.prev`)} ] && ${quiet(again)}; } || { ${detach}; }`;
+  }
+  const lib = LOADER_HOST_PATH.replace(/\/[^/]+$/, "");
+  return [
+    `[ -e ${shellQuote(p.pending)} ] || exit 0`,
+    program,
+    `if [ -f ${shellQuote(`${p.object}.prev`)} ]; then mv -f ${shellQuote(`${p.object}.prev`)} ${shellQuote(p.object)}; else rm -f ${shellQuote(p.object)}; fi`,
+    `rm -f ${shellQuote(`${p.object}.new`)}`,
+    b.unitInstall ?? renderUnitRemove(b.unitName),
+    `rmdir ${shellQuote(PIN_ROOT)} 2>/dev/null`,
+    `if rmdir ${shellQuote(OBJECT_DIR)} 2>/dev/null; then rm -f ${shellQuote(LOADER_HOST_PATH)}; rmdir ${shellQuote(lib)} 2>/dev/null; fi`,
+    `rm -f ${shellQuote(p.pending)} ${shellQuote(p.rollbackScript)}; : > ${shellQuote(p.rolledBack)}`,
+  ].join("\n");
+}
+
+/**
+ * After the change was confirmed (or applied where no rollback was armed): waits for a
+ * rollback that is still running, then prints `rolledback` when one ran (the answer that
+ * confirmed arrived after the host's own rollback), else drops the pending mark and the
+ * previous object and prints `kept`.
+ */
+export function renderXdpSettle(unitName: string, rollbackUnitName: string): string {
+  const p = xdpPaths(unitName);
+  return [
+    `for i in $(seq 50); do systemctl is-active --quiet ${shellQuote(`${rollbackUnitName}.service`)} 2>/dev/null || break; sleep 0.2; done`,
+    `if [ -e ${shellQuote(p.rolledBack)} ]; then rm -f ${shellQuote(p.rolledBack)}; echo rolledback; else rm -f ${shellQuote(p.pending)} ${shellQuote(`${p.object}.prev`)}; echo kept; fi`,
+    `rm -f ${shellQuote(p.rollbackScript)}`,
   ].join("\n");
 }
 
@@ -218,7 +377,8 @@ export function renderCleanup(unitName: string): string {
   const p = xdpPaths(unitName);
   const lib = LOADER_HOST_PATH.replace(/\/[^/]+$/, "");
   return [
-    `rm -f ${shellQuote(p.object)} ${shellQuote(`${p.object}.new`)}`,
+    `rm -f ${shellQuote(p.object)} ${shellQuote(`${p.object}.new`)} ${shellQuote(`${p.object}.prev`)}`,
+    `rm -f ${shellQuote(p.pending)} ${shellQuote(p.rolledBack)} ${shellQuote(p.rollbackScript)}`,
     `rm -rf ${shellQuote(p.pinDir)}`,
     `rmdir ${shellQuote(PIN_ROOT)} 2>/dev/null || true`,
     `if rmdir ${shellQuote(OBJECT_DIR)} 2>/dev/null || [ ! -d ${shellQuote(OBJECT_DIR)} ]; then rm -f ${shellQuote(LOADER_HOST_PATH)}; rmdir ${shellQuote(lib)} 2>/dev/null || true; fi`,

@@ -54,6 +54,13 @@ export interface XdpProgramArgs {
    * `nettune-xdpprogram-<name>.service`; removed on destroy. Default true.
    */
   readonly persist?: pulumi.Input<boolean>;
+  /**
+   * When the program goes on the interface the SSH connection runs over, the host undoes the
+   * attach by itself after this many seconds (the previous program back, or detached, and the
+   * boot unit as it was) unless a new SSH connection confirmed it; the operation then fails
+   * saying so. 5 to 3600, default 60.
+   */
+  readonly rollbackAfter?: pulumi.Input<number>;
 }
 
 /** The program attached. */
@@ -231,6 +238,7 @@ export class XdpProgram extends pulumi.dynamic.Resource {
         mode: args.mode,
         takeOver: args.takeOver,
         persist: args.persist,
+        rollbackAfter: args.rollbackAfter,
         unitName: defaultUnitName("XdpProgram", name),
         objectSha256: sha256(object),
         // Secret: the preview prints [secret], not the blob.

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { connectionSchema } from "./connection";
-import { interfaceSchema, persistSchema, unitNameSchema } from "./link";
+import { interfaceSchema, persistSchema, rollbackAfterSchema, unitNameSchema } from "./link";
 
 /** What the live state says when nettune's program is not the one attached (refresh). */
 export const NOT_ATTACHED = "none";
@@ -29,6 +29,11 @@ export const xdpProgramSchema = z.strictObject({
   takeOver: z.boolean({ error: "takeOver must be true or false" }).default(false),
   persist: persistSchema,
   unitName: unitNameSchema,
+  /**
+   * Seconds after which the host undoes an attach on the interface SSH runs over by itself,
+   * unless a new SSH connection confirmed it (commit-confirmed, as Mtu and NicOffloads).
+   */
+  rollbackAfter: rollbackAfterSchema,
   /** sha256 of the object: what the diff sees. `none` only in refreshed state (not attached). */
   objectSha256: z
     .string({ error: "objectSha256 must be a sha256 in hex" })

@@ -32,16 +32,27 @@ import {
   type XdpMode,
 } from "../host/xdpLoader";
 import {
+  APPLY_EXIT,
+  hasFragsSection,
   parseIpXdp,
   renderBootAttach,
   renderCleanup,
   renderLoaderUpload,
   renderObjectUpload,
+  renderRunRollback,
+  renderXdpApply,
+  renderXdpRollback,
+  renderXdpSettle,
+  pinIdOf,
   xdpMtuLimit,
   xdpPaths,
   type IpXdp,
 } from "../host/xdpProgram";
-import { renderCommand, shellQuote } from "../transport/quote";
+import { renderUnitInstall } from "../host/systemd";
+import { DEFAULT_ROLLBACK_AFTER } from "../schemas/link";
+import { ConnectError } from "../transport/errors";
+import { applyConfirmed, ManagementPathError, renderDisarm, rollbackUnit } from "./confirm";
+import { isScript, renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import { messageOf, runBatch, type StepResult } from "../engine/batch";
 import type { Failure } from "../engine/lifecycle";
@@ -101,6 +112,8 @@ interface Own {
   readonly ip: IpXdp;
   readonly features: EthtoolFeatures | undefined;
   readonly pageSize: number;
+  /** `uname -r`: virtio_net's MTU limit depends on it. */
+  readonly kernel?: string;
 }
 type Facts = link.LinkFacts<Own>;
 
@@ -150,11 +163,12 @@ function probeCommands(ifname: string) {
     ["ip", "-d", "-j", "link", "show"],
     renderEthtoolShow("features", ifname),
     ["getconf", "PAGESIZE"],
+    ["uname", "-r"],
   ];
 }
 
 function readOwn(ifname: string, target: string, steps: readonly StepResult[]): Own {
-  const [sha, show, ip, features, page] = steps;
+  const [sha, show, ip, features, page, uname] = steps;
   if (!sha || !show || !ip || !features || !page)
     throw new Error("xdpProgram: a read step is missing");
   if (ip.exitCode !== 0) throw new Error(`cannot read the links of ${target}: ${messageOf(ip)}`);
@@ -180,6 +194,7 @@ function readOwn(ifname: string, target: string, steps: readonly StepResult[]): 
     ip: parseIpXdp(ip.stdout, ifname),
     features: feats,
     pageSize: Number(page.stdout.trim()) || 4096,
+    ...(uname?.exitCode === 0 && uname.stdout.trim() !== "" ? { kernel: uname.stdout.trim() } : {}),
   };
 }
 
@@ -237,7 +252,9 @@ export function checkXdp(inputs: XdpProgramInputs, facts: Facts): Failure[] {
     });
   }
   if (inputs.mode === "native") {
-    const limit = xdpMtuLimit(info.driver, own.pageSize);
+    const frags =
+      inputs.objectBase64 !== "" && hasFragsSection(Buffer.from(inputs.objectBase64, "base64"));
+    const limit = xdpMtuLimit(info.driver, own.pageSize, own.kernel, frags);
     const peer = own.ip.peer;
     const subject =
       limit?.of === "peer"
@@ -371,6 +388,108 @@ const fromOccupant = (o: Occupant): XdpAttached => ({
   via: o.linkId === null ? "netlink" : "link",
 });
 
+/** The commit-confirmed rollback of a resource's attach (./confirm.ts), one per resource. */
+const tokenOf = (inputs: Pick<XdpProgramInputs, "unitName">) => `xdp-${pinIdOf(inputs.unitName)}`;
+
+/** The loader's JSON line among the lines an apply script printed. */
+const jsonLine = (stdout: string) =>
+  stdout.split("\n").find((l) => l.trimStart().startsWith("{")) ?? "";
+
+/** Runs a script on the pooled connection, once more if the connection was lost. */
+async function execAgain(t: Transport, script: string) {
+  try {
+    return await t.exec({ script }, { allowFailure: true });
+  } catch (err) {
+    if (!(err instanceof ConnectError && err.kind === "lost")) throw err;
+    return await t.exec({ script }, { allowFailure: true });
+  }
+}
+
+/**
+ * Attaches the uploaded object (`<object>.new`) and installs the boot unit in one script,
+ * commit-confirmed when the SSH session arrives on the interface: the host's own timer, armed
+ * in the same script, runs `rollback` unless a new SSH connection confirms within
+ * `rollbackAfter` s. A failure on a reachable host is undone at once.
+ */
+async function attachConfirmed(
+  t: Transport,
+  news: XdpProgramInputs,
+  attachArgv: string[],
+  persist: string[],
+  rollback: string,
+  undone: string,
+): Promise<AttachResult> {
+  const describe = `XDP program ${news.programName} on ${news.interface}`;
+  const apply = renderXdpApply({ unitName: news.unitName, attach: attachArgv, persist, rollback });
+  const runRollback = renderRunRollback(news.unitName);
+  const token = tokenOf(news);
+  const p = paths(news);
+  const dropMarks = () =>
+    execAgain(t, `rm -f ${shellQuote(p.rolledBack)} ${shellQuote(p.rollbackScript)}`).catch(
+      () => undefined,
+    );
+  const started = Date.now();
+  let res;
+  try {
+    res = await applyConfirmed(
+      t,
+      news.connection,
+      { rollbackAfter: news.rollbackAfter, token, rollback: runRollback, apply },
+      describe,
+      { onlyIfSshOver: news.interface },
+    );
+  } catch (err) {
+    if (!(err instanceof ManagementPathError)) throw err;
+    // The host is reachable again when the rollback ran: its marks go (best effort).
+    await dropMarks();
+    throw new Error(`${err.message} ${undone}`);
+  }
+  if (!res) {
+    // No answer, yet a new connection got through and ran the rollback: if the timer was due
+    // by then, the host had undone the change by itself (the path was cut until it did).
+    await dropMarks();
+    if (Date.now() - started >= news.rollbackAfter * 1000)
+      throw new Error(
+        `${describe} cut the SSH connection to ${t.target}: its answer never came back. ` +
+          `The host undid the change by itself after ${news.rollbackAfter} s (commit-confirmed rollback) and is reachable again. ${undone}`,
+      );
+    throw new Error(
+      `the answer to attaching ${describe} on ${t.target} was lost; the host is reachable, and the change was rolled back (${undone})`,
+    );
+  }
+  const armed = /^armed /m.test(res.stdout);
+  if (res.exitCode !== 0) {
+    // Armed, applyConfirmed ran the rollback already; unarmed, it is run here (it acts only
+    // when the attach went through).
+    if (!armed) await t.exec({ script: runRollback }, { allowFailure: true });
+    await t.exec(
+      {
+        script: `rm -f ${shellQuote(`${p.object}.new`)} ${shellQuote(p.previous)} ${shellQuote(p.rollbackScript)} ${shellQuote(p.rolledBack)}`,
+      },
+      { allowFailure: true },
+    );
+    if (res.exitCode === APPLY_EXIT.attach) return parseAttach(jsonLine(res.stdout));
+    if (res.exitCode === APPLY_EXIT.move || res.exitCode === APPLY_EXIT.persist)
+      throw new Error(
+        `persist: could not install the object and boot unit on ${t.target}: ${res.stderr.trim() || `exit ${res.exitCode}`}; the change was undone (${undone})`,
+      );
+    throw new Error(
+      `${describe} on ${t.target} failed (exit ${res.exitCode ?? "?"}): ${res.stderr.trim() || res.stdout.trim()}`,
+    );
+  }
+  const attached = parseAttach(jsonLine(res.stdout));
+  // The answer may have come through only once the host's own rollback restored the path:
+  // the rolled-back mark says so.
+  const settle = await execAgain(t, renderXdpSettle(news.unitName, rollbackUnit(token)));
+  if (settle.stdout.trim() === "rolledback") {
+    throw new Error(
+      `${describe} cut the SSH connection to ${t.target}: it could not be confirmed in time. ` +
+        `The host undid the change by itself after ${news.rollbackAfter} s (commit-confirmed rollback) and is reachable again. ${undone}`,
+    );
+  }
+  return attached;
+}
+
 async function applyXdp(
   ctx: SpecContext,
   facts: Facts,
@@ -389,12 +508,19 @@ async function applyXdp(
   const object = same ? undefined : objectOf(news);
   await ensureLoader(t, facts.own);
 
+  const unit = news.persist ? unitOf(news) : undefined;
+  const oldUnit = olds?.persist ? [olds.unitName] : [];
   let attached: XdpAttached;
   let maps = olds?.maps ?? [];
   let takenOver = olds?.takenOver ?? null;
-  let created = false;
   if (object === undefined) {
     attached = fromOccupant(ours!);
+    const out = await runBatch(t, link.persistCommands(unit, oldUnit));
+    const failed = out.find((s) => s.exitCode !== 0);
+    if (failed)
+      throw new Error(
+        `persist: could not install the boot unit on ${t.target}: ${messageOf(failed)}; the program stays attached`,
+      );
   } else {
     const up = await t.exec(
       { script: renderObjectUpload(p.object, news.objectSha256) },
@@ -412,55 +538,44 @@ async function applyXdp(
           `takeOver: ${describeProgram(saved)} on ${news.interface} is in ${saved.mode} mode; an atomic replacement needs the same mode: set mode: "${saved.mode}"`,
         );
     }
+    // What a rollback puts back: nettune's previous program through the same link, the
+    // taken-over one, or nothing; and the boot unit as it was.
+    const previous = ours !== undefined && olds !== undefined ? olds : undefined;
+    const rollback = renderXdpRollback({
+      dev: news.interface,
+      mode: news.mode,
+      unitName: news.unitName,
+      ...(previous ? { previousProgram: previous.programName } : {}),
+      ...(replaceProgId !== undefined ? { tookOver: true } : {}),
+      ...(olds?.persist ? { unitInstall: renderUnitInstall(unitOf(olds)) } : {}),
+    });
+    const undone = previous
+      ? `The rollback attached the previous program (${previous.programName}, tag ${ours!.tag}) again and put its boot unit back.`
+      : replaceProgId !== undefined
+        ? `The rollback put ${describeProgram(takenOver!)} back.`
+        : "The rollback detached the program and removed its boot unit and object.";
+    const attachArgv = renderAttach({
+      dev: news.interface,
+      obj: `${p.object}.new`,
+      prog: news.programName,
+      mode: news.mode,
+      pinDir: p.pinDir,
+      ...(replaceProgId === undefined ? {} : { replaceProgId }),
+    });
+    const persist = link
+      .persistCommands(unit, oldUnit)
+      .map((c) => (isScript(c) ? c.script : renderCommand(c)));
     try {
-      const res = await loaderRun(
-        t,
-        renderAttach({
-          dev: news.interface,
-          obj: `${p.object}.new`,
-          prog: news.programName,
-          mode: news.mode,
-          pinDir: p.pinDir,
-          ...(replaceProgId === undefined ? {} : { replaceProgId }),
-        }),
-        parseAttach,
-      );
+      const res = await attachConfirmed(t, news, attachArgv, persist, rollback, undone);
       attached = attachedOf(res);
       maps = [...res.maps];
-      created = !res.updated || replaceProgId !== undefined;
       if (res.linkFallback) ctx.warn(`attached through netlink: ${res.linkFallback}`);
     } catch (err) {
-      await t.exec(
-        {
-          script: `rm -f ${shellQuote(`${p.object}.new`)}${replaceProgId !== undefined && !olds?.takenOver ? `; rm -rf ${shellQuote(p.saveDir)}` : ""}`,
-        },
-        { allowFailure: true },
-      );
+      if (replaceProgId !== undefined && !olds?.takenOver)
+        await t.exec({ script: `rm -rf ${shellQuote(p.saveDir)}` }, { allowFailure: true });
       if (err instanceof XdpLoaderError) throw loaderFailure(err, news, t.target);
       throw err;
     }
-  }
-
-  // The object in place, then the boot unit; a failure undoes the attach.
-  const unit = news.persist ? unitOf(news) : undefined;
-  const oldUnit = olds?.persist ? [olds.unitName] : [];
-  const steps = [
-    ...(object === undefined
-      ? []
-      : [["mv", "-f", `${p.object}.new`, p.object] as readonly string[]]),
-    ...link.persistCommands(unit, oldUnit),
-  ];
-  const out = await runBatch(t, steps);
-  const failed = out.find((s) => s.exitCode !== 0);
-  if (failed) {
-    let undone = "the program stays attached";
-    if (object !== undefined && created && !takenOver) {
-      await t.exec(renderDetach(news.interface, p.pinDir), { allowFailure: true });
-      undone = "the program was detached again";
-    }
-    throw new Error(
-      `persist: could not install the object and boot unit on ${t.target}: ${messageOf(failed)}; ${undone}`,
-    );
   }
   return {
     attached,
@@ -510,6 +625,8 @@ async function releaseXdp(ctx: SpecContext, facts: Facts | undefined, olds: XdpP
     }
   }
   const out = await runBatch(t, [
+    // A rollback left armed by an interrupted apply must not fire later.
+    { script: `{ ${renderDisarm(tokenOf(olds))}\n} >/dev/null 2>&1` },
     ...link.persistCommands(undefined, [olds.unitName]),
     { script: renderCleanup(olds.unitName) },
     { script: `rm -rf ${shellQuote(p.saveDir)}` },
@@ -529,6 +646,11 @@ export const xdpProgramSpec: Spec<XdpProgramInputs, XdpProgramOutputs, Facts> = 
   normalize: (olds, news) =>
     olds.objectSha256 === news.objectSha256 ? { ...news, objectBase64: olds.objectBase64 } : news,
   outputs: ["attached", "maps", "pinDir", "objectPath", "unitPath", "takenOver"],
+  // State written before rollbackAfter existed holds none: it had the default.
+  migrate: (state) => ({
+    ...state,
+    rollbackAfter: (state as Partial<XdpProgramOutputs>).rollbackAfter ?? DEFAULT_ROLLBACK_AFTER,
+  }),
   id: (inputs) => link.linkPath("xdp", inputs),
 
   probe: (t, inputs) =>

@@ -3,8 +3,10 @@
  * carries the SSH connection itself: only XDP_PASS programs go on it (pass_count.c counts and
  * passes). Attach native as a pinned bpf_link, a second up that changes nothing, an edited
  * source that previews as an update and swaps the program in the same link, re-attach after a
- * real reboot, drift, destroy that leaves nothing behind, a foreign program refused at preview
- * and left attached, too large an MTU refused at preview (a veth pair created inside the host,
+ * real reboot, drift, destroy that leaves nothing behind; commit-confirmed: a drop-all program
+ * (drop_all.c, which cuts the SSH session) detached by the host itself within rollbackAfter,
+ * and an update to it rolled back to the previous program through the same link; a foreign
+ * program refused at preview and left attached, too large an MTU refused at preview (a veth pair created inside the host,
  * its peer at MTU 9000), and a compile error at preview.
  */
 import { spawnSync } from "node:child_process";
@@ -30,6 +32,8 @@ const XDP = "pulumi-nodejs:dynamic/nettune:XdpProgram";
 let host: SandboxHost;
 let tmp: string;
 let source: string;
+let dropSource: string;
+let passSource: string;
 
 /** Everything XdpProgram may leave on the host besides the attachment. */
 const FILES =
@@ -102,6 +106,10 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-xdp-engine-"));
   source = path.join(tmp, "pass_count.c");
   fs.copyFileSync(path.join(FIXTURES, "pass_count.c"), source);
+  dropSource = path.join(tmp, "drop_all.c");
+  fs.copyFileSync(path.join(FIXTURES, "drop_all.c"), dropSource);
+  passSource = path.join(tmp, "pass_count_upd.c");
+  fs.copyFileSync(path.join(FIXTURES, "pass_count.c"), passSource);
   expect(await ipXdp()).toBeNull();
 });
 
@@ -222,6 +230,122 @@ describe("XdpProgram lifecycle on a veth", () => {
     // Only the kernel's own preload iterators (maps.debug, progs.debug) may be there.
     expect(await onHost(host, "ls -A /sys/fs/bpf | grep -v '[.]debug$'; true")).toBe("");
   });
+});
+
+describe("commit-confirmed on eth0, which carries the SSH session", () => {
+  /** A drop-all program cuts the session; the host's timer fires after ROLLBACK s. */
+  const ROLLBACK = 10;
+  const CUT_TIMEOUT_MS = 240_000;
+  const ROLLBACK_MESSAGE = new RegExp(
+    `XDP program xdp_drop_all on eth0 cut the SSH connection to .*The host undid the change by itself after ${ROLLBACK} s \\(commit-confirmed rollback\\) and is reachable again`,
+    "s",
+  );
+  const bpffs = () => onHost(host, "ls -A /sys/fs/bpf | grep -v '[.]debug$'; true");
+
+  test(
+    "a drop-all program: the host detaches it by itself, up fails saying so; no unit, pins or files are left",
+    async () => {
+      const files = await onHost(host, FILES);
+      const stack = new EngineStack("xdp", "xdpdrop");
+      const a = args({
+        name: "xdp-drop",
+        source: dropSource,
+        programName: "xdp_drop_all",
+        rollbackAfter: ROLLBACK,
+      });
+      try {
+        const started = Date.now();
+        const up = stack.up(a);
+        const took = (Date.now() - started) / 1000;
+        expect(up.ok).toBe(false);
+        const message = up.error ?? up.stdout;
+        expect(message).toMatch(ROLLBACK_MESSAGE);
+        expect(message).toMatch(
+          /The rollback detached the program and removed its boot unit and object/,
+        );
+        // Reachable again (onHost opens a new connection), and nothing of the attach is left.
+        expect(await ipXdp()).toBeNull();
+        expect(await onHost(host, FILES)).toBe(files);
+        expect(await bpffs()).toBe("");
+        expect(await onHost(host, "ls /run | grep -c nettune-xdp; true")).toBe("0\n");
+        console.log(`drop-all create rolled back; up took ${took.toFixed(1)} s`);
+        // Nothing went into the state: the next preview would create it again.
+        expect(stack.preview(a).changes).toEqual({ same: 1, create: 1 });
+      } finally {
+        stack.destroy(a);
+        stack.dispose();
+      }
+    },
+    CUT_TIMEOUT_MS,
+  );
+
+  test(
+    "an update to a drop-all program: the host puts the previous program back through the same link, with its unit",
+    async () => {
+      const files = await onHost(host, FILES);
+      const stack = new EngineStack("xdp", "xdpupd");
+      const name = "xdp-upd";
+      const unitFile = `/etc/systemd/system/nettune-xdpprogram-${name}.service`;
+      const pass = args({ name, source: passSource, rollbackAfter: ROLLBACK });
+      const drop = args({
+        name,
+        source: dropSource,
+        programName: "xdp_drop_all",
+        rollbackAfter: ROLLBACK,
+      });
+      try {
+        const up = stack.up(pass);
+        expect(up.error).toBeUndefined();
+        const before = (await show())!;
+        expect(before).toMatchObject({ name: "xdp_pass_count", mode: "native" });
+        const unitBefore = await onHost(host, `cat ${unitFile}`);
+        const objSha = up.outputs[`${name}_objectSha256`] as string;
+
+        const p = stack.preview(drop);
+        expect(p.error).toBeUndefined();
+        expect(p.changes).toEqual({ same: 1, update: 1 });
+        const started = Date.now();
+        const upd = stack.up(drop);
+        const took = (Date.now() - started) / 1000;
+        expect(upd.ok).toBe(false);
+        const message = upd.error ?? upd.stdout;
+        expect(message).toMatch(ROLLBACK_MESSAGE);
+        expect(message).toMatch(
+          new RegExp(`attached the previous program \\(xdp_pass_count, tag ${before.tag}\\) again`),
+        );
+
+        // The same link, the previous object's program (same tag; a new load, so a new id).
+        const after = (await show())!;
+        expect(after).toMatchObject({
+          linkId: before.linkId,
+          tag: before.tag,
+          name: "xdp_pass_count",
+          mode: "native",
+          pinned: before.pinned,
+        });
+        expect(await onHost(host, `cat ${unitFile}`)).toBe(unitBefore);
+        expect(
+          await onHost(
+            host,
+            `ls /usr/local/lib/nettune/xdp; sha256sum /usr/local/lib/nettune/xdp/nettune-xdpprogram-${name}.o | cut -c1-64`,
+          ),
+        ).toBe(`nettune-xdpprogram-${name}.o\n${objSha}\n`);
+        console.log(
+          `drop-all update rolled back to program ${after.progId} (was ${before.progId}, tag ${before.tag}) on link ${after.linkId}; up took ${took.toFixed(1)} s`,
+        );
+        // The state still holds the pass program, which is what runs: no change.
+        expect(stack.preview(pass).changes).toEqual({ same: 2 });
+        expect(stack.destroy(pass).error).toBeUndefined();
+        expect(await ipXdp()).toBeNull();
+        expect(await onHost(host, FILES)).toBe(files);
+        expect(await bpffs()).toBe("");
+      } finally {
+        stack.destroy(pass);
+        stack.dispose();
+      }
+    },
+    CUT_TIMEOUT_MS,
+  );
 });
 
 describe("refused at preview", () => {

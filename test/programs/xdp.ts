@@ -17,6 +17,7 @@ export interface XdpArg {
   mode?: "native" | "generic" | "hw";
   takeOver?: boolean;
   persist?: boolean;
+  rollbackAfter?: number;
 }
 
 export interface XdpProgramArgs {
@@ -37,6 +38,7 @@ export default function program(args: XdpProgramArgs): Record<string, unknown> {
       mode: a.mode,
       takeOver: a.takeOver,
       persist: a.persist,
+      rollbackAfter: a.rollbackAfter,
     });
     out[`${a.name}_attached`] = r.attached;
     out[`${a.name}_objectSha256`] = r.objectSha256;

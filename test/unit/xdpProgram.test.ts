@@ -8,6 +8,7 @@
  * foreign_pass.c attached to xt0 with `ip link set dev xt0 xdpdrv obj foreign.o sec xdp`; the
  * entries of lo, eth0 and xt0 are as printed, xt1's is xt0's with its own name, index and MTU.
  */
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -17,7 +18,17 @@ import { xdpProgramSchema } from "../../src/schemas/xdpProgram";
 import { checkXdp, xdpProgramSpec, type XdpProgramOutputs } from "../../src/specs/xdpProgram";
 import { specDiff } from "../../src/engine/spec";
 import { validate } from "../../src/engine/lifecycle";
-import { parseIpXdp, pinIdOf, xdpMtuLimit, xdpPaths } from "../../src/host/xdpProgram";
+import {
+  parseIpXdp,
+  pinIdOf,
+  renderObjectUpload,
+  renderRunRollback,
+  renderXdpApply,
+  renderXdpRollback,
+  renderXdpSettle,
+  xdpMtuLimit,
+  xdpPaths,
+} from "../../src/host/xdpProgram";
 import { parseIpLink } from "../../src/host/ip";
 import { parseShow } from "../../src/host/xdpLoader";
 import { compileXdp, xdpObjectOf } from "../../src/resources/xdpProgram";
@@ -121,7 +132,12 @@ const OURS = {
 
 describe("inputs", () => {
   test("defaults: native, no takeover, persisted", () => {
-    expect(inputs()).toMatchObject({ mode: "native", takeOver: false, persist: true });
+    expect(inputs()).toMatchObject({
+      mode: "native",
+      takeOver: false,
+      persist: true,
+      rollbackAfter: 60,
+    });
   });
 
   test("bad inputs name their field", () => {
@@ -134,6 +150,7 @@ describe("inputs", () => {
         takeOver: "yes",
         extra: 1,
         interface: "eth0;x",
+        rollbackAfter: 2,
       }),
     );
     const by = Object.fromEntries(failures.map((f) => [f.property, f.reason]));
@@ -143,6 +160,7 @@ describe("inputs", () => {
     expect(by.takeOver).toMatch(/true or false/);
     expect(by.extra).toMatch(/unknown field/);
     expect(by.interface).toMatch(/interface name/);
+    expect(by.rollbackAfter).toMatch(/at least 5 seconds/);
   });
 
   test("pin ids keep to bpffs names", () => {
@@ -151,6 +169,10 @@ describe("inputs", () => {
       pinDir: "/sys/fs/bpf/nettune/nettune-xdpprogram-t",
       saveDir: "/sys/fs/bpf/nettune/nettune-xdpprogram-t-saved",
       object: "/usr/local/lib/nettune/xdp/nettune-xdpprogram-t.o",
+      previous: "/usr/local/lib/nettune/xdp/nettune-xdpprogram-t.o.prev",
+      pending: "/run/nettune-xdp-nettune-xdpprogram-t.pending",
+      rolledBack: "/run/nettune-xdp-nettune-xdpprogram-t.rolledback",
+      rollbackScript: "/run/nettune-xdp-nettune-xdpprogram-t.rollback",
     });
   });
 });
@@ -283,7 +305,13 @@ describe("preview checks", () => {
 
   test("veth: the peer's MTU against the single-buffer limit; generic mode has none", () => {
     expect(xdpMtuLimit("veth", 4096)?.max).toBe(3506); // measured: 3506 attaches, 3507 does not
-    expect(xdpMtuLimit("virtio_net", 4096)?.max).toBe(3520);
+    // Measured on Debian's 6.1 cloud kernel: 4064 attaches, 4065 does not.
+    expect(xdpMtuLimit("virtio_net", 4096, "6.1.0-57-cloud-amd64")?.max).toBe(4064);
+    expect(xdpMtuLimit("virtio_net", 4096)?.max).toBe(4064);
+    // From 6.3 (multi-buffer XDP): single-buffer programs only.
+    expect(xdpMtuLimit("virtio_net", 4096, "6.12.48+deb13-amd64")?.max).toBe(3506);
+    expect(xdpMtuLimit("virtio_net", 4096, "6.3.0", true)).toBeUndefined();
+    expect(xdpMtuLimit("virtio_net", 4096, "6.1.0", true)?.max).toBe(4064);
     expect(xdpMtuLimit("ena", 4096)?.max).toBe(3498);
     const f = facts({ ifname: "xt0" });
     const big = {
@@ -307,10 +335,30 @@ describe("preview checks", () => {
   });
 
   test("virtio_net: its own MTU, and guest offloads it cannot turn off", () => {
-    const v = facts({ driver: "virtio_net", mtu: 9000 });
-    expect(checkXdp(inputs(), v)[0]?.reason).toMatch(
-      /needs an MTU of at most 3520 .*eth0 has MTU 9000/,
+    const v = facts({ driver: "virtio_net", mtu: 4065 });
+    const on61 = { ...v, own: { ...v.own, kernel: "6.1.0-57-cloud-amd64" } };
+    expect(checkXdp(inputs(), on61)[0]?.reason).toMatch(
+      /needs an MTU of at most 4064 .*before 6\.3 \(this one is 6\.1\.0-57-cloud-amd64\).*eth0 has MTU 4065/,
     );
+    expect(
+      checkXdp(inputs(), {
+        ...on61,
+        info: { ...on61.info, link: { ...on61.info.link, mtu: 4064 } },
+      }),
+    ).toEqual([]);
+    const on612 = { ...v, own: { ...v.own, kernel: "6.12.48+deb13-amd64" } };
+    expect(checkXdp(inputs(), on612)[0]?.reason).toMatch(/needs an MTU of at most 3506 /);
+    // An object with an xdp.frags section may run multi-buffer: no single-buffer limit.
+    const frags = Buffer.from("\x7fELF ... xdp.frags\0 ...");
+    expect(
+      checkXdp(
+        inputs({
+          objectBase64: frags.toString("base64"),
+          objectSha256: createHash("sha256").update(frags).digest("hex"),
+        }),
+        on612,
+      ),
+    ).toEqual([]);
     const gro = facts({
       driver: "virtio_net",
       features: { interface: "eth0", features: { "rx-gro-hw": { on: true, fixed: true } } },
@@ -356,5 +404,107 @@ describe("live values for refresh", () => {
         attached: undefined,
       });
     }
+  });
+});
+
+describe("commit-confirmed scripts", () => {
+  const p = xdpPaths(UNIT);
+  const syntaxOk = (script: string) => spawnSync("sh", ["-n", "-c", script]).status === 0;
+  const attach = [
+    "/usr/local/lib/nettune/xdp-loader",
+    "attach",
+    "--dev",
+    "eth0",
+    "--obj",
+    `${p.object}.new`,
+  ];
+
+  test("the apply: marks cleared, the attach, then the pending mark, the object and the unit, each failure its exit code", () => {
+    const script = renderXdpApply({
+      unitName: UNIT,
+      attach,
+      persist: ["echo unit"],
+      rollback: "echo 'undo'\necho more",
+    });
+    expect(syntaxOk(script)).toBe(true);
+    const lines = script.split("\n");
+    expect(lines[0]).toBe(`rm -f ${p.pending} ${p.rolledBack}`);
+    // The rollback goes to a file first: the timer runs it as one line.
+    expect(script).toContain(
+      `printf '%s\\n' 'echo '\\''undo'\\''\necho more' > ${p.rollbackScript} || exit 13\n`,
+    );
+    expect(renderRunRollback(UNIT)).toBe(`/bin/sh ${p.rollbackScript}`);
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    expect(at(/xdp-loader attach/)).toBeLessThan(at(/^: > .*\.pending$/));
+    expect(at(/exit 10$/)).toBeLessThan(at(/^: > .*\.pending$/));
+    expect(at(/^: > .*\.pending$/)).toBeLessThan(at(/^mv -f .*\.o\.new .*\.o \|\| exit 11$/));
+    expect(script).toMatch(/\(\necho unit\n\) \|\| exit 12\necho applied$/);
+  });
+
+  test("a create's rollback: only when pending; detach, object and unit removed, the loader too once no object is left", () => {
+    const script = renderXdpRollback({ dev: "eth0", mode: "native", unitName: UNIT });
+    expect(syntaxOk(script)).toBe(true);
+    const lines = script.split("\n");
+    expect(lines[0]).toBe(`[ -e ${p.pending} ] || exit 0`);
+    expect(lines[1]).toBe(
+      `/usr/local/lib/nettune/xdp-loader detach --dev eth0 --pin-dir ${p.pinDir} >/dev/null 2>&1 || rm -rf ${p.pinDir}`,
+    );
+    expect(script).toContain(`else rm -f ${p.object}; fi`);
+    expect(script).toContain(`systemctl disable --quiet ${UNIT}`);
+    expect(script).toContain("then rm -f /usr/local/lib/nettune/xdp-loader;");
+    expect(lines.at(-1)).toBe(`rm -f ${p.pending} ${p.rollbackScript}; : > ${p.rolledBack}`);
+  });
+
+  test("an update's rollback: the previous object through the same pin dir (an atomic link update), detach only if that fails; the old unit back", () => {
+    const script = renderXdpRollback({
+      dev: "eth0",
+      mode: "native",
+      unitName: UNIT,
+      previousProgram: "xdp_old",
+      unitInstall: "echo old-unit",
+    });
+    expect(syntaxOk(script)).toBe(true);
+    expect(script.split("\n")[1]).toBe(
+      `{ [ -f ${p.previous} ] && /usr/local/lib/nettune/xdp-loader attach --dev eth0 --obj ${p.previous} --prog xdp_old --mode native --pin-dir ${p.pinDir} >/dev/null 2>&1; } || ` +
+        `{ /usr/local/lib/nettune/xdp-loader detach --dev eth0 --pin-dir ${p.pinDir} >/dev/null 2>&1 || rm -rf ${p.pinDir}; }`,
+    );
+    expect(script).toContain(`if [ -f ${p.previous} ]; then mv -f ${p.previous} ${p.object};`);
+    expect(script).toContain("\necho old-unit\n");
+    expect(script).not.toContain("systemctl disable");
+  });
+
+  test("a takeover's rollback puts the foreign program back over nettune's pin dir", () => {
+    const script = renderXdpRollback({
+      dev: "eth0",
+      mode: "generic",
+      unitName: UNIT,
+      tookOver: true,
+    });
+    expect(script.split("\n")[1]).toMatch(
+      new RegExp(
+        `^/usr/local/lib/nettune/xdp-loader restore --dev eth0 --save ${p.saveDir} --over-pin-dir ${p.pinDir} `,
+      ),
+    );
+  });
+
+  test("the settle step tells a rollback that already ran from a confirmed change", () => {
+    const script = renderXdpSettle(UNIT, "nettune-rollback-xdp-t");
+    expect(syntaxOk(script)).toBe(true);
+    expect(script).toContain("systemctl is-active --quiet nettune-rollback-xdp-t.service");
+    expect(script).toContain(
+      `then rm -f ${p.rolledBack}; echo rolledback; else rm -f ${p.pending} ${p.previous}; echo kept; fi\nrm -f ${p.rollbackScript}`,
+    );
+  });
+
+  test("the upload keeps the object there as .prev", () => {
+    expect(renderObjectUpload(p.object, SHA)).toContain(
+      `if [ -f ${p.object} ]; then cp -f ${p.object} ${p.previous} || exit 5; else rm -f ${p.previous}; fi`,
+    );
+  });
+
+  test("state written before rollbackAfter existed gets the default", () => {
+    const old = { ...state() } as Partial<XdpProgramOutputs>;
+    delete old.rollbackAfter;
+    expect(xdpProgramSpec.migrate!(old as XdpProgramOutputs).rollbackAfter).toBe(60);
   });
 });
