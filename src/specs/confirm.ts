@@ -28,6 +28,11 @@ export function rollbackUnit(token: string): string {
   return `nettune-rollback-${token.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60)}`;
 }
 
+/** The file the armed rollback runs: `/run/nettune-rollback-<token>.sh`. */
+export function rollbackFile(token: string): string {
+  return `/run/${rollbackUnit(token)}.sh`;
+}
+
 /**
  * One script: arm the rollback, then apply. Prints `armed systemd|process` when it armed. With
  * `onlyIfSshOver`, it arms only when the SSH session arrives on that interface.
@@ -35,14 +40,19 @@ export function rollbackUnit(token: string): string {
 export function renderArmAndApply(o: ConfirmOptions, onlyIfSshOver?: string): string {
   const unit = rollbackUnit(o.token);
   const pidFile = shellQuote(`/run/${unit}.pid`);
+  const file = shellQuote(rollbackFile(o.token));
   const arm = [
+    // The rollback is a file the timer runs, not a command line: systemd re-reads a transient
+    // unit at every `daemon-reload` (an apply that installs a unit does one) and mangles a
+    // command line with newlines or `;`, so the rollback would fail when it is needed.
+    `(umask 077 && printf '%s\\n' ${shellQuote(o.rollback)} ${shellQuote(`rm -f ${rollbackFile(o.token)}`)} > ${file}) || exit 90`,
     `if command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then`,
     `  systemctl stop ${shellQuote(`${unit}.timer`)} 2>/dev/null; systemctl reset-failed ${shellQuote(`${unit}.service`)} 2>/dev/null`,
     // Timers fire up to a minute late by default (AccuracySec=1min): a rollback must be on time.
-    `  systemd-run --quiet --unit=${shellQuote(unit)} --timer-property=AccuracySec=100ms --on-active=${o.rollbackAfter}s /bin/sh -c ${shellQuote(o.rollback)} || exit 90`,
+    `  systemd-run --quiet --unit=${shellQuote(unit)} --timer-property=AccuracySec=100ms --on-active=${o.rollbackAfter}s /bin/sh ${file} || exit 90`,
     `  echo armed systemd`,
     `else`,
-    `  nohup /bin/sh -c ${shellQuote(`sleep ${o.rollbackAfter}; ${o.rollback}`)} >/dev/null 2>&1 &`,
+    `  nohup /bin/sh -c ${shellQuote(`sleep ${o.rollbackAfter}; /bin/sh ${rollbackFile(o.token)}`)} >/dev/null 2>&1 &`,
     `  echo $! > ${pidFile}`,
     `  echo armed process`,
     `fi`,
@@ -64,6 +74,7 @@ export function renderDisarm(token: string): string {
   return [
     `systemctl stop ${shellQuote(`${unit}.timer`)} 2>/dev/null || true`,
     `if [ -f ${pidFile} ]; then kill "$(cat ${pidFile})" 2>/dev/null; rm -f ${pidFile}; fi`,
+    `rm -f ${shellQuote(rollbackFile(token))}`,
     `echo disarmed`,
   ].join("\n");
 }
