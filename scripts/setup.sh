@@ -99,29 +99,26 @@ chmod +x "$tools/pulumi-resource-pulumi-nodejs.tmp"
 mv "$tools/pulumi-resource-pulumi-nodejs.tmp" "$tools/pulumi-resource-pulumi-nodejs"
 "$tools/pulumi" version >/dev/null || die "the Pulumi CLI at $tools/pulumi does not run"
 
-# --- wanem: the effect benchmark's emulated WAN path (delay and loss without netem) ----------
-wanem_sum="$(cat "$root"/tools/wanem/go.mod "$root"/tools/wanem/go.sum "$root"/tools/wanem/*.go | sha256sum | cut -c1-16)"
-wanem_bin="$cache/wanem-$wanem_sum/wanem"
-if [ ! -x "$wanem_bin" ]; then
-  command -v go >/dev/null || die "Go is required to build wanem (tools/wanem)"
-  say "building wanem (tools/wanem)"
-  mkdir -p "$(dirname "$wanem_bin")"
-  (cd "$root/tools/wanem" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$wanem_bin.tmp" . >&2)
-  mv "$wanem_bin.tmp" "$wanem_bin"
-fi
-ln -sfn "$wanem_bin" "$tools/wanem"
-
-# --- xdp-loader: the on-host XDP loader nettune copies to hosts (tools/xdp-loader) -----------
-xdpl_sum="$(cat "$root"/tools/xdp-loader/go.mod "$root"/tools/xdp-loader/go.sum "$root"/tools/xdp-loader/*.go | sha256sum | cut -c1-16)"
-xdpl_bin="$cache/xdp-loader-$xdpl_sum/xdp-loader"
-if [ ! -x "$xdpl_bin" ]; then
-  command -v go >/dev/null || die "Go is required to build xdp-loader (tools/xdp-loader)"
-  say "building xdp-loader (tools/xdp-loader)"
-  mkdir -p "$(dirname "$xdpl_bin")"
-  (cd "$root/tools/xdp-loader" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$xdpl_bin.tmp" . >&2)
-  mv "$xdpl_bin.tmp" "$xdpl_bin"
-fi
-ln -sfn "$xdpl_bin" "$tools/xdp-loader"
+# --- Go tools: built once per source hash into the cache, linked into .tools/bin ------------
+#   wanem        the effect benchmark's emulated WAN path (delay and loss without netem)
+#   xdp-loader   the on-host XDP loader nettune copies to hosts
+go_tool() {
+  local name="$1" src="$root/tools/$1"
+  local sum bin
+  sum="$(cat "$src"/go.mod "$src"/go.sum "$src"/*.go | sha256sum | cut -c1-16)"
+  bin="$cache/$name-$sum/$name"
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || die "Go is required to build $name (tools/$name)"
+    say "building $name (tools/$name)"
+    mkdir -p "$(dirname "$bin")"
+    (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$bin.tmp" . >&2)
+    mv "$bin.tmp" "$bin"
+  fi
+  ln -sfn "$bin" "$tools/$name"
+}
+go_tool wanem
+go_tool xdp-loader
+xdpl_bin="$tools/xdp-loader"
 
 # --- build -----------------------------------------------------------------------------------
 (cd "$root" && node node_modules/typescript/bin/tsc -p tsconfig.json >&2)

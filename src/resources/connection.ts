@@ -18,49 +18,16 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { ResolvedConnectionArgs } from "../schemas/connection";
 
-/** How to reach the jump host (bastion) a connection goes through: `ssh -J`. */
-export interface ProxyConnectionArgs {
-  /** The address or name of the jump host. */
-  readonly host: pulumi.Input<string>;
-  /** The SSH port of the jump host. Default 22. */
-  readonly port?: pulumi.Input<number>;
-  /** The user to log in to the jump host as. Default `root`. */
-  readonly user?: pulumi.Input<string>;
-  /** The password for the jump host. Tried after `privateKey` and the agent. */
-  readonly password?: pulumi.Input<string>;
-  /**
-   * The contents (not the path) of a PEM or OpenSSH private key for the jump host, e.g.
-   * `tls.PrivateKey`'s `privateKeyOpenssh`. Takes preference over `password`.
-   */
-  readonly privateKey?: pulumi.Input<string>;
-  /** The passphrase of `privateKey` when it is encrypted. */
-  readonly privateKeyPassword?: pulumi.Input<string>;
-  /** The path of an SSH agent's socket (as in `SSH_AUTH_SOCK`) to authenticate with. */
-  readonly agentSocketPath?: pulumi.Input<string>;
-  /**
-   * The jump host's expected key: an OpenSSH public key line (`ssh-ed25519 AAAA...`) or a
-   * SHA256 fingerprint (`SHA256:...`). A host presenting another key is refused. Unset, the key
-   * first seen is trusted for the rest of the run.
-   */
-  readonly hostKey?: pulumi.Input<string>;
-  /** Connection attempts before giving up (at least 1). Default 10. */
-  readonly dialErrorLimit?: pulumi.Input<number>;
-  /** Seconds allowed for one TCP connect plus SSH handshake. Default 15. */
-  readonly perDialTimeout?: pulumi.Input<number>;
-}
-
 /**
- * How to reach a host over SSH: the fields of `@pulumi/command`'s `remote.ConnectionArgs`,
- * each a `pulumi.Input`, plus `sudo` and `commandTimeout`. One of `password`, `privateKey` or
- * `agentSocketPath` is required. The whole object is stored as a secret (encrypted in state,
- * `[secret]` in previews), whether or not its fields were secrets.
+ * How to reach one SSH endpoint: the host to tune, or the jump host (bastion) a connection goes
+ * through (`ssh -J`, as `proxy`).
  */
-export interface ConnectionArgs {
-  /** The address or name of the host to tune, e.g. an instance's `publicIp`. */
+export interface ProxyConnectionArgs {
+  /** The address or name of the host, e.g. an instance's `publicIp`. */
   readonly host: pulumi.Input<string>;
   /** The SSH port. Default 22. */
   readonly port?: pulumi.Input<number>;
-  /** The user to log in as. Default `root`; another user needs `sudo: true`. */
+  /** The user to log in as. Default `root`; on the host to tune, another user needs `sudo: true`. */
   readonly user?: pulumi.Input<string>;
   /** The password to log in with. Tried after `privateKey` and the agent. */
   readonly password?: pulumi.Input<string>;
@@ -84,6 +51,15 @@ export interface ConnectionArgs {
   readonly dialErrorLimit?: pulumi.Input<number>;
   /** Seconds allowed for one TCP connect plus SSH handshake. Default 15. */
   readonly perDialTimeout?: pulumi.Input<number>;
+}
+
+/**
+ * How to reach a host over SSH: the fields of `@pulumi/command`'s `remote.ConnectionArgs`,
+ * each a `pulumi.Input`, plus `sudo` and `commandTimeout`. One of `password`, `privateKey` or
+ * `agentSocketPath` is required. The whole object is stored as a secret (encrypted in state,
+ * `[secret]` in previews), whether or not its fields were secrets.
+ */
+export interface ConnectionArgs extends ProxyConnectionArgs {
   /** A jump host to reach `host` through (`ssh -J`). */
   readonly proxy?: pulumi.Input<ProxyConnectionArgs>;
   /** Run commands as `sudo -n ...` when `user` is not root (passwordless sudo). Default false. */

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, SANDBOX } from "../helpers/sandbox";
+import { cli, direct, SANDBOX, vmSandboxUp } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import { parsePinResult, renderPinScript } from "../../src/host/irqs";
 import { run } from "../../src/sandbox/system";
@@ -107,11 +107,8 @@ async function linkGuests(): Promise<void> {
 }
 
 beforeAll(async () => {
-  cli(["sandbox", "down", "--name", NAME]);
+  [a, b] = vmSandboxUp(NAME, 2) as [SandboxHost, SandboxHost];
   try {
-    [a, b] = JSON.parse(
-      cli(["sandbox", "up", "--vm", "--hosts", "2", "--name", NAME, "--json"], UP_TIMEOUT_MS),
-    ) as SandboxHost[];
     await linkGuests();
   } catch (err) {
     cli(["sandbox", "down", "--name", NAME]);

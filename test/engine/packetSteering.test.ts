@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, resourceOps } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, sandboxHosts, SANDBOX } from "../helpers/sandbox";
+import { cli, direct, sandboxHosts, SANDBOX, vmSandboxUp } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { SteeringArg, SteeringProgramArgs } from "../programs/packetSteering";
 
@@ -204,17 +204,7 @@ describe("on a VM host (virtio_net, 4 queue pairs, 4 vCPUs, the initial network 
   let vm: SandboxHost;
 
   beforeAll(() => {
-    cli(["sandbox", "down", "--name", NAME]);
-    try {
-      vm = (
-        JSON.parse(
-          cli(["sandbox", "up", "--vm", "--hosts", "1", "--name", NAME, "--json"], UP_TIMEOUT_MS),
-        ) as SandboxHost[]
-      )[0]!;
-    } catch (err) {
-      cli(["sandbox", "down", "--name", NAME]);
-      throw err;
-    }
+    vm = vmSandboxUp(NAME, 1)[0]!;
   }, UP_TIMEOUT_MS + 60_000);
 
   afterAll(() => {

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, SANDBOX } from "../helpers/sandbox";
+import { cli, direct, SANDBOX, vmSandboxUp } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
 /** A VM sandbox of its own, beside the run's nspawn sandbox. */
@@ -43,17 +43,7 @@ const LINK_SCRIPT = [
 ].join("; ");
 
 beforeAll(() => {
-  cli(["sandbox", "down", "--name", NAME]);
-  try {
-    vm = (
-      JSON.parse(
-        cli(["sandbox", "up", "--vm", "--hosts", "1", "--name", NAME, "--json"], UP_TIMEOUT_MS),
-      ) as SandboxHost[]
-    )[0]!;
-  } catch (err) {
-    cli(["sandbox", "down", "--name", NAME]);
-    throw err;
-  }
+  vm = vmSandboxUp(NAME, 1)[0]!;
 }, UP_TIMEOUT_MS + 60_000);
 
 afterAll(() => {

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, ROOT, SANDBOX } from "../helpers/sandbox";
+import { cli, direct, ROOT, SANDBOX, vmSandboxUp } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { XdpArg, XdpProgramArgs } from "../programs/xdp";
 
@@ -60,35 +60,7 @@ beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-xdp-vm-"));
   for (const f of ["pass_count.c", "drop_all.c"])
     fs.copyFileSync(path.join(FIXTURES, f), path.join(tmp, f));
-  cli(["sandbox", "down", "--name", NAME]);
-  try {
-    vm = (
-      JSON.parse(
-        cli(
-          [
-            "sandbox",
-            "up",
-            "--vm",
-            "--hosts",
-            "1",
-            "--cpus",
-            "2",
-            "--numa",
-            "1",
-            "--queues",
-            "2",
-            "--name",
-            NAME,
-            "--json",
-          ],
-          UP_TIMEOUT_MS,
-        ),
-      ) as SandboxHost[]
-    )[0]!;
-  } catch (err) {
-    cli(["sandbox", "down", "--name", NAME]);
-    throw err;
-  }
+  vm = vmSandboxUp(NAME, 1, ["--cpus", "2", "--numa", "1", "--queues", "2"])[0]!;
 }, UP_TIMEOUT_MS + 60_000);
 
 afterAll(() => {

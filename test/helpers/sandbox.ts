@@ -59,3 +59,26 @@ declare module "vitest" {
     sandboxHosts: SandboxHost[];
   }
 }
+
+/** How long a VM sandbox may take to come up: TCG guests boot slowly on a busy machine. */
+export const VM_UP_TIMEOUT_MS = 600_000;
+
+/**
+ * A VM sandbox of a test file's own, beside the run's nspawn sandbox: any leftover of that name
+ * is taken down first, and a failed `up` takes down what it started. `extra` are more `sandbox
+ * up` flags (`--cpus 2`). Take it down in afterAll with `cli(["sandbox", "down", "--name", name])`.
+ */
+export function vmSandboxUp(name: string, hosts: number, extra: string[] = []): SandboxHost[] {
+  cli(["sandbox", "down", "--name", name]);
+  try {
+    return JSON.parse(
+      cli(
+        ["sandbox", "up", "--vm", "--hosts", String(hosts), ...extra, "--name", name, "--json"],
+        VM_UP_TIMEOUT_MS,
+      ),
+    ) as SandboxHost[];
+  } catch (err) {
+    cli(["sandbox", "down", "--name", name]);
+    throw err;
+  }
+}

@@ -5,37 +5,10 @@
  * section of test/fixtures/SOURCES.md); the facts asserted here are read from those captures and
  * from the `ethtool -i` output published with them.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 
-import {
-  parseProcInterrupts,
-  queueIrqs,
-  type ProcInterrupts,
-  type QueueIrq,
-} from "../../src/host/interrupts";
-
-const DIR = path.join(__dirname, "..", "fixtures", "interrupts");
-
-function fixture(name: string): string {
-  return fs.readFileSync(path.join(DIR, name), "utf8");
-}
-
-function parse(name: string, cpuColumns?: number): ProcInterrupts {
-  return parseProcInterrupts(fixture(name), cpuColumns === undefined ? {} : { cpuColumns });
-}
-
-function line(p: ProcInterrupts, id: string) {
-  const l = p.lines.find((x) => x.id === id);
-  if (!l) throw new Error(`no row ${id}`);
-  return l;
-}
-
-/** `role queue:irq` for compact order checks. */
-function brief(irqs: readonly QueueIrq[]): string[] {
-  return irqs.map((q) => `${q.role}${q.queue}:${q.irq}`);
-}
+import { queueIrqs } from "../../src/host/interrupts";
+import { brief, line, parse } from "../helpers/interrupts";
 
 const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 

@@ -4,41 +4,15 @@
  * test/fixtures/SOURCES.md); the facts asserted here are read from those captures.
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 
 import { ParseError } from "../../src/host/errors";
-import {
-  parseProcInterrupts,
-  queueIrqs,
-  type ProcInterrupts,
-  type QueueIrq,
-} from "../../src/host/interrupts";
+import { parseProcInterrupts, queueIrqs } from "../../src/host/interrupts";
+import { DIR, brief, fixture, line, parse } from "../helpers/interrupts";
 import { parsers } from "../../src/parsers";
-
-const DIR = path.join(__dirname, "..", "fixtures", "interrupts");
-
-function fixture(name: string): string {
-  return fs.readFileSync(path.join(DIR, name), "utf8");
-}
-
-function parse(name: string, cpuColumns?: number): ProcInterrupts {
-  return parseProcInterrupts(fixture(name), cpuColumns === undefined ? {} : { cpuColumns });
-}
 
 function msiIrqs(name: string): number[] {
   return fixture(name).trim().split(/\s+/).map(Number);
-}
-
-function line(p: ProcInterrupts, id: string) {
-  const l = p.lines.find((x) => x.id === id);
-  if (!l) throw new Error(`no row ${id}`);
-  return l;
-}
-
-/** `role queue:irq` for compact order checks. */
-function brief(irqs: readonly QueueIrq[]): string[] {
-  return irqs.map((q) => `${q.role}${q.queue}:${q.irq}`);
 }
 
 /** Calls `fn` and returns what it threw, failing the test when nothing was thrown. */
