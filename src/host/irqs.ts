@@ -10,6 +10,7 @@
  * (a udev rule), so all three place the same queues on the same CPUs.
  */
 import { shellQuote } from "../transport/quote";
+import { UNIT_DIR } from "./systemd";
 import { parseCpuList } from "./cpus";
 import { ParseError } from "./errors";
 import { assertInterfaceName } from "./ip";
@@ -476,4 +477,104 @@ export function parsePinResult(text: string): PinResult {
     }
   }
   return { pinned, missing, failed, ibFailed, ib, ibWarnings };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistence: the pin script at boot and when the queues change
+
+/** Where a resource's on-host script and udev rule live. */
+const SCRIPT_DIR = "/usr/local/lib/nettune";
+const UDEV_DIR = "/etc/udev/rules.d";
+const baseOf = (unitName: string) => unitName.replace(/\.service$/, "");
+const scriptPathOf = (unitName: string) => `${SCRIPT_DIR}/${baseOf(unitName)}.sh`;
+const rulePathOf = (unitName: string) => `${UDEV_DIR}/90-${baseOf(unitName)}.rules`;
+const unitPath = (unitName: string) => `${UNIT_DIR}/${unitName}`;
+
+/** What persistence needs to know of the resource. */
+export interface IrqPersistTarget {
+  readonly unitName: string;
+  readonly interface: string;
+}
+
+/** The unit that runs the resource's script at boot, after the network and irqbalance. */
+function unitText(inputs: IrqPersistTarget, devices: readonly string[]): string {
+  return [
+    "# Managed by nettune. Removed when the Pulumi resource is destroyed.",
+    "[Unit]",
+    `Description=nettune IrqAffinity on ${inputs.interface} (${devices.join(", ")})`,
+    "After=network.target irqbalance.service",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=/bin/sh ${scriptPathOf(inputs.unitName)}`,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** The udev rule that re-runs the unit when a device's queues are added or removed. */
+function ruleText(inputs: IrqPersistTarget, devices: readonly string[]): string {
+  return [
+    "# Managed by nettune: re-pins the queue IRQs when the queues change (ethtool -L, driver reload).",
+    ...devices.map(
+      (d) =>
+        `ACTION=="add|remove", SUBSYSTEM=="queues", KERNEL=="rx-*", ENV{DEVPATH}=="*/net/${d}/queues/*", ` +
+        `RUN+="/bin/systemctl --no-block restart ${inputs.unitName}"`,
+    ),
+    "",
+  ].join("\n");
+}
+
+const writeFile = (path: string, text: string, mode = "644") =>
+  `umask 022 && printf '%s' ${shellQuote(text)} > ${shellQuote(`${path}.nettune-tmp`)} && chmod ${mode} ${shellQuote(`${path}.nettune-tmp`)} && mv -f ${shellQuote(`${path}.nettune-tmp`)} ${shellQuote(path)}`;
+
+/**
+ * Installs a resource's boot script (the pin script of `pins`, waiting up to 30 s for their
+ * names), its unit and its udev rule; not run: the pins are live already. `ib` is what the boot
+ * script does about irqbalance (renew the bans, or nothing).
+ */
+export function renderIrqPersist(
+  inputs: IrqPersistTarget,
+  pins: readonly (PinEntry & { readonly device: string })[],
+  ib: IrqbalanceAction,
+): string {
+  const devices = [...new Set(pins.map((p) => p.device))];
+  // At boot a driver may request its IRQs only when the interface comes up: wait for them.
+  const boot = renderPinScript(
+    pins.map((p) => ({ action: p.action, cpus: p.cpus })),
+    {
+      owner: inputs.unitName.replace(/\.service$/, ""),
+      irqbalance: ib,
+      waitSeconds: 30,
+      missing: "skip",
+    },
+  );
+  const unit = shellQuote(inputs.unitName);
+  return [
+    "command -v systemctl >/dev/null || { echo 'systemd is required to persist IRQ pins (persist: false to skip)' >&2; exit 3; }",
+    `mkdir -p ${SCRIPT_DIR}`,
+    writeFile(
+      scriptPathOf(inputs.unitName),
+      `#!/bin/sh\n# Managed by nettune: pins the queue IRQs of ${inputs.interface} by name.\n${boot}\n`,
+      "755",
+    ),
+    writeFile(unitPath(inputs.unitName), unitText(inputs, devices)),
+    `systemctl daemon-reload && systemctl enable --quiet ${unit}`,
+    `if [ -d ${UDEV_DIR} ]; then ${writeFile(rulePathOf(inputs.unitName), ruleText(inputs, devices))} && { udevadm control --reload-rules 2>/dev/null || true; }; fi`,
+  ].join("\n");
+}
+
+/** Removes what {@link renderIrqPersist} installed; succeeds when it is gone already. */
+export function renderIrqUnpersist(unitName: string): string {
+  const unit = shellQuote(unitName);
+  return [
+    `if [ -e ${shellQuote(unitPath(unitName))} ]; then systemctl disable --quiet ${unit} 2>/dev/null || true; rm -f ${shellQuote(unitPath(unitName))}; systemctl daemon-reload; fi`,
+    `rm -f ${shellQuote(scriptPathOf(unitName))}`,
+    `if [ -e ${shellQuote(rulePathOf(unitName))} ]; then rm -f ${shellQuote(rulePathOf(unitName))}; udevadm control --reload-rules 2>/dev/null || true; fi`,
+    // The folders nettune created, once nothing of any resource is left in them.
+    `rmdir ${SCRIPT_DIR} ${IRQBALANCE_STATE_DIR} ${IRQBALANCE_STATE_DIR.replace(/\/[^/]+$/, "")} 2>/dev/null || true`,
+  ].join("\n");
 }

@@ -15,7 +15,8 @@ import {
   parsePinResult,
   renderIrqProbe,
   renderPinScript,
-  IRQBALANCE_STATE_DIR,
+  renderIrqPersist,
+  renderIrqUnpersist,
   type IrqbalanceAction,
   type IrqProbe,
   type PinEntry,
@@ -23,7 +24,6 @@ import {
 } from "../host/irqs";
 import { parseIrqProbe } from "../host/irqs";
 import { ParseError } from "../host/errors";
-import { shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import { messageOf, outputOf, runBatch } from "../engine/batch";
 import type { Failure } from "../engine/lifecycle";
@@ -67,12 +67,7 @@ interface Own {
 }
 type Facts = link.LinkFacts<Own>;
 
-/** Where the on-host script, the udev rule and irqbalance state of a resource live. */
-const SCRIPT_DIR = "/usr/local/lib/nettune";
-const UDEV_DIR = "/etc/udev/rules.d";
 const baseOf = (unitName: string) => unitName.replace(/\.service$/, "");
-const scriptPathOf = (unitName: string) => `${SCRIPT_DIR}/${baseOf(unitName)}.sh`;
-const rulePathOf = (unitName: string) => `${UDEV_DIR}/90-${baseOf(unitName)}.rules`;
 
 // ---------------------------------------------------------------------------------------------
 // Placing queues on CPUs
@@ -299,81 +294,6 @@ function ibAction(
   return { mode: "none" };
 }
 
-/** The unit that runs the resource's script at boot, after the network and irqbalance. */
-function unitText(inputs: IrqAffinityInputs, devices: readonly string[]): string {
-  return [
-    "# Managed by nettune. Removed when the Pulumi resource is destroyed.",
-    "[Unit]",
-    `Description=nettune IrqAffinity on ${inputs.interface} (${devices.join(", ")})`,
-    "After=network.target irqbalance.service",
-    "",
-    "[Service]",
-    "Type=oneshot",
-    "RemainAfterExit=yes",
-    `ExecStart=/bin/sh ${scriptPathOf(inputs.unitName)}`,
-    "",
-    "[Install]",
-    "WantedBy=multi-user.target",
-    "",
-  ].join("\n");
-}
-
-/** The udev rule that re-runs the unit when a device's queues are added or removed. */
-function ruleText(inputs: IrqAffinityInputs, devices: readonly string[]): string {
-  return [
-    "# Managed by nettune: re-pins the queue IRQs when the queues change (ethtool -L, driver reload).",
-    ...devices.map(
-      (d) =>
-        `ACTION=="add|remove", SUBSYSTEM=="queues", KERNEL=="rx-*", ENV{DEVPATH}=="*/net/${d}/queues/*", ` +
-        `RUN+="/bin/systemctl --no-block restart ${inputs.unitName}"`,
-    ),
-    "",
-  ].join("\n");
-}
-
-const writeFile = (path: string, text: string, mode = "644") =>
-  `umask 022 && printf '%s' ${shellQuote(text)} > ${shellQuote(`${path}.nettune-tmp`)} && chmod ${mode} ${shellQuote(`${path}.nettune-tmp`)} && mv -f ${shellQuote(`${path}.nettune-tmp`)} ${shellQuote(path)}`;
-
-/** Installs the boot script, the unit and the udev rule (not run: the pins are live already). */
-function renderPersist(inputs: IrqAffinityInputs, pins: readonly Planned[], ib: IrqbalanceAction) {
-  const devices = [...new Set(pins.map((p) => p.device))];
-  // At boot a driver may request its IRQs only when the interface comes up: wait for them.
-  const boot = renderPinScript(
-    pins.map((p) => ({ action: p.action, cpus: p.cpus })),
-    {
-      owner: stateName(inputs),
-      irqbalance: ib.mode === "ban" ? ib : { mode: "none" },
-      waitSeconds: 30,
-      missing: "skip",
-    },
-  );
-  const unit = shellQuote(inputs.unitName);
-  return [
-    "command -v systemctl >/dev/null || { echo 'systemd is required to persist IRQ pins (persist: false to skip)' >&2; exit 3; }",
-    `mkdir -p ${SCRIPT_DIR}`,
-    writeFile(
-      scriptPathOf(inputs.unitName),
-      `#!/bin/sh\n# Managed by nettune: pins the queue IRQs of ${inputs.interface} by name.\n${boot}\n`,
-      "755",
-    ),
-    writeFile(`${link.unitPathOf(inputs.unitName)}`, unitText(inputs, devices)),
-    `systemctl daemon-reload && systemctl enable --quiet ${unit}`,
-    `if [ -d ${UDEV_DIR} ]; then ${writeFile(rulePathOf(inputs.unitName), ruleText(inputs, devices))} && { udevadm control --reload-rules 2>/dev/null || true; }; fi`,
-  ].join("\n");
-}
-
-/** Removes what {@link renderPersist} installed; succeeds when it is gone already. */
-function renderUnpersist(unitName: string): string {
-  const unit = shellQuote(unitName);
-  return [
-    `if [ -e ${shellQuote(link.unitPathOf(unitName))} ]; then systemctl disable --quiet ${unit} 2>/dev/null || true; rm -f ${shellQuote(link.unitPathOf(unitName))}; systemctl daemon-reload; fi`,
-    `rm -f ${shellQuote(scriptPathOf(unitName))}`,
-    `if [ -e ${shellQuote(rulePathOf(unitName))} ]; then rm -f ${shellQuote(rulePathOf(unitName))}; udevadm control --reload-rules 2>/dev/null || true; fi`,
-    // The folders nettune created, once nothing of any resource is left in them.
-    `rmdir ${SCRIPT_DIR} ${IRQBALANCE_STATE_DIR} ${IRQBALANCE_STATE_DIR.replace(/\/[^/]+$/, "")} 2>/dev/null || true`,
-  ].join("\n");
-}
-
 /** Runs a pin script; the result, or an error that says what happened and what was put back. */
 async function pin(
   t: Transport,
@@ -481,8 +401,10 @@ async function applyPins(
   const steps = [
     ...oldUnit
       .filter((u) => !news.persist || u !== news.unitName)
-      .map((u) => ({ script: renderUnpersist(u) })),
-    ...(news.persist ? [{ script: renderPersist(news, plan.pins, ib) }] : []),
+      .map((u) => ({ script: renderIrqUnpersist(u) })),
+    ...(news.persist
+      ? [{ script: renderIrqPersist(news, plan.pins, ib.mode === "ban" ? ib : { mode: "none" }) }]
+      : []),
   ];
   if (steps.length > 0) {
     const out = await runBatch(t, steps);
@@ -583,7 +505,7 @@ export const irqAffinitySpec: Spec<IrqAffinityInputs, IrqAffinityOutputs, Facts>
       ctx.warn(`could not put the IRQs back: ${pinFailure(t, res, []).message}`);
     }
     for (const w of res.result.ibWarnings) ctx.warn(w);
-    const out = await runBatch(t, [{ script: renderUnpersist(olds.unitName) }]);
+    const out = await runBatch(t, [{ script: renderIrqUnpersist(olds.unitName) }]);
     const failed = out.find((s) => s.exitCode !== 0);
     if (failed)
       throw new Error(
@@ -614,12 +536,3 @@ export const irqAffinitySpec: Spec<IrqAffinityInputs, IrqAffinityOutputs, Facts>
 };
 
 export const irqAffinityHandler = handlerOf(irqAffinitySpec);
-
-/** For the docs and tests: where a resource keeps its files on the host. */
-export const irqAffinityPaths = (unitName: string) => ({
-  unit: link.unitPathOf(unitName),
-  script: scriptPathOf(unitName),
-  rule: rulePathOf(unitName),
-  banned: `${IRQBALANCE_STATE_DIR}/${baseOf(unitName)}.banned`,
-  stopped: `${IRQBALANCE_STATE_DIR}/${baseOf(unitName)}.stopped`,
-});
