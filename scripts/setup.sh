@@ -126,6 +126,25 @@ xdpl_bin="$tools/xdp-loader"
 mkdir -p "$root/dist/bin"
 cmp -s "$xdpl_bin" "$root/dist/bin/xdp-loader" || install -m 0755 "$xdpl_bin" "$root/dist/bin/xdp-loader"
 
+# --- the XDP program library (xdp/*.c): compiled once per source hash, shipped in dist/xdp ------
+command -v clang >/dev/null || die "clang is required to build the XDP programs in xdp/"
+xdp_sum="$( (clang --version; cat "$root"/xdp/*.c "$root"/xdp/*.h) | sha256sum | cut -c1-16)"
+xdp_objs="$cache/xdp-$xdp_sum"
+if [ ! -d "$xdp_objs" ]; then
+  say "compiling the XDP programs (xdp/)"
+  mkdir -p "$xdp_objs.tmp"
+  for src in "$root"/xdp/*.c; do
+    (cd "$root/xdp" && clang -target bpf -O2 -g -Wall -Werror -fdebug-prefix-map="$root/xdp=." \
+      -I"/usr/include/$(uname -m)-linux-gnu" -c "$(basename "$src")" \
+      -o "$xdp_objs.tmp/$(basename "$src" .c).o" >&2)
+  done
+  rm -rf "$xdp_objs" && mv "$xdp_objs.tmp" "$xdp_objs"
+fi
+mkdir -p "$root/dist/xdp"
+for obj in "$xdp_objs"/*.o; do
+  cmp -s "$obj" "$root/dist/xdp/$(basename "$obj")" || install -m 0644 "$obj" "$root/dist/xdp/"
+done
+
 cat >"$tools/nettune.tmp" <<EOF
 #!/bin/sh
 exec "$(command -v node)" "$root/dist/src/bin/nettune.js" "\$@"

@@ -29,7 +29,11 @@ export {
   type XdpProgramArgs,
   type XdpProgramSource,
   type XdpAttached,
+  type XdpConstants,
+  type XdpConstantValue,
 } from "./resources/xdpProgram";
+/** The XDP program library: `nettune.xdp.synFlood(…)`, `dropPorts(…)`, `allowList(…)`. */
+export * as xdp from "./resources/xdpLibrary";
 export type { ConnectionArgs, ProxyConnectionArgs } from "./resources/connection";
 export type { SysctlValue } from "./schemas/publicTypes";
 export { SYSCTL_CATALOGUE, type SysctlKeyInfo } from "./resources/sysctlCatalogue";

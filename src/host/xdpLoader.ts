@@ -42,7 +42,9 @@ export type LoaderErrorCode =
   | "attach-failed"
   | "nothing-attached"
   | "save-exists"
-  | "no-save";
+  | "no-save"
+  | "bad-constant"
+  | "no-such-map";
 
 /** A failure the loader reported, with its code and any extra fields it added (progId, mtu…). */
 export class XdpLoaderError extends Error {
@@ -85,6 +87,26 @@ export interface AttachArgs {
   readonly replaceProgId?: number;
   /** Attach through netlink even where bpf links work. */
   readonly noLink?: boolean;
+  /** Values for the object's `volatile const` globals (none when empty). */
+  readonly constants?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The loader's constants argument: the JSON in base64, which needs no quoting in a shell or
+ * a unit file. None when there are no constants.
+ */
+export function constantsArgv(constants: Readonly<Record<string, unknown>> | undefined): string[] {
+  if (constants === undefined || Object.keys(constants).length === 0) return [];
+  return ["--consts-base64", Buffer.from(canonicalJson(constants)).toString("base64")];
+}
+
+/** JSON with the keys sorted: the same constants give the same command line. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
 }
 
 export function renderAttach(a: AttachArgs, loader = LOADER_HOST_PATH): string[] {
@@ -94,6 +116,7 @@ export function renderAttach(a: AttachArgs, loader = LOADER_HOST_PATH): string[]
   if (a.expectLinkId !== undefined) argv.push("--expect-link-id", String(a.expectLinkId));
   if (a.replaceProgId !== undefined) argv.push("--replace-prog-id", String(a.replaceProgId));
   if (a.noLink === true) argv.push("--no-link");
+  argv.push(...constantsArgv(a.constants));
   return argv;
 }
 
@@ -352,4 +375,19 @@ export function parseRestore(stdout: string): RestoreResult {
     mode: mode as XdpMode | "",
     replaced: r.numOrNull("replaced"),
   };
+}
+
+export function renderCounters(pinDir: string, map: string, loader = LOADER_HOST_PATH): string[] {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(map))
+    throw new RangeError(`invalid map name ${JSON.stringify(map)}`);
+  return [loader, "counters", "--pin-dir", pinDir, "--map", map];
+}
+
+/** `counters`: the map's u64 counters, summed over CPUs (exact up to 2^53). */
+export function parseCounters(stdout: string): number[] {
+  const data = parseLoaderOutput(stdout);
+  const values = data.values;
+  if (!Array.isArray(values) || !values.every((v) => typeof v === "number"))
+    throw new ParseError(TOOL, "counters: expected values to be a list of numbers", stdout);
+  return values;
 }

@@ -6,7 +6,17 @@
  */
 import { ParseError } from "./errors";
 import { isObject } from "./json";
-import { LOADER_HOST_PATH, PIN_ROOT, renderDetach, renderRestore, type XdpMode } from "./xdpLoader";
+import {
+  constantsArgv,
+  LOADER_HOST_PATH,
+  parseCounters,
+  PIN_ROOT,
+  renderCounters,
+  renderDetach,
+  renderRestore,
+  type XdpMode,
+} from "./xdpLoader";
+import type { Transport } from "../transport/types";
 import { renderUnitRemove } from "./systemd";
 import { renderCommand, shellQuote } from "../transport/quote";
 
@@ -217,6 +227,7 @@ export function renderBootAttach(a: {
   prog: string;
   mode: XdpMode;
   pinDir: string;
+  constants?: Readonly<Record<string, unknown>>;
 }): string[] {
   return [
     LOADER_HOST_PATH,
@@ -231,6 +242,7 @@ export function renderBootAttach(a: {
     a.mode,
     "--pin-dir",
     a.pinDir,
+    ...constantsArgv(a.constants),
   ];
 }
 
@@ -298,6 +310,8 @@ export interface XdpBefore {
   readonly unitName: string;
   /** nettune's program was attached: the rollback attaches the previous object again. */
   readonly previousProgram?: string;
+  /** The previous program's constants. */
+  readonly previousConstants?: Readonly<Record<string, unknown>>;
   /** The attach replaced a taken-over program: the rollback puts it back. */
   readonly tookOver?: boolean;
   /** The boot unit as it was (installed again), or undefined (the unit is removed). */
@@ -325,6 +339,7 @@ export function renderXdpRollback(b: XdpBefore): string {
       prog: b.previousProgram,
       mode: b.mode,
       pinDir: p.pinDir,
+      constants: b.previousConstants,
     });
     program = `{ [ -f ${shellQuote(`${p.object}.prev`)} ] && ${quiet(again)}; } || { ${detach}; }`;
   }
@@ -383,4 +398,17 @@ export function renderCleanup(unitName: string): string {
     `rmdir ${shellQuote(PIN_ROOT)} 2>/dev/null || true`,
     `if rmdir ${shellQuote(OBJECT_DIR)} 2>/dev/null || [ ! -d ${shellQuote(OBJECT_DIR)} ]; then rm -f ${shellQuote(LOADER_HOST_PATH)}; rmdir ${shellQuote(lib)} 2>/dev/null || true; fi`,
   ].join("\n");
+}
+
+/**
+ * Reads a program's counters (a pinned array of u64, per-CPU values summed) through the
+ * loader on the host: `readXdpCounters(t, xdp.pinDir, "syn_stats")`.
+ */
+export async function readXdpCounters(
+  t: Transport,
+  pinDir: string,
+  map: string,
+): Promise<number[]> {
+  const r = await t.exec(renderCounters(pinDir, map), { allowFailure: true });
+  return parseCounters(r.stdout);
 }

@@ -26,6 +26,17 @@ export type XdpProgramSource =
       readonly objectPath: string;
     };
 
+/** An integer (`bigint` past 2^53), a boolean, or a list of them for an array constant. */
+export type XdpConstantValue =
+  | number
+  | bigint
+  | boolean
+  | readonly (number | bigint | boolean)[]
+  | readonly (readonly (number | bigint | boolean)[])[];
+
+/** Values for the object's `volatile const` globals, by name. */
+export type XdpConstants = Readonly<Record<string, XdpConstantValue>>;
+
 export interface XdpProgramArgs {
   /** How to reach the host: the fields of `@pulumi/command`'s `remote.ConnectionArgs` plus `sudo`. Stored as a secret. */
   readonly connection: pulumi.Input<ConnectionArgs>;
@@ -38,6 +49,14 @@ export interface XdpProgramArgs {
   readonly program: XdpProgramSource;
   /** The `SEC("xdp")` function in the object to attach. */
   readonly programName: pulumi.Input<string>;
+  /**
+   * Values for the object's `volatile const` globals (in `.rodata`), set when the program is
+   * loaded: the way to configure a program without editing its C. Integers, booleans and
+   * arrays of them (shorter arrays are padded with zeros); a name the object does not have, or
+   * a value that does not fit its C type, fails `up` before anything is attached. A change
+   * replaces the program atomically, as a new object does.
+   */
+  readonly constants?: pulumi.Input<XdpConstants>;
   /**
    * `"native"` (default: in the driver, the fast path), `"generic"` (in the stack, any interface,
    * slower) or `"hw"` (offloaded to the NIC: nfp). Changing it replaces the resource: the kernel
@@ -73,6 +92,14 @@ export interface XdpAttached {
   name: string;
   mode: "native" | "generic" | "hw";
   via: "link" | "netlink";
+}
+
+/** bigint becomes a string of digits: Pulumi's wire format has no bigint. */
+function serializeConstants(c: XdpConstants | undefined): Record<string, unknown> | undefined {
+  if (c === undefined || c === null) return undefined;
+  const one = (v: unknown): unknown =>
+    typeof v === "bigint" ? v.toString() : Array.isArray(v) ? v.map(one) : v;
+  return Object.fromEntries(Object.entries(c).map(([k, v]) => [k, one(v)]));
 }
 
 /** Where compiled objects are kept, by the hash of what went into them. */
@@ -204,6 +231,8 @@ export class XdpProgram extends pulumi.dynamic.Resource {
   declare public readonly interface: pulumi.Output<string>;
   declare public readonly programName: pulumi.Output<string>;
   declare public readonly mode: pulumi.Output<"native" | "generic" | "hw">;
+  /** The constants the program was loaded with. */
+  declare public readonly constants: pulumi.Output<Record<string, unknown>>;
   /** sha256 of the object; `none` after a refresh that found the program gone. */
   declare public readonly objectSha256: pulumi.Output<string>;
   /** The attached program; absent after a refresh that found it gone. */
@@ -235,6 +264,7 @@ export class XdpProgram extends pulumi.dynamic.Resource {
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         programName: args.programName,
+        constants: pulumi.output(args.constants).apply(serializeConstants),
         mode: args.mode,
         takeOver: args.takeOver,
         persist: args.persist,

@@ -14,6 +14,37 @@ export const xdpModeSchema = z.enum(["native", "generic", "hw"], {
   error: 'mode must be "native", "generic" or "hw"',
 });
 
+/** An integer constant: a number, or a string of digits for values past 2^53. */
+const constantScalar = z.union([
+  z.number().int("must be a whole number"),
+  z.boolean(),
+  z.string().regex(/^-?\d{1,20}$/, "must be a whole number (a string of digits for 64-bit values)"),
+]);
+
+/** A constant's value: an integer, a boolean, or a list of them (a list of lists for 2-D arrays). */
+export const xdpConstantSchema = z.union([
+  constantScalar,
+  z.array(z.union([constantScalar, z.array(constantScalar).max(4096)])).max(4096),
+]);
+
+/** Values for the object's `volatile const` globals, set when the program is loaded. */
+export const xdpConstantsSchema = z
+  .record(
+    z
+      .string()
+      .regex(
+        /^[A-Za-z_][A-Za-z0-9_]{0,127}$/,
+        "constants: each name must be a C identifier (a `volatile const` global of the object)",
+      ),
+    xdpConstantSchema,
+    { error: "constants must be an object of constant name to value" },
+  )
+  .superRefine((consts, ctx) => {
+    // The loader's command line carries them (as base64): keep it well inside one argument.
+    if (JSON.stringify(consts).length > 64 * 1024)
+      ctx.addIssue({ code: "custom", message: "constants: at most 64 KiB of values in all" });
+  });
+
 export const xdpProgramSchema = z.strictObject({
   connection: connectionSchema,
   interface: interfaceSchema,
@@ -25,6 +56,11 @@ export const xdpProgramSchema = z.strictObject({
       "programName must be a C identifier: the name of the XDP function in the object",
     ),
   mode: xdpModeSchema.default("native"),
+  /**
+   * Values for the object's `volatile const` globals, set by the loader before the program is
+   * loaded (the verifier sees them as constants). A change replaces the program atomically.
+   */
+  constants: xdpConstantsSchema.default({}),
   /** Replace a program nettune did not attach (it is put back on destroy). */
   takeOver: z.boolean({ error: "takeOver must be true or false" }).default(false),
   persist: persistSchema,

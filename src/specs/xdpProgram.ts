@@ -21,6 +21,7 @@ import {
   parseRestore,
   parseShow,
   parseTakeover,
+  canonicalJson,
   renderAttach,
   renderDetach,
   renderRestore,
@@ -309,6 +310,14 @@ function loaderFailure(err: XdpLoaderError, inputs: XdpProgramInputs, target: st
             ? ` (its XDP programs: ${(extra.programs as string[]).join(", ") || "none"})`
             : ""),
       );
+    case "bad-constant":
+      return new Error(
+        `constants: ${err.message.replace(/^xdp-loader: | \(bad-constant\)$/g, "")}` +
+          (Array.isArray(extra.constants)
+            ? ` (the object's constants: ${(extra.constants as string[]).join(", ") || "none"})`
+            : "") +
+          "; nothing was attached",
+      );
     case "foreign-program":
       return new Error(
         `${where}: another program was attached meanwhile${typeof extra.progId === "number" ? ` (program ${extra.progId})` : ""}; nothing was changed: ${err.message}`,
@@ -366,6 +375,7 @@ function unitOf(inputs: XdpProgramInputs) {
       prog: inputs.programName,
       mode: inputs.mode,
       pinDir: p.pinDir,
+      constants: inputs.constants,
     }),
   ]);
 }
@@ -504,6 +514,7 @@ async function applyXdp(
     ours !== undefined &&
     olds.objectSha256 === news.objectSha256 &&
     olds.programName === news.programName &&
+    canonicalJson(olds.constants ?? {}) === canonicalJson(news.constants) &&
     olds.attached?.tag === ours.tag;
   const object = same ? undefined : objectOf(news);
   await ensureLoader(t, facts.own);
@@ -545,7 +556,9 @@ async function applyXdp(
       dev: news.interface,
       mode: news.mode,
       unitName: news.unitName,
-      ...(previous ? { previousProgram: previous.programName } : {}),
+      ...(previous
+        ? { previousProgram: previous.programName, previousConstants: previous.constants ?? {} }
+        : {}),
       ...(replaceProgId !== undefined ? { tookOver: true } : {}),
       ...(olds?.persist ? { unitInstall: renderUnitInstall(unitOf(olds)) } : {}),
     });
@@ -560,6 +573,7 @@ async function applyXdp(
       prog: news.programName,
       mode: news.mode,
       pinDir: p.pinDir,
+      constants: news.constants,
       ...(replaceProgId === undefined ? {} : { replaceProgId }),
     });
     const persist = link
@@ -650,6 +664,8 @@ export const xdpProgramSpec: Spec<XdpProgramInputs, XdpProgramOutputs, Facts> = 
   migrate: (state) => ({
     ...state,
     rollbackAfter: (state as Partial<XdpProgramOutputs>).rollbackAfter ?? DEFAULT_ROLLBACK_AFTER,
+    // State written before constants existed: the program had none.
+    constants: (state as Partial<XdpProgramOutputs>).constants ?? {},
   }),
   id: (inputs) => link.linkPath("xdp", inputs),
 

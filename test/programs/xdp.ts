@@ -13,7 +13,11 @@ export interface XdpArg {
   source?: string;
   objectPath?: string;
   cflags?: string[];
-  programName: string;
+  /** Without a library program: the program's name in the object. */
+  programName?: string;
+  /** A program of nettune.xdp with its config, instead of source/objectPath/programName. */
+  library?: { name: "synFlood" | "dropPorts" | "allowList"; config: Record<string, unknown> };
+  constants?: Record<string, number | boolean | number[]>;
   mode?: "native" | "generic" | "hw";
   takeOver?: boolean;
   persist?: boolean;
@@ -27,20 +31,29 @@ export interface XdpProgramArgs {
 export default function program(args: XdpProgramArgs): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const a of args.xdps ?? []) {
+    const lib = a.library
+      ? (nettune.xdp[a.library.name] as (c: unknown) => nettune.xdp.XdpLibraryProgram)(
+          a.library.config,
+        )
+      : undefined;
     const r = new nettune.XdpProgram(a.name, {
       connection: connectionOf(a.host),
       interface: a.interface,
-      program:
-        a.objectPath !== undefined
-          ? { objectPath: a.objectPath }
-          : { source: a.source ?? "", cflags: a.cflags },
-      programName: a.programName,
+      ...(lib ?? {
+        program:
+          a.objectPath !== undefined
+            ? { objectPath: a.objectPath }
+            : { source: a.source ?? "", cflags: a.cflags },
+        programName: a.programName ?? "",
+        constants: a.constants,
+      }),
       mode: a.mode,
       takeOver: a.takeOver,
       persist: a.persist,
       rollbackAfter: a.rollbackAfter,
     });
     out[`${a.name}_attached`] = r.attached;
+    out[`${a.name}_constants`] = r.constants;
     out[`${a.name}_objectSha256`] = r.objectSha256;
     out[`${a.name}_maps`] = r.maps;
     out[`${a.name}_pinDir`] = r.pinDir;

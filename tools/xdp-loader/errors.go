@@ -29,6 +29,8 @@ const (
 	codeNothingAttached  = "nothing-attached"  // takeover: no program on the interface
 	codeSaveExists       = "save-exists"       // takeover: --save already holds another program
 	codeNoSave           = "no-save"           // restore: --save holds no taken-over program
+	codeBadConstant      = "bad-constant"      // --consts names no constant of the object, or a value does not fit
+	codeNoMap            = "no-such-map"       // counters: no array of u64 counters pinned by that name
 )
 
 // cliError is a failure with its code; Extra adds fields to the error JSON.

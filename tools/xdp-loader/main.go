@@ -7,6 +7,10 @@
 //	xdp-loader detach   --dev IF --pin-dir DIR
 //	xdp-loader takeover --dev IF --save DIR
 //	xdp-loader restore  --dev IF --save DIR [--over-pin-dir DIR]
+//	xdp-loader counters --pin-dir DIR --map NAME
+//
+// attach takes --consts '{"name": value, ...}' (or the same in --consts-base64): values for the
+// object's `volatile const` globals, set before the program is loaded.
 //
 // Every command prints one JSON object on stdout. A failure prints
 // {"error": "...", "code": "..."} and exits 1 (2 for bad usage); the codes are stable and
@@ -15,13 +19,21 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 )
+
+// mapNameRe is the form of a BPF map's name (the kernel keeps 15 characters; the ELF any).
+var mapNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// mapPinPath is where attach pins a map of the object.
+func mapPinPath(pinDir, name string) string { return pinDir + "/maps/" + name }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout))
@@ -53,13 +65,15 @@ func run(args []string, stdout io.Writer) int {
 // opts are every command's flags; each command checks the ones it needs.
 type opts struct {
 	dev, obj, prog, mode, pinDir, save, pinRoot, overPinDir string
+	mapName                                                 string
+	consts                                                  map[string]any
 	expectLinkID, replaceProgID                             uint64
 	noLink, requireLink                                     bool
 }
 
 func dispatch(args []string) (any, error) {
 	if len(args) == 0 {
-		return nil, usagef("a command is required: show, attach, detach, takeover or restore")
+		return nil, usagef("a command is required: show, attach, detach, takeover, restore or counters")
 	}
 	cmd := args[0]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -75,6 +89,10 @@ func dispatch(args []string) (any, error) {
 	fs.StringVar(&o.overPinDir, "over-pin-dir", "", "restore: replace the program pinned here atomically")
 	fs.Uint64Var(&o.expectLinkID, "expect-link-id", 0, "attach: the pinned link must have this id")
 	fs.Uint64Var(&o.replaceProgID, "replace-prog-id", 0, "attach: atomically replace this (taken-over) program")
+	fs.StringVar(&o.mapName, "map", "", "counters: the pinned map's name")
+	var consts, consts64 string
+	fs.StringVar(&consts, "consts", "", "attach: JSON object of constant name to value")
+	fs.StringVar(&consts64, "consts-base64", "", "attach: --consts in base64 (free of quotes, for unit files)")
 	fs.BoolVar(&o.noLink, "no-link", false, "attach through netlink even where bpf links work")
 	fs.BoolVar(&o.requireLink, "require-link", false, "attach: fail (links-unsupported) rather than fall back to netlink")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -83,7 +101,21 @@ func dispatch(args []string) (any, error) {
 	if fs.NArg() > 0 {
 		return nil, usagef("%s: unexpected argument %q", cmd, fs.Arg(0))
 	}
-	if o.dev == "" {
+	if consts64 != "" {
+		if consts != "" {
+			return nil, usagef("%s: --consts and --consts-base64 are one or the other", cmd)
+		}
+		raw, err := base64.StdEncoding.DecodeString(consts64)
+		if err != nil {
+			return nil, usagef("%s: --consts-base64 is not base64: %v", cmd, err)
+		}
+		consts = string(raw)
+	}
+	var err error
+	if o.consts, err = parseConstants(consts); err != nil {
+		return nil, err
+	}
+	if o.dev == "" && cmd != "counters" {
 		return nil, usagef("%s: --dev is required", cmd)
 	}
 	need := func(name, v string) error {
@@ -115,13 +147,21 @@ func dispatch(args []string) (any, error) {
 			return nil, err
 		}
 		return takeover(o)
+	case "counters":
+		if err := need("pin-dir", o.pinDir); err != nil {
+			return nil, err
+		}
+		if !mapNameRe.MatchString(o.mapName) {
+			return nil, usagef("counters: --map must be a map's name, got %q", o.mapName)
+		}
+		return counters(o)
 	case "restore":
 		if err := need("save", o.save); err != nil {
 			return nil, err
 		}
 		return restore(o)
 	}
-	return nil, usagef("unknown command %q (show, attach, detach, takeover, restore)", cmd)
+	return nil, usagef("unknown command %q (show, attach, detach, takeover, restore, counters)", cmd)
 }
 
 func usagef(format string, a ...any) error {

@@ -419,6 +419,9 @@ func loadObject(o opts, ifindex int) (*ebpf.Collection, []string, error) {
 			delete(spec.Programs, name)
 		}
 	}
+	if err := setConstants(spec, o.consts); err != nil {
+		return nil, nil, err
+	}
 	if o.mode == "hw" {
 		ps.Ifindex = uint32(ifindex) // offloaded programs are verified for their device
 	}
