@@ -66,6 +66,13 @@ export interface ConnectionArgs extends ProxyConnectionArgs {
   readonly sudo?: pulumi.Input<boolean>;
   /** Seconds a single command may run on the host before it is stopped. Default 60. */
   readonly commandTimeout?: pulumi.Input<number>;
+  /**
+   * Before the first command on the host, wait for cloud-init to finish
+   * (`cloud-init status --wait`, at most 20 minutes): for a host created in the same program,
+   * whose user data tunes it at first boot. A host without cloud-init is not waited for;
+   * cloud-init finishing with errors fails the operation, with its status. Default false.
+   */
+  readonly waitForCloudInit?: pulumi.Input<boolean>;
 }
 
 // The hand-written type and the schema take the same fields with the same value types: what a

@@ -109,6 +109,8 @@ export const connectionSchema = z
     sudo: z.boolean().default(false),
     /** Seconds a single command may run before it is killed. */
     commandTimeout: z.number().positive("commandTimeout must be positive").default(60),
+    /** Wait for cloud-init to finish before the first command. */
+    waitForCloudInit: z.boolean({ error: "waitForCloudInit must be true or false" }).default(false),
   })
   .superRefine(requireAuth("connection"));
 

@@ -42,6 +42,7 @@ export function connectionKey(conn: Connection): string {
     conn.dialErrorLimit,
     conn.perDialTimeout,
     conn.commandTimeout,
+    conn.waitForCloudInit,
     p
       ? [
           p.host,

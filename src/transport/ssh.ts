@@ -173,6 +173,23 @@ interface Live {
 
 // ---------------------------------------------------------------------------------------------
 
+/** How long `waitForCloudInit` waits for cloud-init, in seconds. */
+export const CLOUD_INIT_WAIT_S = 1200;
+
+/**
+ * Waits for cloud-init; exit 0 when it is done (or not installed), 124 on the timeout, another
+ * code when it finished with errors. Prints `cloud-init status --long` when it did not succeed.
+ */
+export function renderCloudInitWait(seconds: number): string {
+  return [
+    "command -v cloud-init >/dev/null 2>&1 || exit 0",
+    `timeout ${seconds} cloud-init status --wait >/dev/null 2>&1; r=$?`,
+    '[ "$r" -eq 0 ] && exit 0',
+    "cloud-init status --long 2>&1 | tr '\n' ' '",
+    'exit "$r"',
+  ].join("\n");
+}
+
 /** A `Transport` over SSH. One instance keeps at most one connection to its host. */
 export class SshTransport implements Transport {
   readonly target: string;
@@ -196,6 +213,8 @@ export class SshTransport implements Transport {
   /** Keys seen on hosts without a pin; a later reconnect must present the same key. */
   private readonly learned = new Map<string, Buffer>();
   private presented: Buffer | undefined;
+  /** The wait for cloud-init (waitForCloudInit), shared by the commands that need it. */
+  private cloudInit: Promise<void> | undefined;
   /** Decrypting a key costs hundreds of ms (bcrypt), so it is done once per endpoint. */
   private readonly keys = new Map<string, ParsedKey | AttemptError>();
 
@@ -238,6 +257,37 @@ export class SshTransport implements Transport {
    * HostKeyMismatchError when the host cannot be reached safely.
    */
   async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.conn.waitForCloudInit) await (this.cloudInit ??= this.waitCloudInit());
+    return this.execNow(command, options);
+  }
+
+  /**
+   * Waits for cloud-init to finish on the host (once per transport; a failed wait is tried
+   * again by the next command). Throws when cloud-init reports an error or is still running
+   * after {@link CLOUD_INIT_WAIT_S} seconds.
+   */
+  private async waitCloudInit(): Promise<void> {
+    try {
+      const r = await this.execNow(
+        { script: renderCloudInitWait(CLOUD_INIT_WAIT_S) },
+        { allowFailure: true, timeoutMs: (CLOUD_INIT_WAIT_S + 60) * 1000 },
+      );
+      const status = r.stdout.trim();
+      if (r.exitCode === 124)
+        throw new Error(
+          `cloud-init on ${this.target} was still running after ${CLOUD_INIT_WAIT_S} s (waitForCloudInit): ${status}`,
+        );
+      if (r.exitCode !== 0)
+        throw new Error(
+          `cloud-init on ${this.target} finished with errors (waitForCloudInit); nothing was read or changed: ${status || r.stderr.trim()}`,
+        );
+    } catch (err) {
+      this.cloudInit = undefined;
+      throw err;
+    }
+  }
+
+  private async execNow(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
     this.stats.execs++;
     const wire = renderCommand(commandArgv(command, this.sudo));
     const timeoutMs = options.timeoutMs ?? this.conn.commandTimeout * 1000;
