@@ -26,6 +26,7 @@ describe("connectionSchema", () => {
       perDialTimeout: 15,
       sudo: false,
       commandTimeout: 60,
+      waitForCloudInit: false,
     });
   });
 
