@@ -99,10 +99,29 @@ export function failuresError(failures: readonly Failure[]): Error {
   return new Error(failures.map((f) => `${f.property}: ${f.reason}`).join("\n"));
 }
 
-/** Drops Pulumi's bookkeeping (`__provider`) before validation. */
+/**
+ * Drops Pulumi's bookkeeping (`__provider`) and the resource's name (`__nettuneName`, which the
+ * resource classes pass for check's messages) before validation.
+ */
 export function userInputs(props: Record<string, unknown>): Record<string, unknown> {
-  const { __provider: _p, ...rest } = props;
+  const { __provider: _p, __nettuneName: _n, ...rest } = props;
   return rest;
+}
+
+/**
+ * The error for inputs that fail validation or the host's check: one line per field, after the
+ * resource's kind and name (`SysctlSet web: values["net.ipv4.tcp_rmem"]: ...`). Thrown from
+ * Check, it reaches the user as written; Pulumi renders returned failures as
+ * `property X value {<nil>} has a problem`.
+ */
+export function checkError(kind: string, name: unknown, failures: readonly Failure[]): Error {
+  const who = typeof name === "string" && name !== "" ? `${kind} ${name}` : kind;
+  const lines = failures.map((f) => `${f.property}: ${f.reason}`);
+  return new Error(
+    lines.length === 1
+      ? `${who}: ${lines[0]}`
+      : `${who}:\n${lines.map((l) => `  ${l}`).join("\n")}`,
+  );
 }
 
 /** Connection fields whose change means another host: the resource is replaced. */

@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   containsUnknown,
+  checkError,
   failuresError,
   type DiffResult,
   userInputs,
@@ -162,18 +163,22 @@ export function previewHostChecks(env: NodeJS.ProcessEnv = process.env): "all" |
  * in parallel (PULUMI_PARALLEL_DIFF=true), and only when its inputs changed.
  */
 async function check(
+  kind: string,
   handler: AnyHandler,
   olds: Record<string, unknown>,
   news: Record<string, unknown>,
 ) {
   const raw = userInputs(news);
   // Values not known yet (preview of a resource that depends on another) are checked at apply.
-  if (containsUnknown(raw)) return { inputs: news };
+  if (containsUnknown(raw)) return { inputs: raw };
   const { value, failures } = validate(handler.schema, raw);
-  if (!value) return { inputs: news, failures };
+  if (!value) throw checkError(kind, news.__nettuneName, failures);
   const isNew = Object.keys(userInputs(olds ?? {})).length === 0;
-  const readHost = isNew && previewHostChecks() === "all";
-  return { inputs: value, failures: readHost ? await hostFailures(handler, value) : [] };
+  if (isNew && previewHostChecks() === "all") {
+    const onHost = await hostFailures(handler, value);
+    if (onHost.length > 0) throw checkError(kind, news.__nettuneName, onHost);
+  }
+  return { inputs: value };
 }
 
 /**
@@ -247,6 +252,7 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
     switch (method) {
       case "check":
         return await check(
+          kind,
           handler,
           args[0] as Record<string, unknown>,
           args[1] as Record<string, unknown>,

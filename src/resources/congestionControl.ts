@@ -78,6 +78,8 @@ export class CongestionControl extends pulumi.dynamic.Resource {
       providerFor("CongestionControl"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection: pulumi.secret(args.connection),
         algorithm: args.algorithm,
         qdisc: args.qdisc,

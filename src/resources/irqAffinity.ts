@@ -107,6 +107,8 @@ export class IrqAffinity extends pulumi.dynamic.Resource {
       providerFor("IrqAffinity"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         policy: args.policy,

@@ -54,6 +54,8 @@ export class Mtu extends pulumi.dynamic.Resource {
       providerFor("Mtu"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         mtu: args.mtu,

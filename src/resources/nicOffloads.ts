@@ -87,6 +87,8 @@ export class NicOffloads extends pulumi.dynamic.Resource {
       providerFor("NicOffloads"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         features: args.features,

@@ -57,6 +57,8 @@ export class NicRings extends pulumi.dynamic.Resource {
       providerFor("NicRings"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         rx: args.rx,

@@ -94,6 +94,8 @@ export class PacketSteering extends pulumi.dynamic.Resource {
       providerFor("PacketSteering"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         rps: args.rps,

@@ -79,6 +79,8 @@ export class RssQueues extends pulumi.dynamic.Resource {
       providerFor("RssQueues"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         combined: args.combined,

@@ -119,6 +119,8 @@ export class SysctlSet extends pulumi.dynamic.Resource {
       providerFor("SysctlSet"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection,
         values: args.values,
         persist: args.persist,

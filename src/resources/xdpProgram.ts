@@ -261,6 +261,8 @@ export class XdpProgram extends pulumi.dynamic.Resource {
       providerFor("XdpProgram"),
       name,
       {
+        // Names the resource in check errors; the provider drops it (not part of the state).
+        __nettuneName: name,
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         programName: args.programName,

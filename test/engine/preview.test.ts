@@ -206,3 +206,31 @@ describe("one owner per setting on a host, across resource kinds", () => {
     );
   });
 });
+
+describe("check errors read as written", () => {
+  test("bad input fails preview naming the resource, the field and the reason, not Pulumi's {<nil>} form", () => {
+    const stack = new EngineStack("sysctl", "checkerrors");
+    try {
+      const h = direct(host);
+      const p = stack.preview({
+        sets: [{ name: "bad-rmem", host: h, values: { "net.ipv4.tcp_rmem": [9000, 100, 50] } }],
+      });
+      expect(p.ok).toBe(false);
+      const text = `${p.error ?? ""}\n${p.stdout}`;
+      expect(text).toContain(
+        'error: SysctlSet bad-rmem: values["net.ipv4.tcp_rmem"]: must satisfy min <= default <= max (got [9000,100,50])',
+      );
+      expect(text).not.toMatch(/has a problem|\{<nil>\}/);
+      expect(internals(text)).toEqual([]);
+      // A key the host lacks, found by the host check of a new resource: the same form.
+      const q = stack.preview({
+        sets: [{ name: "no-key", host: h, values: { "net.ipv4.tcp_nettune_nope": 1 } }],
+      });
+      expect(`${q.error ?? ""}\n${q.stdout}`).toMatch(
+        /error: SysctlSet no-key: values\["net\.ipv4\.tcp_nettune_nope"\]: no such key on /,
+      );
+    } finally {
+      stack.dispose();
+    }
+  });
+});

@@ -22,6 +22,7 @@ import {
 } from "../../src/specs/congestionControl";
 import { congestionControlSchema, congestionWarnings } from "../../src/schemas/congestionControl";
 import { handle, setTransportFactory } from "../../src/engine/provider";
+import { checkFailures } from "../helpers/checkErrors";
 import { validate, type HandlerContext } from "../../src/engine/lifecycle";
 import { renderLinkUnit } from "../../src/host/systemd";
 import { ALWAYS_QDISCS } from "../../src/host/tc";
@@ -526,16 +527,21 @@ describe("through nettune/provider", () => {
     hosts.push(host);
     setTransportFactory(() => host);
     try {
-      const res = (await handle(
-        "CongestionControl",
-        "check",
-        {},
-        {
-          connection: CONNECTION,
-          resourceName: "cc",
-          algorithm: "vegas",
-        },
-      )) as { failures: { property: string; reason: string }[] };
+      const res = {
+        failures: await checkFailures(
+          "CongestionControl",
+          handle(
+            "CongestionControl",
+            "check",
+            {},
+            {
+              connection: CONNECTION,
+              resourceName: "cc",
+              algorithm: "vegas",
+            },
+          ),
+        ),
+      };
       expect(res.failures).toEqual([
         {
           property: "algorithm",

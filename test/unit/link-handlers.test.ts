@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 
 import { handle, setTransportFactory } from "../../src/engine/provider";
+import { checkFailures } from "../helpers/checkErrors";
 import type { HandlerContext } from "../../src/engine/lifecycle";
 import { countSchema, interfaceSchema } from "../../src/schemas/link";
 import { parseBatch, renderBatch, runBatch } from "../../src/engine/batch";
@@ -292,17 +293,22 @@ describe("NicOffloads on veth", () => {
   it("preview through the provider names features.lro and the driver", async () => {
     const { h } = await fake(VETH);
     setTransportFactory(() => h);
-    const res = (await handle(
-      "NicOffloads",
-      "check",
-      {},
-      {
-        connection: CONNECTION,
-        interface: "eth0",
-        features: { lro: true },
-        unitName: "nettune-nicoffloads-x.service",
-      },
-    )) as { failures: { property: string; reason: string }[] };
+    const res = {
+      failures: await checkFailures(
+        "NicOffloads",
+        handle(
+          "NicOffloads",
+          "check",
+          {},
+          {
+            connection: CONNECTION,
+            interface: "eth0",
+            features: { lro: true },
+            unitName: "nettune-nicoffloads-x.service",
+          },
+        ),
+      ),
+    };
     expect(res.failures).toEqual([
       {
         property: "features.lro",

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
 import { handle, setTransportFactory } from "../../src/engine/provider";
+import { checkFailures } from "../helpers/checkErrors";
 import type { HandlerContext } from "../../src/engine/lifecycle";
 import { packetSteeringSchema } from "../../src/schemas/packetSteering";
 import {
@@ -206,12 +207,13 @@ function schemaFailures(input: Record<string, unknown>): string[] {
 type Checked = { failures?: { property: string; reason: string }[] };
 async function check(h: FakeSteeringHost, extra: Record<string, unknown>): Promise<Checked> {
   setTransportFactory(() => h);
-  return (await handle(
+  const run = handle(
     "PacketSteering",
     "check",
     {},
     { connection: CONNECTION, interface: "eth0", unitName: UNIT, ...extra },
-  )) as Checked;
+  );
+  return { failures: await checkFailures("PacketSteering", run) } as Checked;
 }
 
 // ---------------------------------------------------------------------------------------------

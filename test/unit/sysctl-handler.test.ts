@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { handle, setTransportFactory } from "../../src/engine/provider";
+import { checkFailures } from "../helpers/checkErrors";
 import type { HandlerContext } from "../../src/engine/lifecycle";
 import { sysctlSetHandler as handler, type SysctlSetOutputs } from "../../src/specs/sysctlSet";
 import { sysctlSetSchema, type SysctlSetInputs } from "../../src/schemas/sysctlSet";
@@ -441,10 +442,11 @@ describe("diff", () => {
 describe("check, through the provider entry point", () => {
   afterEach(() => setTransportFactory(undefined));
 
-  type Checked = { failures?: { property: string; reason: string }[] };
   const check = async (news: Record<string, unknown>) => {
-    const props = { connection: CONNECTION, fileName: FILE, ...news };
-    return (await handle("SysctlSet", "check", {}, props)) as Checked;
+    const props = { connection: CONNECTION, fileName: FILE, __nettuneName: "web", ...news };
+    return {
+      failures: await checkFailures("SysctlSet web", handle("SysctlSet", "check", {}, props)),
+    };
   };
 
   it("bad input fails with the field's path and nothing is sent to the host", async () => {
