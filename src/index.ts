@@ -34,6 +34,24 @@ export {
 } from "./resources/xdpProgram";
 /** The XDP program library: `nettune.xdp.synFlood(…)`, `dropPorts(…)`, `allowList(…)`. */
 export * as xdp from "./resources/xdpLibrary";
+export {
+  NetworkTuning,
+  mergeTuning,
+  checkTuning,
+  TUNING_ORDER,
+  type NetworkTuningArgs,
+  type TuningModel,
+  type TuningOverrides,
+  type SysctlOverrides,
+  type TuningPart,
+  type TuningField,
+  type TuningKind,
+  type TuningStep,
+  type TuningProblem,
+  type TuningChoices,
+} from "./resources/networkTuning";
+/** Tuning profiles from the guide's scenarios: `nettune.profiles.apiGateway`, … */
+export { profiles, type ProfileName } from "./profiles";
 export type { ConnectionArgs, ProxyConnectionArgs } from "./resources/connection";
 export type { SysctlValue } from "./schemas/publicTypes";
 export { SYSCTL_CATALOGUE, type SysctlKeyInfo } from "./resources/sysctlCatalogue";
