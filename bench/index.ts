@@ -5,11 +5,14 @@
  *   npm run bench -- sysctl --runs 2              "sysctl" (apply cost vs Ansible), two runs
  *   npm run bench -- effect                       "effect" (what the tuning does to traffic)
  *   npm run bench -- fleet --hosts 8              "fleet" (one stack, many hosts, vs the floor)
- *   node dist/bench/index.js [sysctl] [effect] [fleet] [--runs N] [--timeout SECONDS]
- *     [--hosts N,N…] [--no-write]
+ *   npm run bench -- xdp                          "xdp" (a SYN flood with and without synFlood)
+ *   npm run bench -- xdp --kinds nspawn           "xdp" on nspawn hosts only (or vm only)
+ *   node dist/bench/index.js [sysctl] [effect] [fleet] [xdp] [--runs N] [--timeout SECONDS]
+ *     [--hosts N,N…] [--kinds nspawn,vm] [--no-write]
  *
  * Each run brings up its own sandbox hosts and takes them down at the end, also on failure,
- * on Ctrl-C and when the run's time limit (default 600 s; fleet: per fleet size) is reached.
+ * on Ctrl-C and when the run's time limit (default 600 s; fleet: per fleet size; xdp: per kind
+ * of host, twice that for the VMs) is reached.
  * The tables go to stdout and, unless --no-write, into docs/benchmarks.md between each
  * benchmark's markers.
  */
@@ -20,6 +23,7 @@ import { ROOT } from "./hosts";
 import { SYSCTL_END, SYSCTL_START, renderTable, updateDoc } from "./report";
 import { SANDBOX, sysctlBench } from "./sysctl";
 import { EFFECT_END, EFFECT_SANDBOX, EFFECT_START, effectBench } from "./effect";
+import { XDP_END, XDP_KINDS, XDP_SANDBOXES, XDP_START, xdpBench, type XdpKind } from "./xdp";
 import {
   FLEET_END,
   FLEET_MAX_HOSTS,
@@ -31,9 +35,10 @@ import {
 } from "./fleet";
 
 const USAGE =
-  "usage: node dist/bench/index.js [sysctl] [effect] [fleet] [--runs N] [--timeout SECONDS] " +
-  `[--hosts N,N… (fleet sizes, 1-${FLEET_MAX_HOSTS}; default ${FLEET_SIZES.join(",")})] [--no-write]`;
-const BENCHMARKS = ["sysctl", "effect", "fleet"];
+  "usage: node dist/bench/index.js [sysctl] [effect] [fleet] [xdp] [--runs N] [--timeout SECONDS] " +
+  `[--hosts N,N… (fleet sizes, 1-${FLEET_MAX_HOSTS}; default ${FLEET_SIZES.join(",")})] ` +
+  `[--kinds ${XDP_KINDS.join(",")} (xdp's hosts; default both)] [--no-write]`;
+const BENCHMARKS = ["sysctl", "effect", "fleet", "xdp"];
 
 interface Options {
   benchmarks: string[];
@@ -41,6 +46,8 @@ interface Options {
   timeoutSec: number;
   /** The fleet benchmark's sizes, in hosts. */
   sizes: number[];
+  /** The xdp benchmark's kinds of host. */
+  kinds: XdpKind[];
   write: boolean;
 }
 
@@ -50,6 +57,7 @@ function parse(argv: string[]): Options {
     runs: 1,
     timeoutSec: 600,
     sizes: [...FLEET_SIZES],
+    kinds: [...XDP_KINDS],
     write: true,
   };
   const int = (flag: string, v: string | undefined, max: number): number => {
@@ -66,6 +74,13 @@ function parse(argv: string[]): Options {
       const list = argv[++i];
       const sizes = (list ?? "").split(",").map((v) => int(a, v, FLEET_MAX_HOSTS));
       o.sizes = [...new Set(sizes)];
+    } else if (a === "--kinds") {
+      const kinds = (argv[++i] ?? "").split(",");
+      const wrong = kinds.find((k) => !(XDP_KINDS as readonly string[]).includes(k));
+      if (wrong !== undefined) {
+        throw new Error(`--kinds takes ${XDP_KINDS.join(" and/or ")}, got "${wrong}"\n${USAGE}`);
+      }
+      o.kinds = XDP_KINDS.filter((k) => kinds.includes(k));
     } else if (a === "--no-write") o.write = false;
     else if (a === "--help" || a === "-h") {
       process.stdout.write(`${USAGE}\n`);
@@ -84,6 +99,7 @@ const SANDBOXES: Record<string, string[]> = {
   sysctl: [SANDBOX],
   effect: [EFFECT_SANDBOX],
   fleet: FLEET_SANDBOXES,
+  xdp: XDP_SANDBOXES,
 };
 /** The sandboxes of the benchmarks this invocation runs: only those are ever taken down. */
 let ownSandboxes: string[] = Object.values(SANDBOXES).flat();
@@ -117,7 +133,13 @@ async function main(): Promise<number> {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
   // Each run stops itself at its limit; this catches anything that would not.
-  const limits = o.benchmarks.map((b) => (b === "fleet" ? o.sizes.length : 1));
+  const limits = o.benchmarks.map((b) =>
+    b === "fleet"
+      ? o.sizes.length
+      : b === "xdp"
+        ? o.kinds.reduce((n, k) => n + (k === "vm" ? 2 : 1), 0)
+        : 1,
+  );
   const watchdog = setTimeout(
     () => hardStop("the overall time limit was exceeded"),
     (limits.reduce((x, y) => x + y, 0) * o.runs * o.timeoutSec + 180) * 1000,
@@ -139,6 +161,21 @@ async function main(): Promise<number> {
       if (o.write) {
         updateDoc(doc, FLEET_START, FLEET_END, result.section);
         log(`bench: wrote the fleet tables into ${path.relative(ROOT, doc)}`);
+      }
+      continue;
+    }
+    if (name === "xdp") {
+      const result = await xdpBench({
+        runs: o.runs,
+        kinds: o.kinds,
+        argv,
+        runTimeoutMs: o.timeoutSec * 1000,
+        log,
+      });
+      process.stdout.write(`\n${result.table}\n`);
+      if (o.write) {
+        updateDoc(doc, XDP_START, XDP_END, result.section);
+        log(`bench: wrote the xdp table into ${path.relative(ROOT, doc)}`);
       }
       continue;
     }

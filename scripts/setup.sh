@@ -9,6 +9,7 @@
 #   dynamic provider     pulumi-resource-pulumi-nodejs shim beside the CLI
 #   wanem                the effect benchmark's userspace WAN (tools/wanem), built with Go
 #   xdp-loader           the on-host XDP loader copied to hosts (tools/xdp-loader), built with Go
+#   synflood             the xdp benchmark's SYN generator (tools/synflood), built with Go
 #   sandbox root fs      Debian bookworm made once with debootstrap (nettune sandbox prepare)
 #   VM sandbox image     that root fs plus udev, irqbalance, bpftool, xdp-tools and the modules
 #                        of Debian's cloud kernel, fetched with apt-get download and unpacked
@@ -102,6 +103,7 @@ mv "$tools/pulumi-resource-pulumi-nodejs.tmp" "$tools/pulumi-resource-pulumi-nod
 # --- Go tools: built once per source hash into the cache, linked into .tools/bin ------------
 #   wanem        the effect benchmark's emulated WAN path (delay and loss without netem)
 #   xdp-loader   the on-host XDP loader nettune copies to hosts
+#   synflood     the xdp benchmark's SYN generator, copied to sandbox hosts
 go_tool() {
   local name="$1" src="$root/tools/$1"
   local sum bin
@@ -118,6 +120,7 @@ go_tool() {
 }
 go_tool wanem
 go_tool xdp-loader
+go_tool synflood
 xdpl_bin="$tools/xdp-loader"
 
 # --- build -----------------------------------------------------------------------------------

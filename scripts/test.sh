@@ -8,8 +8,11 @@ if [ "$#" -eq 0 ]; then
   node node_modules/eslint/bin/eslint.js .
   node node_modules/prettier/bin/prettier.cjs --check . >/dev/null
   echo "lint: eslint and prettier clean"
-  # The Go tools' own unit tests (the XDP loader's attach decisions, its netlink parsers).
+  # The Go tools' own unit tests (the XDP loader's attach decisions, its netlink parsers; the
+  # SYN generator's address range and packets).
   (cd tools/xdp-loader && go vet ./... && go test -count=1 ./... >/dev/null)
   echo "go: tools/xdp-loader vet and tests clean"
+  (cd tools/synflood && go vet ./... && go test -count=1 ./... >/dev/null)
+  echo "go: tools/synflood vet and tests clean"
 fi
 exec node node_modules/vitest/vitest.mjs run "$@"
