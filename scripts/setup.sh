@@ -137,7 +137,7 @@ if [ ! -d "$xdp_objs" ]; then
   say "compiling the XDP programs (xdp/)"
   mkdir -p "$xdp_objs.tmp"
   for src in "$root"/xdp/*.c; do
-    (cd "$root/xdp" && clang -target bpf -O2 -g -Wall -Werror -fdebug-prefix-map="$root/xdp=." \
+    (cd "$root/xdp" && clang -target bpf -mcpu=v3 -O2 -g -Wall -Werror -fdebug-prefix-map="$root/xdp=." \
       -I"/usr/include/$(uname -m)-linux-gnu" -c "$(basename "$src")" \
       -o "$xdp_objs.tmp/$(basename "$src" .c).o" >&2)
   done

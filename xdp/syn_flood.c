@@ -46,20 +46,29 @@ struct {
 	__type(value, __u64);
 } syn_stats SEC(".maps");
 
-/* GCRA: 1 when one more event fits the bucket whose arrival time *tat holds (and takes it). */
+/*
+ * GCRA: 1 when one more event fits the bucket whose arrival time *tat holds (and takes it).
+ * The bucket is shared by every CPU that receives from the source: the update is a
+ * compare-and-swap, tried again when another CPU took the bucket meanwhile.
+ */
 static __always_inline int take(__u64 *tat, __u64 now, __u32 rate, __u32 burst)
 {
 	__u64 interval = 1000000000ULL / rate;
 	__u64 tolerance = interval * burst;
-	__u64 t = *tat > now ? *tat : now;
 
-	/* Past what this rate and burst can reach: a bucket of an earlier, stricter config. */
-	if (t - now > tolerance + interval)
-		t = now;
-	if (t - now > tolerance)
-		return 0;
-	*tat = t + interval;
-	return 1;
+	for (int i = 0; i < 4; i++) {
+		__u64 old = *(volatile __u64 *)tat;
+		__u64 t = old > now ? old : now;
+
+		/* Past what this rate and burst can reach: a bucket of an earlier, stricter config. */
+		if (t - now > tolerance + interval)
+			t = now;
+		if (t - now > tolerance)
+			return 0;
+		if (__sync_val_compare_and_swap(tat, old, t + interval) == old)
+			return 1;
+	}
+	return 0;
 }
 
 SEC("xdp")

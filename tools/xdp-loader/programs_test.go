@@ -30,7 +30,7 @@ func compileShipped(t *testing.T, name string) *ebpf.CollectionSpec {
 	if runtime.GOARCH == "arm64" {
 		triple = "aarch64-linux-gnu"
 	}
-	cmd := exec.Command("clang", "-target", "bpf", "-O2", "-g", "-Wall", "-Werror",
+	cmd := exec.Command("clang", "-target", "bpf", "-mcpu=v3", "-O2", "-g", "-Wall", "-Werror",
 		"-I/usr/include/"+triple, "-c", src, "-o", out)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("clang %s: %v\n%s", name, err, msg)
