@@ -50,6 +50,13 @@ export {
   type TuningProblem,
   type TuningChoices,
 } from "./resources/networkTuning";
+export {
+  cloudInit,
+  renderCloudInit,
+  USER_DATA_MAX_BYTES,
+  type CloudInitArgs,
+  type CloudInitRendering,
+} from "./resources/cloudInit";
 /** Tuning profiles from the guide's scenarios: `nettune.profiles.apiGateway`, … */
 export { profiles, type ProfileName } from "./profiles";
 export type { ConnectionArgs, ProxyConnectionArgs } from "./resources/connection";

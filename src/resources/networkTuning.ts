@@ -295,7 +295,7 @@ function wireConstants(c: unknown): unknown {
  * The inputs a step's resource class sends to the provider, with a placeholder connection, and
  * how a path in them maps back to the model's field. Undefined when the step is not in the model.
  */
-function stepInputs(
+export function stepInputs(
   step: TuningStep,
   model: TuningModel,
   childName: string,
@@ -409,7 +409,8 @@ function stepInputs(
   }
 }
 
-const SCHEMAS: Readonly<Record<TuningKind, z.ZodType>> = {
+/** Each child kind's schema: what its provider accepts. */
+export const TUNING_SCHEMAS: Readonly<Record<TuningKind, z.ZodType>> = {
   RssQueues: rssQueuesSchema,
   IrqAffinity: irqAffinitySchema,
   PacketSteering: packetSteeringSchema,
@@ -545,7 +546,7 @@ export function checkTuning(
     }
     const built = stepInputs(step, model, childName, ifname);
     if (!built || holdsDeferred(built.inputs)) continue;
-    const res = SCHEMAS[step.kind].safeParse(built.inputs);
+    const res = TUNING_SCHEMAS[step.kind].safeParse(built.inputs);
     if (res.success) continue;
     for (const issue of res.error.issues) {
       // A misspelled field is named itself, not its parent object.

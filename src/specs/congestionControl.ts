@@ -79,7 +79,7 @@ export interface CongestionControlOutputs extends CongestionControlInputs {
   warnings: string[];
 }
 
-const safeName = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 100);
+export const safeName = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 100);
 export const sysctlFileOf = (resourceName: string) =>
   `${SYSCTL_D}/90-nettune-congestion-${safeName(resourceName)}.conf`;
 export const modulesFileOf = (resourceName: string) =>
@@ -204,7 +204,7 @@ function replaceStep(dev: string, kind: string, live: TcQdisc): protocol.Step {
   };
 }
 
-function linkUnitOf(resourceName: string, dev: string, kind: string): LinkUnit {
+export function linkUnitOf(resourceName: string, dev: string, kind: string): LinkUnit {
   return {
     name: unitName("qdisc", `${resourceName}-${dev}`),
     description: `nettune CongestionControl ${resourceName}: root qdisc ${kind} on ${dev}`,

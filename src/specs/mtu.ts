@@ -58,7 +58,7 @@ async function readLink(t: Transport, ifname: string): Promise<Probed<LinkState>
   };
 }
 
-function linkUnit(inputs: MtuInputs): LinkUnit {
+export function linkUnit(inputs: MtuInputs): LinkUnit {
   return {
     name: unitName("mtu", inputs.resourceName),
     description: `nettune Mtu ${inputs.resourceName}: ${inputs.interface} mtu ${inputs.mtu}`,

@@ -159,7 +159,7 @@ function checkFeatures(inputs: NicOffloadsInputs, facts: Facts, target: string):
 // ---------------------------------------------------------------------------------------------
 // Applying
 
-function unitOf(inputs: NicOffloadsInputs) {
+export function unitOf(inputs: NicOffloadsInputs) {
   return link.linkUnit(inputs, `nettune NicOffloads on ${inputs.interface}`, [
     renderEthtoolFeatures(inputs.interface, inputs.features),
   ]);

@@ -231,7 +231,7 @@ function liveValues(
 // ---------------------------------------------------------------------------------------------
 // Applying
 
-function indirectionCommand(ifname: string, spec: Indirection): string[] {
+export function indirectionCommand(ifname: string, spec: Indirection): string[] {
   return spec.weights
     ? renderEthtoolRssWeights(ifname, spec.weights)
     : renderEthtoolRssEqual(ifname, spec.equal ?? 1);

@@ -1,0 +1,348 @@
+/**
+ * `nettune.cloudInit`: the same tuning model NetworkTuning applies over SSH, rendered as
+ * cloud-init user data, so an instance boots tuned. It writes the files the resources would
+ * write, under the same names (the sysctl.d files, the modules-load.d file and the boot units),
+ * and starts them in NetworkTuning's order; a NetworkTuning with the same name, interface and
+ * model then finds the host as it wants it, takes the files over, and removes them on destroy.
+ *
+ * Rendered: `queues`/`rss`, `rings`, `offloads`, `mtu`, `congestion`, `sysctls` ("max" counts
+ * are read on the instance at boot, as the resources read them at apply). Not rendered, and
+ * listed in the user data's header: `irq` and `steering` (their CPUs are planned from the
+ * host's topology by nettune at apply) and `xdp` (the loader and object are far larger than the
+ * 16 KB of user data EC2 takes): a NetworkTuning over SSH applies those after boot.
+ */
+import { renderSysctlConf } from "../host/sysctl";
+import { renderModulesLoadConf, CC_KEY, DEFAULT_QDISC_KEY } from "../host/congestion";
+import { renderLinkUnit, UNIT_DIR, type LinkUnit } from "../host/systemd";
+import { renderEthtoolChannels, renderEthtoolRings } from "../host/ethtool";
+import { formatSysctl } from "../schemas/sysctl";
+import { renderCommand, shellQuote } from "../transport/quote";
+import { userInputs } from "../engine/lifecycle";
+import { unitOf as offloadsUnit } from "../specs/nicOffloads";
+import { linkUnit as mtuUnit } from "../specs/mtu";
+import { indirectionCommand } from "../specs/rssQueues";
+import {
+  linkUnitOf as qdiscUnit,
+  modulesFileOf,
+  safeName,
+  sysctlFileOf,
+} from "../specs/congestionControl";
+import type { SysctlSetInputs } from "../schemas/sysctlSet";
+import type { NicOffloadsInputs } from "../schemas/nicOffloads";
+import type { MtuInputs } from "../schemas/mtu";
+import type { RssQueuesInputs } from "../schemas/rssQueues";
+import type { NicRingsInputs } from "../schemas/nicRings";
+import type { CongestionControlInputs } from "../schemas/congestionControl";
+import {
+  checkTuning,
+  stepInputs,
+  TUNING_ORDER,
+  TUNING_SCHEMAS,
+  type TuningModel,
+  type TuningOverrides,
+  type TuningField,
+} from "./networkTuning";
+
+/** EC2 takes at most this many bytes of user data. */
+export const USER_DATA_MAX_BYTES = 16384;
+
+export interface CloudInitArgs extends TuningOverrides {
+  /** The NetworkTuning's name: the files and units carry it, as its children's do. */
+  readonly name: string;
+  /** The interface, e.g. `ens5` on an EC2 instance with ENA. */
+  readonly interface: string;
+  /** The model to start from; the other fields override it, as in NetworkTuning. */
+  readonly profile?: TuningModel;
+}
+
+/** What a rendering covers. */
+export interface CloudInitRendering {
+  /** The user data: `#cloud-config` YAML. */
+  readonly userData: string;
+  /** The model's fields the user data applies. */
+  readonly rendered: TuningField[];
+  /** The model's fields it leaves to a NetworkTuning over SSH after boot, with why. */
+  readonly leftOver: { field: TuningField; why: string }[];
+}
+
+interface FileSpec {
+  path: string;
+  content: string;
+  permissions: string;
+}
+
+/** Fields the user data cannot apply, and why. */
+const LEFT_OVER: Partial<Record<TuningField, string>> = {
+  irq: "its CPUs are planned from the host's CPU and NUMA topology by nettune at apply",
+  steering: "its CPU masks are planned from the host's CPUs and queues by nettune at apply",
+  xdp: "the on-host loader and the program object do not fit in 16 KB of user data",
+};
+
+// ---------------------------------------------------------------------------------------------
+// YAML: strings as JSON (a subset of YAML's double-quoted form), file contents as block literals.
+
+const q = (s: string) => JSON.stringify(s);
+
+function yamlBlock(text: string, indent: string): string {
+  // A literal block keeps the text byte for byte: "|" keeps one final newline, "|-" none.
+  const trailing = text.endsWith("\n");
+  const body = trailing ? text.slice(0, -1) : text;
+  const lines = body.split("\n").map((l) => (l === "" ? "" : `${indent}${l}`));
+  return `${trailing ? "|" : "|-"}\n${lines.join("\n")}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// "max" at boot: the driver's maximum, read with ethtool as the resources read it at apply.
+
+/**
+ * A shell function printing the pre-set maximum of field `$3` in `ethtool $2 $1` (`-l`, `-g`).
+ * No single quote in it: it goes inside the single-quoted script of a unit's ExecStart.
+ */
+const MAX_FN =
+  'nt_max() { p=0; ethtool "$1" "$2" 2>/dev/null | while IFS=: read -r k v; do ' +
+  'case "$k" in "Pre-set maximums"*) p=1 ;; "Current hardware"*) p=0 ;; esac; ' +
+  '[ "$p" = 1 ] && [ "$k" = "$3" ] && { echo $v; break; }; done; }';
+
+/**
+ * `ethtool -L`/`-G` with counts that may be "max": fixed counts as the resource renders them,
+ * "max" read at boot. Nothing to resolve: the resource's own command.
+ */
+export function countsScript(
+  flag: "-l" | "-g",
+  ifname: string,
+  counts: Record<string, number | "max">,
+  labels: Record<string, [string, string]>,
+): string[] {
+  const fixed = Object.fromEntries(Object.entries(counts).filter(([, v]) => v !== "max"));
+  const maxed = Object.keys(counts).filter((k) => counts[k] === "max");
+  const render = (c: Record<string, number>) =>
+    flag === "-l" ? renderEthtoolChannels(ifname, c) : renderEthtoolRings(ifname, c);
+  if (maxed.length === 0) return render(fixed as Record<string, number>);
+  const dev = shellQuote(ifname);
+  const lines = [MAX_FN];
+  const args: string[] = [];
+  for (const k of Object.keys(counts)) {
+    const [label, arg] = labels[k]!;
+    if (counts[k] === "max") {
+      lines.push(`m_${k}=$(nt_max ${flag} ${dev} ${shellQuote(label)})`);
+      lines.push(
+        `case "$m_${k}" in ""|*[!0-9]*) echo "ethtool ${flag} ${ifname}: no maximum for ${label} ($m_${k})" >&2; exit 1 ;; esac`,
+      );
+      args.push(`${arg} "$m_${k}"`);
+    } else args.push(`${arg} ${counts[k]}`);
+  }
+  lines.push(`ethtool ${flag === "-l" ? "-L" : "-G"} ${dev} ${args.join(" ")}`);
+  // One line: it ends up on a unit's ExecStart line.
+  return ["sh", "-c", lines.join("; ")];
+}
+
+const CHANNEL_LABELS: Record<string, [string, string]> = {
+  rx: ["RX", "rx"],
+  tx: ["TX", "tx"],
+  other: ["Other", "other"],
+  combined: ["Combined", "combined"],
+};
+const RING_LABELS: Record<string, [string, string]> = {
+  rx: ["RX", "rx"],
+  rxMini: ["RX Mini", "rx-mini"],
+  rxJumbo: ["RX Jumbo", "rx-jumbo"],
+  tx: ["TX", "tx"],
+};
+
+function countsOf(inputs: object, fields: readonly string[]): Record<string, number | "max"> {
+  const out: Record<string, number | "max"> = {};
+  for (const f of fields) {
+    const v = (inputs as Record<string, unknown>)[f];
+    if (typeof v === "number" || v === "max") out[f] = v;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Renders the tuning as cloud-init user data, with what it covers and what it leaves to a
+ * NetworkTuning over SSH. Bad args fail naming the field (as NetworkTuning's do), and a
+ * rendering larger than EC2's 16 KB fails saying so.
+ */
+export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
+  if (typeof args?.name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(args.name))
+    throw new Error(
+      "nettune.cloudInit: name must be the NetworkTuning's name (letters, digits, . _ -, at most 63)",
+    );
+  const { name, interface: ifname, profile, ...overrides } = args;
+  const { model, problems } = checkTuning(name, {
+    ...overrides,
+    ...(profile === undefined ? {} : { profile }),
+    interface: ifname,
+    connection: { host: "192.0.2.1", password: "unused" },
+  });
+  if (problems.length > 0)
+    throw new Error(
+      `nettune.cloudInit ${name}:\n${problems.map((p) => `  ${p.field}: ${p.reason}`).join("\n")}`,
+    );
+
+  const files: FileSpec[] = [];
+  const runcmd: string[][] = [];
+  const units: string[] = [];
+  const rendered: TuningField[] = [];
+  const leftOver: { field: TuningField; why: string }[] = [];
+  const unitFile = (u: LinkUnit) =>
+    files.push({ path: `${UNIT_DIR}/${u.name}`, content: renderLinkUnit(u), permissions: "0644" });
+  /** A link step: its boot unit, started now and at every boot; or its commands once. */
+  const linkStep = (unit: LinkUnit, persist: boolean) => {
+    if (persist) {
+      unitFile(unit);
+      units.push(unit.name);
+    } else runcmd.push(["sh", "-c", unit.commands.map((c) => renderCommand(c)).join(" && ")]);
+  };
+
+  for (const step of TUNING_ORDER) {
+    const childName = `${name}-${step.child}`;
+    const built = stepInputs(step, model, childName, ifname);
+    if (!built) continue;
+    const fields = step.fields.filter((f) => model[f] !== undefined);
+    const why = fields.map((f) => LEFT_OVER[f]).find((w) => w !== undefined);
+    if (why !== undefined) {
+      for (const f of fields) leftOver.push({ field: f, why });
+      continue;
+    }
+    const parsed: unknown = TUNING_SCHEMAS[step.kind].parse(userInputs(built.inputs));
+    rendered.push(...fields);
+    switch (step.kind) {
+      case "RssQueues": {
+        const p = parsed as RssQueuesInputs;
+        const commands: string[][] = [];
+        const counts = countsOf(p, ["rx", "tx", "other", "combined"]);
+        if (Object.keys(counts).length > 0)
+          commands.push(countsScript("-l", ifname, counts, CHANNEL_LABELS));
+        if (p.indirection) commands.push(indirectionCommand(ifname, p.indirection));
+        if (commands.length > 0)
+          linkStep(
+            {
+              name: p.unitName,
+              description: `nettune RssQueues on ${ifname}`,
+              interface: ifname,
+              commands,
+            },
+            p.persist,
+          );
+        break;
+      }
+      case "NicRings": {
+        const p = parsed as NicRingsInputs;
+        const counts = countsOf(p, ["rx", "rxMini", "rxJumbo", "tx"]);
+        linkStep(
+          {
+            name: p.unitName,
+            description: `nettune NicRings on ${ifname}`,
+            interface: ifname,
+            commands: [countsScript("-g", ifname, counts, RING_LABELS)],
+          },
+          p.persist,
+        );
+        break;
+      }
+      case "NicOffloads": {
+        const p = parsed as NicOffloadsInputs;
+        linkStep(offloadsUnit(p), p.persist);
+        break;
+      }
+      case "Mtu": {
+        const p = parsed as MtuInputs;
+        linkStep(mtuUnit(p), p.persist);
+        break;
+      }
+      case "CongestionControl": {
+        const p = parsed as CongestionControlInputs;
+        const owner = safeName(p.resourceName);
+        const values: Record<string, string> = { [CC_KEY]: p.algorithm };
+        if (p.qdisc !== undefined) values[DEFAULT_QDISC_KEY] = p.qdisc;
+        const modules = [`tcp_${p.algorithm}`, ...(p.qdisc ? [`sch_${p.qdisc}`] : [])];
+        // Loaded before the sysctls name them; a module built into the kernel loads as a no-op.
+        for (const m of modules) runcmd.push(["sh", "-c", `modprobe -q ${shellQuote(m)} || true`]);
+        const file = sysctlFileOf(p.resourceName);
+        if (p.persist) {
+          files.push({
+            path: modulesFileOf(p.resourceName),
+            content: renderModulesLoadConf(owner, modules),
+            permissions: "0644",
+          });
+          files.push({ path: file, content: renderSysctlConf(owner, values), permissions: "0644" });
+          runcmd.push(["sysctl", "-q", "-p", file]);
+        } else
+          runcmd.push(["sysctl", "-q", ...Object.entries(values).map(([k, v]) => `${k}=${v}`)]);
+        for (const dev of p.interfaces)
+          if (p.qdisc !== undefined) linkStep(qdiscUnit(p.resourceName, dev, p.qdisc), p.persist);
+        break;
+      }
+      case "SysctlSet": {
+        const p = parsed as SysctlSetInputs;
+        const file = `/etc/sysctl.d/${p.fileName}`;
+        if (p.persist !== "runtime")
+          files.push({
+            path: file,
+            content: renderSysctlConf(p.fileName, p.values),
+            permissions: "0644",
+          });
+        if (p.persist !== "persistent") {
+          if (p.persist === "both") runcmd.push(["sysctl", "-q", "-p", file]);
+          else
+            runcmd.push([
+              "sysctl",
+              "-q",
+              ...Object.entries(p.values).map(([k, v]) => `${k}=${formatSysctl(v)}`),
+            ]);
+        }
+        break;
+      }
+      default:
+        throw new Error(`nettune.cloudInit: no rendering for ${step.kind}`);
+    }
+  }
+  if (units.length > 0) {
+    runcmd.splice(0, 0, ["systemctl", "daemon-reload"]);
+    // The link units first, in NetworkTuning's order (channels, rings, offloads, MTU), as at boot.
+    runcmd.splice(1, 0, ["systemctl", "enable", "--now", ...units]);
+  }
+
+  const lines = [
+    "#cloud-config",
+    `# nettune NetworkTuning ${name} on ${ifname}, rendered by nettune.cloudInit.`,
+    `# Applied here: ${rendered.join(", ") || "nothing"}.`,
+    ...leftOver.map((l) => `# Left to NetworkTuning ${name} over SSH: ${l.field} (${l.why}).`),
+  ];
+  if (files.length > 0) {
+    lines.push("write_files:");
+    for (const f of files) {
+      lines.push(`  - path: ${q(f.path)}`);
+      lines.push(`    owner: "root:root"`);
+      lines.push(`    permissions: ${q(f.permissions)}`);
+      lines.push(`    content: ${yamlBlock(f.content, "      ")}`);
+    }
+  }
+  if (runcmd.length > 0)
+    lines.push("runcmd:", ...runcmd.map((c) => `  - [${c.map(q).join(", ")}]`));
+  const userData = `${lines.join("\n")}\n`;
+  const size = Buffer.byteLength(userData);
+  if (size > USER_DATA_MAX_BYTES)
+    throw new Error(
+      `nettune.cloudInit ${name}: the user data is ${size} bytes; EC2 takes at most ${USER_DATA_MAX_BYTES}`,
+    );
+  return { userData, rendered, leftOver };
+}
+
+/**
+ * The tuning as cloud-init user data (`#cloud-config`), for an instance's `userData`:
+ *
+ * ```ts
+ * const args = { name: "gw", interface: "ens5", profile: nettune.profiles.apiGateway };
+ * new aws.ec2.Instance("gw", { ..., userData: nettune.cloudInit(args) });
+ * new nettune.NetworkTuning("gw", { ...args, connection: { ..., waitForCloudInit: true } });
+ * ```
+ *
+ * See {@link renderCloudInit} for what it covers.
+ */
+export function cloudInit(args: CloudInitArgs): string {
+  return renderCloudInit(args).userData;
+}

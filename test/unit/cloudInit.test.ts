@@ -1,0 +1,215 @@
+/**
+ * nettune.cloudInit without a host: the user data is YAML cloud-init reads (parsed here with
+ * PyYAML, which cloud-init itself uses), its files are byte for byte those the resources write
+ * under the names NetworkTuning's children use, its commands come in NetworkTuning's order,
+ * "max" is read from ethtool's own output at boot (a stand-in ethtool printing the captured
+ * virtio_net and veth outputs of test/fixtures/ethtool), and what it cannot apply is named.
+ * The user data applied on a VM host is compared with a host tuned over SSH in the engine tests.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, test } from "vitest";
+import * as nettune from "../../src";
+import { countsScript, renderCloudInit, USER_DATA_MAX_BYTES } from "../../src/resources/cloudInit";
+import { renderSysctlConf } from "../../src/host/sysctl";
+import { defaultUnitName } from "../../src/schemas/link";
+
+interface CloudConfig {
+  write_files?: { path: string; content: string; permissions: string; owner: string }[];
+  runcmd?: string[][];
+}
+
+/** The user data as cloud-init reads it (PyYAML's safe_load, as cloud-init does). */
+function parse(userData: string): CloudConfig {
+  expect(userData.startsWith("#cloud-config\n")).toBe(true);
+  const r = spawnSync(
+    "python3",
+    ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"],
+    { input: userData, encoding: "utf8" },
+  );
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as CloudConfig;
+}
+
+const FIX = path.join(__dirname, "../fixtures/ethtool");
+
+/** Runs `argv` (["sh", "-c", script]) with a stand-in ethtool; returns the `-L`/`-G` it ran. */
+function runWithEthtool(
+  argv: readonly string[],
+  l: string,
+  g: string,
+): { set: string; code: number; stderr: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-ethtool-"));
+  try {
+    fs.writeFileSync(
+      path.join(dir, "ethtool"),
+      [
+        "#!/bin/sh",
+        `case "$1" in`,
+        `  -l) cat ${JSON.stringify(path.join(FIX, l))} ;;`,
+        `  -g) cat ${JSON.stringify(path.join(FIX, g))} ;;`,
+        `  *) echo "$@" >> ${JSON.stringify(path.join(dir, "set"))} ;;`,
+        "esac",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    const r = spawnSync(argv[0]!, argv.slice(1), {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+    });
+    const setFile = path.join(dir, "set");
+    return {
+      set: fs.existsSync(setFile) ? fs.readFileSync(setFile, "utf8").trim() : "",
+      code: r.status ?? -1,
+      stderr: r.stderr,
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("nettune.cloudInit", () => {
+  test("apiGateway: the resources' own files under their children's names, in NetworkTuning's order", () => {
+    const r = renderCloudInit({
+      name: "gw",
+      interface: "ens5",
+      profile: nettune.profiles.apiGateway,
+    });
+    expect(r.rendered).toEqual(["queues", "offloads", "congestion", "sysctls"]);
+    expect(r.leftOver.map((l) => l.field)).toEqual(["irq", "xdp"]);
+    expect(r.userData).toMatch(/^# Left to NetworkTuning gw over SSH: irq \(/m);
+    expect(r.userData).toMatch(/^# Left to NetworkTuning gw over SSH: xdp \(/m);
+    const cc = parse(r.userData);
+    const files = Object.fromEntries(cc.write_files!.map((f) => [f.path, f]));
+    expect(Object.keys(files)).toEqual([
+      `/etc/systemd/system/${defaultUnitName("RssQueues", "gw-queues")}`,
+      `/etc/systemd/system/${defaultUnitName("NicOffloads", "gw-offloads")}`,
+      "/etc/modules-load.d/nettune-gw-congestion.conf",
+      "/etc/sysctl.d/90-nettune-congestion-gw-congestion.conf",
+      "/etc/sysctl.d/90-nettune-gw-sysctls.conf",
+    ]);
+    // SysctlSet's file, byte for byte.
+    expect(files["/etc/sysctl.d/90-nettune-gw-sysctls.conf"]!.content).toBe(
+      renderSysctlConf("90-nettune-gw-sysctls.conf", nettune.profiles.apiGateway.sysctls!),
+    );
+    expect(files["/etc/sysctl.d/90-nettune-congestion-gw-congestion.conf"]!.content).toMatch(
+      /^net\.core\.default_qdisc = fq\nnet\.ipv4\.tcp_congestion_control = bbr\n$/m,
+    );
+    const offloads = files[`/etc/systemd/system/${defaultUnitName("NicOffloads", "gw-offloads")}`]!;
+    expect(offloads.content).toContain(
+      "ethtool -K ens5 rx on tx on sg on tso on gso on gro on lro off",
+    );
+    expect(offloads.permissions).toBe("0644");
+    // Units started in order, then modules before the sysctls that name them.
+    expect(cc.runcmd).toEqual([
+      ["systemctl", "daemon-reload"],
+      [
+        "systemctl",
+        "enable",
+        "--now",
+        defaultUnitName("RssQueues", "gw-queues"),
+        defaultUnitName("NicOffloads", "gw-offloads"),
+      ],
+      ["sh", "-c", "modprobe -q tcp_bbr || true"],
+      ["sh", "-c", "modprobe -q sch_fq || true"],
+      ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-congestion-gw-congestion.conf"],
+      ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-gw-sysctls.conf"],
+    ]);
+    expect(Buffer.byteLength(r.userData)).toBeLessThan(USER_DATA_MAX_BYTES);
+    expect(
+      nettune.cloudInit({ name: "gw", interface: "ens5", profile: nettune.profiles.apiGateway }),
+    ).toBe(r.userData);
+  });
+
+  test('"max" is read from ethtool at boot: the driver\'s pre-set maximum, or a clear failure', () => {
+    const channels = countsScript(
+      "-l",
+      "eth0",
+      { combined: "max" },
+      {
+        combined: ["Combined", "combined"],
+      },
+    );
+    expect(
+      runWithEthtool(channels, "virtio_net-eth0.l.txt", "virtio_net-eth0.g.txt"),
+    ).toMatchObject({
+      set: "-L eth0 combined 1",
+      code: 0,
+    });
+    const rings = countsScript(
+      "-g",
+      "eth0",
+      { rx: "max", tx: 128 },
+      {
+        rx: ["RX", "rx"],
+        tx: ["TX", "tx"],
+      },
+    );
+    expect(runWithEthtool(rings, "virtio_net-eth0.l.txt", "virtio_net-eth0.g.txt")).toMatchObject({
+      set: "-G eth0 rx 256 tx 128",
+      code: 0,
+    });
+    // veth has no combined channels: its maximum is n/a, and nothing is set.
+    const none = runWithEthtool(channels, "veth-a.l.txt", "veth-a.g.txt");
+    expect(none).toMatchObject({ set: "", code: 1 });
+    expect(none.stderr).toContain("ethtool -l eth0: no maximum for Combined (n/a)");
+    // Fixed counts are the resource's own command.
+    expect(
+      countsScript("-l", "eth0", { combined: 4 }, { combined: ["Combined", "combined"] }),
+    ).toEqual(["ethtool", "-L", "eth0", "combined", "4"]);
+    // One line, no single quote: it sits inside a unit's single-quoted ExecStart.
+    expect(channels[2]).not.toMatch(/[\n']/);
+  });
+
+  test("overrides, persist: false, and fixed MTU and rings as the resources render them", () => {
+    const r = renderCloudInit({
+      name: "edge",
+      interface: "eth0",
+      profile: nettune.profiles.cdnEdge,
+      queues: null,
+      irq: null,
+      mtu: 9000,
+      rings: { rx: 512, tx: 512 },
+      offloads: { features: { gro: true }, persist: false },
+      sysctls: { "net.core.somaxconn": 1024 },
+    });
+    expect(r.leftOver).toEqual([]);
+    const cc = parse(r.userData);
+    const paths = cc.write_files!.map((f) => f.path);
+    expect(paths).toContain(`/etc/systemd/system/${defaultUnitName("NicRings", "edge-rings")}`);
+    expect(paths).toContain("/etc/systemd/system/nettune-mtu-edge-mtu.service");
+    expect(paths.some((p) => p.includes("nicoffloads"))).toBe(false);
+    expect(cc.runcmd).toContainEqual(["sh", "-c", "ethtool -K eth0 gro on"]);
+    const mtu = cc.write_files!.find((f) => f.path.endsWith("nettune-mtu-edge-mtu.service"))!;
+    expect(mtu.content).toContain("ip link set dev eth0 mtu 9000");
+    const sysctls = cc.write_files!.find(
+      (f) => f.path === "/etc/sysctl.d/90-nettune-edge-sysctls.conf",
+    )!;
+    expect(sysctls.content).toContain("net.core.somaxconn = 1024\n");
+  });
+
+  test("bad args fail naming the field, as NetworkTuning's do; too large a rendering names EC2's limit", () => {
+    expect(() => renderCloudInit({ name: "bad name", interface: "eth0" })).toThrow(/name must be/);
+    expect(() => renderCloudInit({ name: "x", interface: "eth0", mtu: { mtu: -1 } })).toThrow(
+      /nettune\.cloudInit x:\n {2}mtu\.mtu: /,
+    );
+    expect(() =>
+      renderCloudInit({
+        name: "x",
+        interface: "eth0",
+        congestion: { algorithm: "bbr" },
+        sysctls: { "net.ipv4.tcp_congestion_control": "reno" },
+      }),
+    ).toThrow(
+      /congestion\.algorithm: net\.ipv4\.tcp_congestion_control is also set by sysctls\["net\.ipv4\.tcp_congestion_control"\]/,
+    );
+    const many = Object.fromEntries(
+      Array.from({ length: 300 }, (_, i) => [`net.ipv4.conf.nettune${i}.accept_source_route`, 0]),
+    );
+    expect(() => renderCloudInit({ name: "x", interface: "eth0", sysctls: many })).toThrow(
+      /the user data is \d+ bytes; EC2 takes at most 16384/,
+    );
+  });
+});
