@@ -5,6 +5,7 @@
  */
 import { apiGateway } from "./apiGateway";
 import { cdnEdge } from "./cdnEdge";
+import { apiGatewayEna } from "./ena";
 import { guideDefaults } from "./guideDefaults";
 import { lowLatency } from "./lowLatency";
 import { streamingIngest } from "./streamingIngest";
@@ -15,6 +16,7 @@ export const profiles = Object.freeze({
   cdnEdge,
   lowLatency,
   guideDefaults,
+  apiGatewayEna,
 });
 
 export type ProfileName = keyof typeof profiles;
@@ -30,4 +32,6 @@ export const PROFILE_ROLES: Readonly<Record<ProfileName, "server" | "proxy">> = 
   cdnEdge: "proxy",
   lowLatency: "server",
   guideDefaults: "server",
+  apiGatewayEna: "proxy",
 });
+export { apiGatewayEna, ENA_LIMITS } from "./ena";

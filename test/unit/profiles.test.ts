@@ -54,13 +54,14 @@ beforeEach(async () => {
   await useTuningMocks();
 });
 
-test("nettune.profiles holds the five profiles", () => {
+test("nettune.profiles holds the six profiles", () => {
   expect(NAMES).toEqual([
     "apiGateway",
     "streamingIngest",
     "cdnEdge",
     "lowLatency",
     "guideDefaults",
+    "apiGatewayEna",
   ]);
   expect(nettune.profiles).toBe(profiles);
   expect(Object.keys(PROFILE_ROLES).sort()).toEqual([...NAMES].sort());
@@ -123,7 +124,9 @@ describe.each(NAMES)("%s", (name) => {
   test("leaves to the host what differs per host", () => {
     // Queue and ring counts as "max" (the driver's maximum), IRQs by a NUMA-aware policy.
     if (model.queues) expect(model.queues.combined).toBe("max");
-    if (model.rings) expect(Object.values(model.rings).every((v) => v === "max")).toBe(true);
+    // apiGatewayEna's rx ring is the size AWS's ENA guidance gives (ENA's maximum is larger).
+    if (name === "apiGatewayEna") expect(model.rings).toEqual({ rx: 4096 });
+    else if (model.rings) expect(Object.values(model.rings).every((v) => v === "max")).toBe(true);
     if (model.irq) expect(["spread", "numa-local"]).toContain(model.irq.policy);
     // bbr with fq (guideDefaults is the guide's file, which sets no qdisc: see its test).
     if (model.congestion && name !== "guideDefaults") {
