@@ -11,9 +11,11 @@
 #   xdp-loader           the on-host XDP loader copied to hosts (tools/xdp-loader), built with Go
 #   synflood             the xdp benchmark's SYN generator (tools/synflood), built with Go
 #   sandbox root fs      Debian bookworm made once with debootstrap (nettune sandbox prepare)
-#   VM sandbox image     that root fs plus udev, irqbalance, bpftool, xdp-tools and the modules
-#                        of Debian's cloud kernel, fetched with apt-get download and unpacked
-#                        into the cache, never installed here (nettune sandbox prepare --vm)
+#   VM sandbox image     that root fs plus udev, irqbalance, bpftool, xdp-tools, cloud-init and
+#                        the modules of Debian's cloud kernel, fetched with apt-get download and
+#                        unpacked into the cache, never installed here (nettune sandbox prepare --vm)
+#   cloud-init schema    Debian's cloud-init and its Python packages unpacked into the cache (not
+#                        installed), run by .tools/bin/cloud-init-schema to check user data
 #
 # The cache lives outside the checkout (NETTUNE_CACHE, default ~/.cache/nettune) so fresh
 # clones reuse it; the checkout's .tools/bin only holds links into it.
@@ -153,6 +155,49 @@ cat >"$tools/nettune.tmp" <<EOF
 exec "$(command -v node)" "$root/dist/src/bin/nettune.js" "\$@"
 EOF
 chmod +x "$tools/nettune.tmp" && mv "$tools/nettune.tmp" "$tools/nettune"
+
+# --- cloud-init schema on this machine --------------------------------------------------------
+# `cloud-init schema` validates user data without a VM. Debian's cloud-init and the Python
+# packages it imports are fetched with apt-get download and unpacked with dpkg-deb -x into the
+# cache, never installed: installing would run its maintainer scripts, which enable boot units
+# and init scripts of this machine. Debian's /usr/bin/python3 runs them.
+[ -x /usr/bin/python3 ] || {
+  say "installing Debian package: python3"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >&2
+}
+ci_version() { apt-cache policy cloud-init 2>/dev/null | awk '/Candidate:/ {print $2}'; }
+ci_ver="$(ci_version)"
+if [ -z "$ci_ver" ] || [ "$ci_ver" = "(none)" ]; then
+  apt-get update -qq >&2
+  ci_ver="$(ci_version)"
+fi
+[ -n "$ci_ver" ] && [ "$ci_ver" != "(none)" ] || die "apt does not know the package cloud-init"
+ci_dir="$cache/cloud-init-$(printf '%s' "$ci_ver" | tr -c 'A-Za-z0-9.+~-' _)"
+if [ ! -e "$ci_dir/.nettune-ready" ]; then
+  say "fetching cloud-init $ci_ver and its Python packages for cloud-init schema (apt-get download, once)"
+  rm -rf "$ci_dir.tmp" && mkdir -p "$ci_dir.tmp/deb"
+  # Its Python dependencies, recursively (not the interpreter: this machine's runs them).
+  mapfile -t ci_pkgs < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances cloud-init | grep -E '^python3-' |
+    grep -vx 'python3-minimal' | sort -u)
+  (cd "$ci_dir.tmp/deb" && apt-get download -q -o APT::Sandbox::User=root cloud-init "${ci_pkgs[@]}" >&2)
+  for deb in "$ci_dir.tmp"/deb/*.deb; do dpkg-deb -x "$deb" "$ci_dir.tmp/root"; done
+  rm -rf "$ci_dir.tmp/deb"
+  date -u +%FT%TZ >"$ci_dir.tmp/.nettune-ready"
+  for old in "$cache"/cloud-init-*; do [ "$old" = "$ci_dir.tmp" ] || rm -rf "$old"; done
+  mv "$ci_dir.tmp" "$ci_dir"
+fi
+cat >"$tools/cloud-init-schema.tmp" <<EOF
+#!/bin/sh
+# cloud-init schema --config-file FILE [--annotate]
+# Debian's cloud-init $ci_ver, unpacked in $ci_dir, not installed here.
+PYTHONPATH="$ci_dir/root/usr/lib/python3/dist-packages" PYTHONDONTWRITEBYTECODE=1 \\
+  exec /usr/bin/python3 -m cloudinit.cmd.main schema "\$@"
+EOF
+chmod +x "$tools/cloud-init-schema.tmp" && mv "$tools/cloud-init-schema.tmp" "$tools/cloud-init-schema"
+printf '#cloud-config\nruncmd: [echo ok]\n' >"$ci_dir/check.yaml"
+"$tools/cloud-init-schema" --config-file "$ci_dir/check.yaml" >/dev/null ||
+  die "cloud-init schema does not run ($tools/cloud-init-schema)"
 
 # --- sandbox root filesystem and VM image ----------------------------------------------------
 # Both cached (the image under a hash of its inputs): a warm run only checks.

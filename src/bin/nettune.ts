@@ -4,7 +4,7 @@
  *
  *   nettune sandbox prepare [--vm]                make the cached root filesystem (and VM image)
  *   nettune sandbox up --hosts N [--delay MS] [--name NAME] [--json]
- *   nettune sandbox up --vm [--cpus 4] [--numa 2] [--queues 4] [--memory MiB] …
+ *   nettune sandbox up --vm [--cpus 4] [--numa 2] [--queues 4] [--memory MiB] [--user-data FILE] …
  *   nettune sandbox status [--name NAME] [--json]
  *   nettune sandbox reboot HOST [--name NAME]
  *   nettune sandbox down [--name NAME]
@@ -16,7 +16,7 @@ const USAGE = `usage:
   nettune sandbox prepare [--vm]
   nettune sandbox up [--hosts N] [--delay MS] [--name NAME] [--json]
   nettune sandbox up --vm [--hosts N] [--cpus 4] [--numa 2] [--queues 4] [--memory 512]
-                     [--delay MS] [--name NAME] [--json]
+                     [--user-data FILE] [--delay MS] [--name NAME] [--json]
   nettune sandbox status [--name NAME] [--json]
   nettune sandbox reboot HOST [--name NAME]
   nettune sandbox down [--name NAME]`;
@@ -88,6 +88,11 @@ async function main(argv: string[]): Promise<number> {
         for (const f of ["cpus", "numa", "queues", "memory"]) {
           if (p.flags.has(f)) throw new UsageError(`--${f} is for VM hosts: add --vm`);
         }
+        if (p.flags.has("user-data")) {
+          throw new UsageError(
+            "--user-data is for VM hosts (cloud-init runs in VMs; nspawn hosts have none): add --vm",
+          );
+        }
       }
       const state = await sandbox.up({
         name,
@@ -101,6 +106,7 @@ async function main(argv: string[]): Promise<number> {
               memoryMiB: intFlag(p, "memory", VM_DEFAULTS.memoryMiB),
             }
           : undefined,
+        userData: strFlag(p, "user-data"),
         log,
       });
       if (json) process.stdout.write(JSON.stringify(state.hosts, null, 2) + "\n");

@@ -14,6 +14,7 @@
  * With `vm`, hosts are QEMU VMs instead (vm.ts): same addresses, keys, JSON and commands,
  * with a kernel of their own.
  */
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as net from "node:net";
@@ -28,11 +29,13 @@ import {
   prepareVmHostFiles,
   prepareVmImage,
   qemuArgs,
+  readUserData,
   rebootVm,
   stopVm,
   validateShape,
   vmAccel,
   vmPid,
+  vmInstanceId,
   vmProcessTag,
   VM_BOOT_TIMEOUT_MS,
   VM_DEFAULTS,
@@ -100,6 +103,8 @@ export interface SandboxHost {
   queues?: number;
   memoryMiB?: number;
   accel?: "tcg" | "kvm";
+  /** VM hosts given user data: cloud-init's NoCloud instance id and the user data's sha256. */
+  cloudInit?: { instanceId: string; userDataSha256: string };
 }
 
 export function hostKind(host: SandboxHost): SandboxKind {
@@ -305,6 +310,11 @@ export interface UpOptions {
   delayMs?: number;
   /** QEMU VM hosts of this shape (defaults filled in) instead of nspawn containers. */
   vm?: Partial<VmShape>;
+  /**
+   * VM hosts only: a cloud-config file (or gzip) that cloud-init runs on each host's first
+   * boot, from a NoCloud seed (/var/lib/cloud/seed/nocloud/user-data).
+   */
+  userData?: string;
   log?: (m: string) => void;
 }
 
@@ -342,11 +352,25 @@ export async function up(options: UpOptions): Promise<SandboxState> {
   }
   const shape = options.vm ? validateShape({ ...VM_DEFAULTS, ...options.vm }) : undefined;
   const kind: SandboxKind = shape ? "vm" : "nspawn";
+  if (options.userData !== undefined && !shape) {
+    throw new Error(
+      "sandbox: --user-data is for VM hosts (nspawn hosts have no cloud-init): add --vm",
+    );
+  }
+  const userData = options.userData !== undefined ? readUserData(options.userData) : undefined;
+  const userDataSha256 = userData
+    ? crypto.createHash("sha256").update(userData).digest("hex")
+    : undefined;
   const existing = readStateLoose(name);
   if (existing) {
     const same =
       existing.hosts.length === count &&
-      existing.hosts.every((h) => h.delayMs === delayMs && sameShape(h, kind, shape));
+      existing.hosts.every(
+        (h) =>
+          h.delayMs === delayMs &&
+          sameShape(h, kind, shape) &&
+          h.cloudInit?.userDataSha256 === userDataSha256,
+      );
     const alive = existing.hosts.every((h) => hostRunning(existing, h));
     if (same && alive) {
       log(`sandbox: ${name} is already up with ${count} host(s); reusing it`);
@@ -412,10 +436,19 @@ export async function up(options: UpOptions): Promise<SandboxState> {
       writeState(state);
       if (image && shape) {
         fs.writeFileSync(path.join(hdir, "known_hosts"), `${host.hostAddress} ${hostKey}\n`);
-        prepareVmHostFiles(hdir, host, image, clientPub, {
-          user: SUDO_USER,
-          uid: userId(rootfs, SUDO_USER),
-        });
+        if (userData && userDataSha256) {
+          host.cloudInit = { instanceId: vmInstanceId(name, host.name, hostKey), userDataSha256 };
+        }
+        prepareVmHostFiles(
+          hdir,
+          host,
+          image,
+          clientPub,
+          { user: SUDO_USER, uid: userId(rootfs, SUDO_USER) },
+          userData && host.cloudInit
+            ? { userData, instanceId: host.cloudInit.instanceId }
+            : undefined,
+        );
       } else {
         prepareHostFiles(rootfs, hdir, host, clientPub);
         boot(state, host, log);
@@ -603,6 +636,7 @@ function bootVm(
     accel: host.accel ?? "tcg",
     block: state.block,
     index: state.hosts.indexOf(host) + 1,
+    cloudInit: host.cloudInit !== undefined,
   });
   fs.writeFileSync(path.join(hdir, "qemu.args.json"), JSON.stringify(args) + "\n");
   launchVm(hdir, host.namespace, args);

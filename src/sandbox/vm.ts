@@ -36,7 +36,7 @@ export interface VmShape {
 export const VM_DEFAULTS: VmShape = { vcpus: 4, numaNodes: 2, queues: 4, memoryMiB: 512 };
 
 /** Packages added to the root filesystem for the guest image. */
-export const VM_PACKAGES = ["udev", "irqbalance", "bpftool", "xdp-tools"];
+export const VM_PACKAGES = ["udev", "irqbalance", "bpftool", "xdp-tools", "cloud-init"];
 
 /** Bumped when the image recipe changes in a way the hashed texts below do not show. */
 const IMAGE_RECIPE = 1;
@@ -131,7 +131,7 @@ const SEED_UNIT = `[Unit]
 Description=nettune sandbox: host name, keys and address from the seed disk
 DefaultDependencies=no
 After=local-fs.target systemd-remount-fs.service
-Before=network-pre.target ssh.service
+Before=network-pre.target ssh.service cloud-init-local.service
 Wants=network-pre.target
 
 [Service]
@@ -167,6 +167,42 @@ mount --move /dev /newroot/dev
 exec switch_root /newroot /sbin/init
 `;
 }
+
+/**
+ * cloud-init's configuration in the image. It reads only a NoCloud seed
+ * (/var/lib/cloud/seed/nocloud, from the seed disk) and never asks a metadata service; the
+ * network stays nettune-seed's (eth0's address from /etc/nettune-seed.env, no DHCP); the host
+ * key, root's login and authorized_keys the seed put in place stay as they are (Debian's
+ * defaults would delete and regenerate the host keys on a new instance, add a `debian` user and
+ * turn root's keys into a "log in as debian" message): ed25519 is the only type to generate and
+ * the seed's key exists when cloud-init looks, and `users: {}` is no user (schema-valid, where
+ * an empty list is not). The host name is the seed's. No boot loader or partition to manage:
+ * QEMU loads the kernel, the root disk is the file system. `locale: C.UTF-8` needs no
+ * locale-gen (seconds under TCG). User data may override any of it.
+ */
+export const CLOUD_CFG = `# nettune sandbox VM: NoCloud seed only; network, host keys, users and name stay the seed's.
+datasource_list: [NoCloud, None]
+network: {config: disabled}
+ssh_deletekeys: false
+ssh_genkeytypes: [ed25519]
+disable_root: false
+users: {}
+preserve_hostname: true
+manage_etc_hosts: false
+locale: C.UTF-8
+grub_dpkg: {enabled: false}
+growpart: {mode: "off"}
+resize_rootfs: false
+`;
+const CLOUD_CFG_FILE = "etc/cloud/cloud.cfg.d/90_nettune_sandbox.cfg";
+/**
+ * Off unless the kernel command line says `cloud-init=enabled` (hosts given user data). With a
+ * single datasource (plus None) ds-identify would enable cloud-init without looking for a seed,
+ * so a host without one would run all its Python stages on every boot.
+ */
+const CLOUD_INIT_DISABLED_FILE = "etc/cloud/cloud-init.disabled";
+const CLOUD_INIT_DISABLED =
+  "nettune sandbox VM: enabled by cloud-init=enabled on the kernel command line\n";
 
 /** Units that have nothing to do in a sandbox VM; masking keeps a TCG boot short. */
 const MASKED_UNITS = [
@@ -361,6 +397,8 @@ function finishImageRoot(root: string): void {
   // Installed, not running: IRQ affinity stays what was written until a test starts it.
   fs.rmSync(path.join(units, "multi-user.target.wants/irqbalance.service"), { force: true });
   fs.writeFileSync(path.join(root, "etc/fstab"), "/dev/vda / ext4 rw,noatime 0 0\n");
+  fs.writeFileSync(path.join(root, CLOUD_CFG_FILE), CLOUD_CFG);
+  fs.writeFileSync(path.join(root, CLOUD_INIT_DISABLED_FILE), CLOUD_INIT_DISABLED);
 }
 
 /** Modules (paths below lib/modules/VERSION) to insmod, dependencies first. */
@@ -437,6 +475,8 @@ export function prepareVmImage(
       MASKED_UNITS,
       INITRAMFS_MODULES,
       ROOT_DISK_SIZE,
+      CLOUD_CFG,
+      CLOUD_INIT_DISABLED,
     ],
   });
   const hash = crypto.createHash("sha256").update(inputs).digest("hex").slice(0, 16);
@@ -574,6 +614,53 @@ export function createVmNetwork(host: VmHostLayout): void {
   for (const dev of [VM_UPLINK, VM_TAP, VM_BRIDGE]) inNs("link", "set", dev, "up");
 }
 
+/** EC2's limit on user data, which the sandbox keeps to so a file that works here fits there. */
+export const USER_DATA_MAX_BYTES = 16384;
+
+/**
+ * Reads and checks a `--user-data` file before anything boots: it must exist, hold at most
+ * 16384 bytes, and be cloud-config text (first line `#cloud-config`) or gzip (which cloud-init
+ * unpacks).
+ */
+export function readUserData(file: string): Buffer {
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(file);
+  } catch (err) {
+    throw new Error(
+      `sandbox: --user-data ${file}: cannot read it (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+  if (data.length > USER_DATA_MAX_BYTES) {
+    throw new Error(
+      `sandbox: --user-data ${file} has ${data.length} bytes; EC2 takes at most ${USER_DATA_MAX_BYTES}, and so does the sandbox (gzip it to fit)`,
+    );
+  }
+  if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) return data;
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(data);
+  } catch {
+    throw new Error(`sandbox: --user-data ${file} is neither UTF-8 text nor gzip`);
+  }
+  if (!/^#cloud-config[ \t]*\r?(\n|$)/.test(text)) {
+    throw new Error(
+      `sandbox: --user-data ${file} must begin with a "#cloud-config" line (or be gzip); it begins with ${JSON.stringify(text.split("\n")[0]!.slice(0, 40))}`,
+    );
+  }
+  return data;
+}
+
+/**
+ * A host's cloud-init instance id, EC2-shaped (`i-` and 17 hex digits): from the sandbox, the
+ * host and its fresh host key, so it differs per host and per `up` and stays the same across
+ * the host's reboots (per-instance modules run once).
+ */
+export function vmInstanceId(sandbox: string, host: string, hostKey: string): string {
+  const h = crypto.createHash("sha256").update(`${sandbox}/${host}/${hostKey}`).digest("hex");
+  return `i-${h.slice(0, 17)}`;
+}
+
 /** Writes the host's seed disk and copy-on-write root disk into its state directory. */
 export function prepareVmHostFiles(
   hdir: string,
@@ -581,6 +668,7 @@ export function prepareVmHostFiles(
   image: VmImage,
   clientPub: string,
   sudo: { user: string; uid: number },
+  cloudInit?: { userData: Buffer; instanceId: string },
 ): void {
   const seed = path.join(hdir, "seed");
   fs.rmSync(seed, { recursive: true, force: true });
@@ -606,6 +694,15 @@ export function prepareVmHostFiles(
   fs.chmodSync(path.join(seed, "root/.ssh"), 0o700);
   fs.chmodSync(path.join(seed, "home", sudo.user, ".ssh"), 0o700);
   fs.chownSync(path.join(seed, "home", sudo.user, ".ssh"), sudo.uid, sudo.uid);
+  if (cloudInit) {
+    // cloud-init's NoCloud seed directory; the unit unpacks it before cloud-init-local runs.
+    put("var/lib/cloud/seed/nocloud/user-data", cloudInit.userData, 0o600);
+    put(
+      "var/lib/cloud/seed/nocloud/meta-data",
+      `instance-id: ${cloudInit.instanceId}\nlocal-hostname: ${host.name}\n`,
+      0o644,
+    );
+  }
   // Only these entries, not "." (which would carry the staging directory's mode onto /).
   run([
     "tar",
@@ -617,6 +714,7 @@ export function prepareVmHostFiles(
     "etc",
     "root",
     "home",
+    ...(cloudInit ? ["var"] : []),
   ]);
   fs.rmSync(seed, { recursive: true, force: true });
   run([
@@ -648,6 +746,8 @@ export function qemuArgs(opts: {
   accel: "tcg" | "kvm";
   block: number;
   index: number;
+  /** The host has user data: `cloud-init=enabled` on its kernel command line. */
+  cloudInit?: boolean;
 }): string[] {
   const { host, hdir, image, shape } = opts;
   const machineId = crypto
@@ -677,6 +777,7 @@ export function qemuArgs(opts: {
     "biosdevname=0",
     `systemd.hostname=${host.name}`,
     `systemd.machine_id=${machineId}`,
+    ...(opts.cloudInit ? ["cloud-init=enabled"] : []),
   ].join(" ");
   return [
     "-name",

@@ -66,7 +66,8 @@ export const VM_UP_TIMEOUT_MS = 600_000;
 /**
  * A VM sandbox of a test file's own, beside the run's nspawn sandbox: any leftover of that name
  * is taken down first, and a failed `up` takes down what it started. `extra` are more `sandbox
- * up` flags (`--cpus 2`). Take it down in afterAll with `cli(["sandbox", "down", "--name", name])`.
+ * up` flags (`--cpus 2`, `--user-data FILE` for a cloud-init NoCloud seed). Take it down in
+ * afterAll with `cli(["sandbox", "down", "--name", name])`.
  */
 export function vmSandboxUp(name: string, hosts: number, extra: string[] = []): SandboxHost[] {
   cli(["sandbox", "down", "--name", name]);
