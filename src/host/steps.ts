@@ -39,7 +39,17 @@ export interface StepsOptions {
   readonly capture?: readonly string[];
   /** Read-only shell run once every step succeeded; what it prints follows `applied`. */
   readonly after?: string;
+  /**
+   * A journal of originals: when the file exists, its `key <TAB> value` lines are printed as
+   * `journal <TAB> key <TAB> value`; when it does not, the captured values are written to it
+   * before the first step (exit 7 if it cannot be written: nothing is changed then). So the
+   * values a host had before a change survive an apply whose answer never arrived.
+   */
+  readonly journal?: string;
 }
+
+/** Where a resource's journal of originals lives on the host. */
+export const JOURNAL_DIR = "/var/lib/nettune/originals";
 
 const procPath = (key: string) => shellQuote(`/proc/sys/${sysctlPath(key)}`);
 
@@ -86,6 +96,19 @@ export function renderSteps(steps: readonly Step[], options: StepsOptions = {}):
       `${c}=$(echo $${c}); printf 'captured\\t%s\\t%s\\n' ${k} "$${c}"`,
     );
   }
+  if (options.journal !== undefined) {
+    const j = shellQuote(options.journal);
+    const tmp = shellQuote(`${options.journal}.tmp`);
+    const dir = shellQuote(options.journal.replace(/\/[^/]*$/, "") || "/");
+    const rows = capture.map(
+      (key) => `printf '%s\\t%s\\n' ${shellQuote(key)} "$${captureVar(key)}"`,
+    );
+    lines.push(
+      `if [ -f ${j} ]; then while IFS= read -r l; do printf 'journal\\t%s\\n' "$l"; done < ${j}`,
+      `else if ! e=$( { mkdir -p ${dir} && { ${rows.join("; ") || ":"}; } > ${tmp} && mv -f ${tmp} ${j}; } 2>&1 ); then ` +
+        `rm -f ${tmp}; printf 'failed\\t-1\\t7\\tcannot write the journal of originals ${options.journal.replace(/'/g, "")}: %s\\n' "$(echo $e)"; exit 7; fi; fi`,
+    );
+  }
   steps.forEach((s, i) => {
     lines.push(
       s.undo === undefined
@@ -106,6 +129,8 @@ export type StepsOutcome =
       readonly ok: true;
       /** The capture keys' values before anything was written, normalized. */
       readonly captured: Readonly<Record<string, string>>;
+      /** The journal's values (StepsOptions.journal), when it existed; normalized. */
+      readonly journal: Readonly<Record<string, string>>;
       /** What `after` printed. */
       readonly after: string;
     }
@@ -130,14 +155,16 @@ export function parseSteps(stdout: string, exitCode: number | null): StepsOutcom
   const applied = lines.indexOf("applied");
   if (exitCode === 0 && applied >= 0) {
     const captured: Record<string, string> = {};
+    const journal: Record<string, string> = {};
     for (const line of lines.slice(0, applied)) {
       const [tag, key, ...value] = line.split("\t");
       if (tag === "captured" && key) captured[key] = normalizeSysctl(value.join("\t"));
+      if (tag === "journal" && key) journal[key] = normalizeSysctl(value.join("\t"));
     }
-    return { ok: true, captured, after: lines.slice(applied + 1).join("\n") };
+    return { ok: true, captured, journal, after: lines.slice(applied + 1).join("\n") };
   }
   for (const line of lines) {
-    const failed = /^failed\t(\d+)\t(\d+)\t(.*)$/.exec(line);
+    const failed = /^failed\t(-?\d+)\t(\d+)\t(.*)$/.exec(line);
     if (failed) {
       const [, index, status, reason] = failed;
       return {

@@ -11,7 +11,8 @@
  * host's topology by nettune at apply) and `xdp` (the loader and object are far larger than the
  * 16 KB of user data EC2 takes): a NetworkTuning over SSH applies those after boot.
  */
-import { renderSysctlConf } from "../host/sysctl";
+import { renderSysctlConf, sysctlPath } from "../host/sysctl";
+import { journalPathOf } from "../specs/sysctlSet";
 import { renderModulesLoadConf, CC_KEY, DEFAULT_QDISC_KEY } from "../host/congestion";
 import { renderLinkUnit, UNIT_DIR, type LinkUnit } from "../host/systemd";
 import { renderEthtoolChannels, renderEthtoolRings } from "../host/ethtool";
@@ -183,6 +184,7 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
     );
 
   const files: FileSpec[] = [];
+  const bootcmd: string[][] = [];
   const runcmd: string[][] = [];
   const units: string[] = [];
   const rendered: TuningField[] = [];
@@ -279,6 +281,21 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       case "SysctlSet": {
         const p = parsed as SysctlSetInputs;
         const file = `/etc/sysctl.d/${p.fileName}`;
+        // The values before anything is applied, once per instance, in the journal the
+        // SysctlSet's create reads: destroy then puts back the image's own values.
+        const journal = journalPathOf(p.fileName);
+        const rows = Object.keys(p.values).map(
+          (k) =>
+            `printf '%s\\t%s\\n' ${shellQuote(k)} "$(echo $(cat ${shellQuote(`/proc/sys/${sysctlPath(k)}`)}))"`,
+        );
+        bootcmd.push([
+          "cloud-init-per",
+          "instance",
+          `nettune-journal-${p.fileName.replace(/[^A-Za-z0-9_.-]/g, "-")}`,
+          "sh",
+          "-c",
+          `[ -e ${shellQuote(journal)} ] || { mkdir -p ${shellQuote(journal.replace(/\/[^/]*$/, ""))} && { ${rows.join("; ")}; } > ${shellQuote(`${journal}.tmp`)} && mv -f ${shellQuote(`${journal}.tmp`)} ${shellQuote(journal)}; }`,
+        ]);
         if (p.persist !== "runtime")
           files.push({
             path: file,
@@ -312,6 +329,8 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
     `# Applied here: ${rendered.join(", ") || "nothing"}.`,
     ...leftOver.map((l) => `# Left to NetworkTuning ${name} over SSH: ${l.field} (${l.why}).`),
   ];
+  if (bootcmd.length > 0)
+    lines.push("bootcmd:", ...bootcmd.map((c) => `  - [${c.map(q).join(", ")}]`));
   if (files.length > 0) {
     lines.push("write_files:");
     for (const f of files) {

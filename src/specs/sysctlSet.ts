@@ -45,6 +45,16 @@ const textOf = (v: SysctlValue | string) => (typeof v === "string" ? v : formatS
 const same = (a: SysctlValue | string | undefined, b: SysctlValue | string | undefined) =>
   a !== undefined && b !== undefined && normalizeSysctl(textOf(a)) === normalizeSysctl(textOf(b));
 
+/**
+ * The set's journal of originals on the host: written by create before its first write (or by
+ * the user data of `nettune.cloudInit` before it applies the set), read by a create that finds
+ * it, removed by delete. A create whose answer was lost, run again, still records the values
+ * the host had before nettune.
+ */
+export function journalPathOf(fileName: string): string {
+  return `${protocol.JOURNAL_DIR}/sysctl-${fileName}`;
+}
+
 function filePathOf(inputs: SysctlSetInputs): string | null {
   return fileOf(inputs.persist) ? `${SYSCTL_D}/${inputs.fileName}` : null;
 }
@@ -128,15 +138,18 @@ async function runPlanned(
   t: Transport,
   planned: readonly Planned[],
   capture: readonly string[],
+  journal?: string,
 ): Promise<Readonly<Record<string, string>>> {
   if (planned.length === 0 && capture.length === 0) return {};
   const steps = planned.map((p) => p.step);
   const res = await t.exec(
-    { script: protocol.renderSteps(steps, { capture }) },
+    { script: protocol.renderSteps(steps, { capture, journal }) },
     { allowFailure: true },
   );
   const out = protocol.parseSteps(res.stdout, res.exitCode);
-  if (out.ok) return out.captured;
+  // The journal's value of a key wins: it was read before nettune (or cloud-init) first set it.
+  if (out.ok)
+    return Object.fromEntries(capture.map((k) => [k, out.journal[k] ?? out.captured[k]!]));
   if (out.kind === "unreadable")
     throw new Error(`key ${out.key} cannot be read on ${t.target}: ${out.reason}`);
   const p = planned[out.index];
@@ -216,7 +229,9 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
       capture.push(...keys);
       if (runtime) for (const key of keys) planned.push(keyStep(key, news.values[key]!, capture));
       if (filePath) planned.push(fileStep(news, filePath));
-      const originals = { ...(await runPlanned(t, planned, capture)) };
+      const originals = {
+        ...(await runPlanned(t, planned, capture, journalPathOf(news.fileName))),
+      };
       return { originals, applied: { ...news.values }, filePath, warnings: [] };
     }
     const live = (key: string) => {
@@ -277,6 +292,14 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
       }
     }
     if (olds.filePath) planned.push({ step: protocol.fileRemoveStep("persist", olds.filePath) });
+    planned.push({ step: protocol.fileRemoveStep("journal", journalPathOf(olds.fileName)) });
+    planned.push({
+      step: {
+        property: "journal",
+        action: "remove the journals' folders when empty",
+        run: `d=${protocol.JOURNAL_DIR}; rmdir "$d" "\${d%/*}" 2>/dev/null; true`,
+      },
+    });
     await runPlanned(t, planned, capture);
   },
 

@@ -22,6 +22,7 @@ import type {
 
 const PROC_SYS = "/proc/sys/";
 const SYSCTL_D = "/etc/sysctl.d";
+const JOURNALS = "/var/lib/nettune/originals";
 
 /** Rewrites the host paths of a rendered script into `root` (a test-only transformation). */
 export function rewriteHostPaths(script: string, root: string): string {
@@ -29,9 +30,11 @@ export function rewriteHostPaths(script: string, root: string): string {
     .split(PROC_SYS)
     .join(`${root}/proc-sys/`)
     .split(SYSCTL_D)
-    .join(`${root}/sysctl.d`);
+    .join(`${root}/sysctl.d`)
+    .split(JOURNALS)
+    .join(`${root}/originals`);
   // A path the rewrite missed would reach this machine: refuse to run it.
-  if (out.includes("/proc/sys") || out.includes("/etc/")) {
+  if (out.includes("/proc/sys") || out.includes("/etc/") || out.includes("/var/lib/")) {
     throw new Error(`fake host: script names a host path it cannot redirect:\n${out}`);
   }
   return out;

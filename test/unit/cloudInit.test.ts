@@ -1,6 +1,7 @@
 /**
- * nettune.cloudInit without a host: the user data is YAML cloud-init reads (parsed here with
- * PyYAML, which cloud-init itself uses), its files are byte for byte those the resources write
+ * nettune.cloudInit without a host: the user data passes `cloud-init schema` (Debian's
+ * cloud-init 22.4, the version of the VM sandbox image) and is parsed with PyYAML as cloud-init
+ * parses it; its files are byte for byte those the resources write
  * under the names NetworkTuning's children use, its commands come in NetworkTuning's order,
  * "max" is read from ethtool's own output at boot (a stand-in ethtool printing the captured
  * virtio_net and veth outputs of test/fixtures/ethtool), and what it cannot apply is named.
@@ -15,15 +16,19 @@ import * as nettune from "../../src";
 import { countsScript, renderCloudInit, USER_DATA_MAX_BYTES } from "../../src/resources/cloudInit";
 import { renderSysctlConf } from "../../src/host/sysctl";
 import { defaultUnitName } from "../../src/schemas/link";
+import { cloudInitSchema } from "../helpers/cloudInitSchema";
 
 interface CloudConfig {
   write_files?: { path: string; content: string; permissions: string; owner: string }[];
   runcmd?: string[][];
 }
 
-/** The user data as cloud-init reads it (PyYAML's safe_load, as cloud-init does). */
+/** The user data as cloud-init reads it (PyYAML's safe_load, as cloud-init does), once valid. */
 function parse(userData: string): CloudConfig {
   expect(userData.startsWith("#cloud-config\n")).toBe(true);
+  const valid = cloudInitSchema(userData);
+  expect(valid.errors, valid.output).toEqual([]);
+  expect(valid.ok).toBe(true);
   const r = spawnSync(
     "python3",
     ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"],
@@ -117,6 +122,19 @@ describe("nettune.cloudInit", () => {
       ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-congestion-gw-congestion.conf"],
       ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-gw-sysctls.conf"],
     ]);
+    // The instance's own values go to the SysctlSet's journal first, once per instance.
+    const bootcmd = (cc as { bootcmd?: string[][] }).bootcmd!;
+    expect(bootcmd).toHaveLength(1);
+    expect(bootcmd[0]!.slice(0, 5)).toEqual([
+      "cloud-init-per",
+      "instance",
+      "nettune-journal-90-nettune-gw-sysctls.conf",
+      "sh",
+      "-c",
+    ]);
+    expect(bootcmd[0]![5]).toContain(
+      "/var/lib/nettune/originals/sysctl-90-nettune-gw-sysctls.conf",
+    );
     expect(Buffer.byteLength(r.userData)).toBeLessThan(USER_DATA_MAX_BYTES);
     expect(
       nettune.cloudInit({ name: "gw", interface: "ens5", profile: nettune.profiles.apiGateway }),

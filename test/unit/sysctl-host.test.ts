@@ -213,11 +213,32 @@ describe("parsers", () => {
   });
 
   it("parseSteps: each outcome a SysctlSet script can print", () => {
-    expect(parseSteps("applied\n", 0)).toEqual({ ok: true, captured: {}, after: "" });
+    expect(parseSteps("applied\n", 0)).toEqual({ ok: true, captured: {}, journal: {}, after: "" });
     expect(parseSteps("captured\tnet.core.somaxconn\t4096\napplied\n", 0)).toEqual({
       ok: true,
       captured: { "net.core.somaxconn": "4096" },
+      journal: {},
       after: "",
+    });
+    expect(
+      parseSteps(
+        "captured\tnet.core.somaxconn\t4096\njournal\tnet.core.somaxconn\t128\napplied\n",
+        0,
+      ),
+    ).toEqual({
+      ok: true,
+      captured: { "net.core.somaxconn": "4096" },
+      journal: { "net.core.somaxconn": "128" },
+      after: "",
+    });
+    expect(
+      parseSteps("failed\t-1\t7\tcannot write the journal of originals /x: denied\n", 7),
+    ).toEqual({
+      ok: false,
+      kind: "failed",
+      index: -1,
+      status: 7,
+      reason: "cannot write the journal of originals /x: denied",
     });
     expect(parseSteps("unreadable\tnet.core.x\t/proc/sys/net/core/x: No such file\n", 6)).toEqual({
       ok: false,
@@ -302,7 +323,12 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
   it("apply: writes every value, checks it, prints applied", async () => {
     const res = await run(renderSteps(keySteps(STEPS)));
     expect(res).toMatchObject({ exitCode: 0, stdout: "applied\n" });
-    expect(parseSteps(res.stdout, res.exitCode)).toEqual({ ok: true, captured: {}, after: "" });
+    expect(parseSteps(res.stdout, res.exitCode)).toEqual({
+      ok: true,
+      captured: {},
+      journal: {},
+      after: "",
+    });
     expect(host.getProc(SOMAXCONN)).toBe("65535\n");
     expect(host.getProc(RMEM)).toBe("4096 87380 33554432\n");
     expect(host.getProc(CC)).toBe("bbr\n");
@@ -320,10 +346,56 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
     expect(parseSteps(res.stdout, res.exitCode)).toEqual({
       ok: true,
       captured: { [SOMAXCONN]: "4096", [RMEM]: "4096 131072 6291456", [CC]: "cubic" },
+      journal: {},
       after: "",
     });
     expect(host.getProc(SOMAXCONN)).toBe("65535\n");
     expect(host.getProc(CC)).toBe("bbr\n");
+  });
+
+  it("apply with a journal: written before the first write; a later apply reads it back instead", async () => {
+    const journal = "/var/lib/nettune/originals/sysctl-90-nettune-web.conf";
+    const file = path.join(host.root, "originals", "sysctl-90-nettune-web.conf");
+    const first = await run(
+      renderSteps(keySteps(captured(STEPS)), { capture: [SOMAXCONN, RMEM, CC], journal }),
+    );
+    expect(first.exitCode).toBe(0);
+    expect(fs.readFileSync(file, "utf8")).toBe(
+      `${SOMAXCONN}\t4096\n${RMEM}\t4096 131072 6291456\n${CC}\tcubic\n`,
+    );
+    // Run again on the tuned host (an apply whose answer was lost): the journal's values win.
+    const again = await run(
+      renderSteps(keySteps(captured(STEPS)), { capture: [SOMAXCONN, RMEM, CC], journal }),
+    );
+    expect(parseSteps(again.stdout, again.exitCode)).toMatchObject({
+      ok: true,
+      captured: { [SOMAXCONN]: "65535", [CC]: "bbr" },
+      journal: { [SOMAXCONN]: "4096", [RMEM]: "4096 131072 6291456", [CC]: "cubic" },
+    });
+    expect(fs.readFileSync(file, "utf8")).toContain(`${SOMAXCONN}\t4096\n`);
+  });
+
+  it("apply with a journal it cannot write changes nothing (exit 7)", async () => {
+    // A file where the journal's folder should be: mkdir fails.
+    fs.writeFileSync(path.join(host.root, "originals"), "");
+    const res = await run(
+      renderSteps(keySteps(captured(STEPS)), {
+        capture: [SOMAXCONN, RMEM, CC],
+        journal: "/var/lib/nettune/originals/sysctl-x.conf",
+      }),
+    );
+    expect(res.exitCode).toBe(7);
+    expect(parseSteps(res.stdout, res.exitCode)).toMatchObject({
+      ok: false,
+      kind: "failed",
+      status: 7,
+      reason: expect.stringMatching(
+        /^cannot write the journal of originals \S+\/originals\/sysctl-x\.conf: mkdir: /,
+      ) as string,
+    });
+    expect(host.getProc(SOMAXCONN)).toBe("4096\n");
+    expect(host.getProc(CC)).toBe("cubic\n");
+    fs.rmSync(path.join(host.root, "originals"));
   });
 
   it("apply with capture: a refused key puts the earlier ones back to the values read (exit 3)", async () => {

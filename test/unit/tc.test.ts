@@ -424,7 +424,12 @@ describe("all-or-nothing steps", () => {
       }).replace("set -f", "set -f; exec 3>&1"),
     );
     expect(r.stdout).toBe("cleaned\napplied\nchecked\n");
-    expect(parseSteps(r.stdout, 0)).toEqual({ ok: true, captured: {}, after: "checked\n" });
+    expect(parseSteps(r.stdout, 0)).toEqual({
+      ok: true,
+      captured: {},
+      journal: {},
+      after: "checked\n",
+    });
     expect(() => parseSteps("", 1)).toThrow(ParseError);
   });
 });
