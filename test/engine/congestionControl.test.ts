@@ -12,6 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, resourceOps } from "../helpers/engine";
+import { namesField } from "../helpers/checkErrors";
 import { onHost, procSysNet } from "../helpers/hostShell";
 import { cli, direct, sandboxHosts, SANDBOX } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
@@ -288,7 +289,7 @@ describe("CongestionControl: what the host does not offer fails at preview, host
           .filter((e) => e.type === "diagnostic" && e.severity === "error")
           .map((e) => e.message ?? "")
           .join("\n");
-        expect(errors, label).toContain(`property ${field} `);
+        expect(namesField(errors, field), `${label}: ${errors}`).toBe(true);
         expect(errors, label).toMatch(reason);
         expect(resourceOps(r, TYPE)).not.toContain("create");
       }

@@ -24,3 +24,15 @@ export async function checkFailures(kind: string, run: Promise<unknown>): Promis
     });
   }
 }
+
+/**
+ * Whether a check error (as the engine shows it) names `field`: `Kind name: field: reason`, or
+ * one of its indented `field: reason` lines; never Pulumi's `property X value {<nil>}` form.
+ */
+export function namesField(text: string, field: string): boolean {
+  if (/has a problem|\{<nil>\}/.test(text)) return false;
+  return text.split("\n").some((line) => {
+    const l = line.trimStart();
+    return l.startsWith(`${field}: `) || l.includes(`: ${field}: `);
+  });
+}
