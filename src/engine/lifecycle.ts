@@ -14,7 +14,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import type { Transport } from "../transport/types";
-import type { Connection } from "../schemas/connection";
+import { connectionSchema, type Connection } from "../schemas/connection";
 
 /** A check failure as Pulumi shows it: the property path and the reason. */
 export interface Failure {
@@ -124,6 +124,18 @@ export function checkError(kind: string, name: unknown, failures: readonly Failu
   );
 }
 
+/**
+ * Two connections as the current schema reads them: a state written before a field existed
+ * (`waitForCloudInit`) gets its default, and is the same connection.
+ */
+export function sameConnection(a: unknown, b: unknown): boolean {
+  const norm = (c: unknown) => {
+    const r = connectionSchema.safeParse(c);
+    return stableJson(r.success ? r.data : c);
+  };
+  return norm(a) === norm(b);
+}
+
 /** Connection fields whose change means another host: the resource is replaced. */
 export function sameHost(a: Connection, b: Connection): boolean {
   return a.host === b.host && a.port === b.port;
@@ -156,10 +168,10 @@ export function diffResult(
   otherChange = false,
 ): DiffResult {
   for (const r of replaces) detailedDiff[r] = { kind: "update-replace", inputDiff: true };
-  const changes =
-    replaces.length > 0 ||
-    Object.keys(detailedDiff).length > 0 ||
-    otherChange ||
-    stableJson(olds.connection) !== stableJson(news.connection);
+  // Another key, user or option on the same host: an update that marks `connection` (shown as
+  // `~ connection: [secret]`), so the state holds what later operations log in with.
+  if (!replaces.includes("connection") && !sameConnection(olds.connection, news.connection))
+    detailedDiff.connection = { kind: "update", inputDiff: true };
+  const changes = replaces.length > 0 || Object.keys(detailedDiff).length > 0 || otherChange;
   return { changes, replaces, deleteBeforeReplace: true, detailedDiff };
 }

@@ -433,9 +433,20 @@ describe("diff", () => {
     const values = { "net.core.somaxconn": 65535 };
     const connection = { ...CONNECTION, commandTimeout: 120 };
     const d = handler.diff("id", olds(values), inputsOf(values, { connection }));
-    expect(d).toMatchObject({ changes: true, replaces: [], detailedDiff: {} });
+    // Marked, so preview says what changed: `~ connection: [secret]`.
+    expect(d).toMatchObject({ changes: true, replaces: [] });
+    expect(d.detailedDiff).toEqual({ connection: { kind: "update", inputDiff: true } });
     const nat = handler.diff("id", olds(values), inputsOf(values, { behindNat: true }));
     expect(nat.changes).toBe(true);
+  });
+
+  it("a state from before a connection field existed is the same connection (no update after an upgrade)", () => {
+    const values = { "net.core.somaxconn": 65535 };
+    const state = olds(values);
+    const { waitForCloudInit: _w, ...written } = state.connection as Record<string, unknown>;
+    const before = { ...state, connection: written } as typeof state;
+    const d = handler.diff("id", before, inputsOf(values));
+    expect(d).toMatchObject({ changes: false, replaces: [], detailedDiff: {} });
   });
 });
 
