@@ -14,11 +14,34 @@ export interface Setting {
   readonly input: string;
 }
 
+import * as pulumi from "@pulumi/pulumi";
+
 const claims = new Map<string, Map<string, { owner: string; input: string }>>();
+/** The run the claims belong to: its resource monitor (one per program run). */
+let claimsRun: unknown;
 
 /** Forgets the claims of earlier programs (tests run several programs in one process). */
 export function resetClaims(): void {
   claims.clear();
+}
+
+/**
+ * The claims of the program run now. The Automation API runs many programs (stacks,
+ * operations) in one process: each has its own resource monitor, and a run never sees the
+ * claims of another.
+ */
+function runClaims(): typeof claims {
+  let monitor: unknown;
+  try {
+    monitor = pulumi.runtime.getMonitor();
+  } catch {
+    monitor = undefined;
+  }
+  if (monitor !== claimsRun) {
+    claimsRun = monitor;
+    claims.clear();
+  }
+  return claims;
 }
 
 /**
@@ -40,8 +63,9 @@ export function hostIdOf(conn: { host?: unknown; port?: unknown } | undefined): 
 
 /** Claims `settings` for `owner` ("SysctlSet web") on `hostId`; throws naming both owners. */
 export function claimSettings(owner: string, hostId: string, settings: readonly Setting[]): void {
-  let owners = claims.get(hostId);
-  if (!owners) claims.set(hostId, (owners = new Map<string, { owner: string; input: string }>()));
+  const all = runClaims();
+  let owners = all.get(hostId);
+  if (!owners) all.set(hostId, (owners = new Map<string, { owner: string; input: string }>()));
   for (const s of settings) {
     const other = owners.get(s.id);
     if (other && other.owner !== owner) {
