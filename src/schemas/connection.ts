@@ -3,6 +3,7 @@
  * follow `@pulumi/command`'s `remote.ConnectionArgs` so existing stacks can reuse their objects.
  */
 
+import { isIP } from "node:net";
 import { z } from "zod";
 
 /** `SHA256:` followed by the unpadded base64 of a 32-byte digest, as `ssh-keygen -l` prints. */
@@ -33,16 +34,50 @@ export function isHostKeyPin(pin: string): boolean {
 const secret = (field: string) =>
   z.string({ error: `${field} must be a string` }).min(1, `${field} must not be empty`);
 
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens, 253 at most. */
+const HOST_NAME =
+  /^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * Why `host` is not a host name or an IP address, or undefined when it is one. Checked at
+ * preview: a malformed host would otherwise cost every dial attempt at `up`.
+ */
+export function hostProblem(host: string): string | undefined {
+  if (isIP(host) !== 0) return undefined;
+  if (/^\[.*\]$/.test(host))
+    return "host must be an IPv6 address without brackets (the port goes in port)";
+  if (/^[^:]+:\d+$/.test(host))
+    return `host must not include a port: give ${host.split(":")[1]} as port`;
+  if (host.length > 253) return `host is ${host.length} characters; a host name has at most 253`;
+  if (!HOST_NAME.test(host))
+    return `host ${JSON.stringify(host)} is not an IP address or a host name (letters, digits, hyphens and dots)`;
+  return undefined;
+}
+
+/** A login name as Linux accepts them (useradd's defaults, plus upper case). */
+const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
+
 /** Fields shared by the target host and its jump host. */
 const endpointShape = {
-  host: z.string({ error: "host is required" }).trim().min(1, "host must not be empty"),
+  host: z
+    .string({ error: "host is required" })
+    .trim()
+    .min(1, "host must not be empty")
+    .superRefine((h, ctx) => {
+      const problem = hostProblem(h);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
   port: z
     .number()
     .int("port must be an integer")
     .min(1, "port must be between 1 and 65535")
     .max(65535, "port must be between 1 and 65535")
     .default(22),
-  user: z.string().min(1, "user must not be empty").default("root"),
+  user: z
+    .string()
+    .min(1, "user must not be empty")
+    .regex(USER_NAME, "user must be a login name (letters, digits, _ . -, at most 32)")
+    .default("root"),
   password: secret("password").optional(),
   privateKey: secret("privateKey")
     .refine((k) => PRIVATE_KEY_ARMOUR.test(k), {

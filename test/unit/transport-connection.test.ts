@@ -120,3 +120,46 @@ describe("connectionSchema", () => {
     expect(JSON.stringify(r.error!.issues) + r.error!.message).not.toContain(PASSWORD);
   });
 });
+
+describe("host and user are checked for their form before any dial", () => {
+  const msg = (host: unknown, user?: string) => {
+    const r = connectionSchema.safeParse({
+      host,
+      password: PASSWORD,
+      ...(user === undefined ? {} : { user }),
+    });
+    return r.success
+      ? ""
+      : r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+  };
+
+  it("accepts addresses and names", () => {
+    for (const host of [
+      "198.18.1.2",
+      "2001:db8::1",
+      "fe80::1%eth0",
+      "web-1.example.com",
+      "h",
+      "db.",
+      " 198.18.1.2",
+    ])
+      expect(msg(host), host).toBe("");
+  });
+
+  it("refuses what no dial could reach, naming host and why", () => {
+    expect(msg("1.2.3.4;x")).toMatch(
+      /^host: host "1\.2\.3\.4;x" is not an IP address or a host name/,
+    );
+    expect(msg("a host")).toMatch(/^host: host "a host" is not an IP address or a host name/);
+    expect(msg("198.18.1.2:2222")).toBe("host: host must not include a port: give 2222 as port");
+    expect(msg("[2001:db8::1]")).toMatch(/^host: host must be an IPv6 address without brackets/);
+    expect(msg("a".repeat(300))).toBe("host: host is 300 characters; a host name has at most 253");
+    expect(msg("-bad.example")).toMatch(/not an IP address or a host name/);
+  });
+
+  it("refuses a user that is not a login name", () => {
+    expect(msg("h", "admin")).toBe("");
+    expect(msg("h", "root;id")).toMatch(/^user: user must be a login name/);
+    expect(msg("h", "a b")).toMatch(/^user: user must be a login name/);
+  });
+});
