@@ -257,6 +257,25 @@ export function fileWriteStep(
   };
 }
 
+/** The first line of every file nettune writes (sysctl.d, modules-load.d, units). */
+export const MANAGED_HEADER = "# Managed by nettune";
+
+/**
+ * Fails (changing nothing) when `path` exists and nettune did not write it: its first line is
+ * not {@link MANAGED_HEADER}. Put before a {@link fileWriteStep}, whose undo would otherwise
+ * remove a file that was there before.
+ */
+export function fileOwnedStep(property: string, path: string): Step {
+  const f = shellQuote(path);
+  return {
+    property,
+    action: `check that ${path} is nettune's`,
+    run:
+      `if [ -e ${f} ] && [ "$(head -c ${MANAGED_HEADER.length} ${f})" != ${shellQuote(MANAGED_HEADER)} ]; then ` +
+      `echo ${shellQuote(`${path} exists and nettune did not write it; nettune writes and removes only files it made: choose another fileName`)}; exit 1; fi`,
+  };
+}
+
 /** Removes a file (nothing to do when it is gone); undone from a backup. */
 export function fileRemoveStep(property: string, path: string): Step {
   const f = shellQuote(path);

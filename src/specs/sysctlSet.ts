@@ -19,6 +19,7 @@ import {
   type ReadResult,
 } from "../host/sysctl";
 import * as protocol from "../host/steps";
+import { shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import type { Failure } from "../engine/lifecycle";
 import { restoreOrWarn } from "../engine/restore";
@@ -65,16 +66,32 @@ function filePathOf(inputs: SysctlSetInputs): string | null {
 interface Facts {
   /** What the probe read of each key; empty where it read none (create reads in its script). */
   readonly keys: ReadonlyMap<string, ReadResult>;
+  /** At preview of a new set: whether its sysctl.d file exists without nettune's header. */
+  readonly foreignFile?: boolean;
   /** The sysctl.d file's content on refresh of a persistent-only set; undefined when absent. */
   readonly file?: string;
 }
 
 const NOTHING_READ: Facts = { keys: new Map() };
 
-async function readKeys(t: Transport, keys: readonly string[]): Promise<Facts> {
-  if (keys.length === 0) return NOTHING_READ;
-  const res = await t.exec({ script: renderSysctlRead(keys) });
-  return { keys: parseSysctlRead(res.stdout, keys) };
+const FILE_MARK = "--nettune-file--";
+
+/**
+ * Reads `keys` and, with `file`, whether that file exists and is not nettune's, in one round trip.
+ */
+async function readKeys(t: Transport, keys: readonly string[], file?: string): Promise<Facts> {
+  if (keys.length === 0 && file === undefined) return NOTHING_READ;
+  const owned =
+    file === undefined
+      ? ""
+      : `\necho ${FILE_MARK}; f=${shellQuote(file)}; ` +
+        `if [ -e "$f" ] && [ "$(head -c ${protocol.MANAGED_HEADER.length} "$f")" != ${shellQuote(protocol.MANAGED_HEADER)} ]; then echo foreign; fi`;
+  const res = await t.exec({ script: `${keys.length > 0 ? renderSysctlRead(keys) : ":"}${owned}` });
+  const [read = "", tail] = res.stdout.split(`${FILE_MARK}\n`);
+  return {
+    keys: keys.length > 0 ? parseSysctlRead(read, keys) : new Map(),
+    ...(file === undefined ? {} : { foreignFile: (tail ?? "").trim() === "foreign" }),
+  };
 }
 
 /** The keys a probe reads: what each operation needs, in one round trip. */
@@ -181,7 +198,9 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
   id: (inputs) => `sysctl/${inputs.fileName}`,
 
   async probe(t, inputs, why) {
-    const facts = await readKeys(t, keysToRead(inputs, why));
+    // A new set's file must not be one nettune did not write (a distribution's 99-sysctl.conf).
+    const file = why.op === "check" ? (filePathOf(inputs) ?? undefined) : undefined;
+    const facts = await readKeys(t, keysToRead(inputs, why), file);
     if (why.op !== "read" || runtimeOf(why.olds.persist) || !why.olds.filePath) return { facts };
     // Persistent only: what counts is the file the next boot applies.
     const res = await t.exec({ script: renderFileRead(why.olds.filePath) });
@@ -190,6 +209,13 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
 
   check(inputs, facts, target) {
     const failures: Failure[] = [];
+    if (facts.foreignFile)
+      failures.push({
+        property: "fileName",
+        reason:
+          `${SYSCTL_D}/${inputs.fileName} exists on ${target} and nettune did not write it; ` +
+          "nettune writes and removes only files it made: choose another fileName",
+      });
     for (const key of Object.keys(inputs.values)) {
       const r = facts.keys.get(key);
       const property = `values[${JSON.stringify(key)}]`;
@@ -227,6 +253,8 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
       // One round trip: the script reads every key's original first (a missing key stops it
       // before anything is written), each write is undone to it, and it reports them.
       capture.push(...keys);
+      // Checked before anything is written: the file must be absent or nettune's.
+      if (filePath) planned.push({ step: protocol.fileOwnedStep("fileName", filePath) });
       if (runtime) for (const key of keys) planned.push(keyStep(key, news.values[key]!, capture));
       if (filePath) planned.push(fileStep(news, filePath));
       const originals = {
@@ -292,12 +320,14 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
       }
     }
     if (olds.filePath) planned.push({ step: protocol.fileRemoveStep("persist", olds.filePath) });
-    planned.push({ step: protocol.fileRemoveStep("journal", journalPathOf(olds.fileName)) });
+    // Last: the journal is only removed once every original is back.
     planned.push({
       step: {
         property: "journal",
-        action: "remove the journals' folders when empty",
-        run: `d=${protocol.JOURNAL_DIR}; rmdir "$d" "\${d%/*}" 2>/dev/null; true`,
+        action: "remove the journal of originals",
+        run:
+          `rm -f ${shellQuote(journalPathOf(olds.fileName))}; ` +
+          `d=${protocol.JOURNAL_DIR}; rmdir "$d" "\${d%/*}" 2>/dev/null; true`,
       },
     });
     await runPlanned(t, planned, capture);

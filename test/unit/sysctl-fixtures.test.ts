@@ -168,14 +168,18 @@ class ReplayTransport implements Transport {
 
   exec(command: Command): Promise<ExecResult> {
     this.stats.execs++;
-    const script = (command as { script: string }).script;
+    // The read, and for a new set's preview the check of its sysctl.d file (none here).
+    const full = (command as { script: string }).script;
+    const mark = full.indexOf("\necho --nettune-file--");
+    const script = mark < 0 ? full : full.slice(0, mark);
     const byPath = new Map([...this.lines.keys()].map((k) => [sysctlPath(k), k]));
     const paths = [...script.matchAll(/v=\$\(cat \/proc\/sys\/(\S+) 2>&1\)/g)].map((m) => m[1]!);
     const keys = paths.map((p) => byPath.get(p) ?? `(no recording for /proc/sys/${p})`);
     if (script !== renderSysctlRead(keys)) {
       return Promise.reject(new Error(`not a recorded read script:\n${script}`));
     }
-    const stdout = keys.map((k) => `${this.lines.get(k)}\n`).join("");
+    const stdout =
+      keys.map((k) => `${this.lines.get(k)}\n`).join("") + (mark < 0 ? "" : "--nettune-file--\n");
     return Promise.resolve({ stdout, stderr: "", exitCode: 0 });
   }
 

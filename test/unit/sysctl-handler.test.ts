@@ -110,6 +110,35 @@ async function created(values: Record<string, unknown>, extra: Record<string, un
 }
 
 describe("create", () => {
+  it("refuses a sysctl.d file nettune did not write, before any key is changed, and keeps it", async () => {
+    const theirs = "# the distribution's own settings\nkernel.sysrq = 0\n";
+    fs.mkdirSync(path.join(host.root, "sysctl.d"), { recursive: true });
+    fs.writeFileSync(path.join(host.root, "sysctl.d", FILE), theirs);
+    const before = host.procSnapshot();
+    await expect(handler.create(inputsOf(TUNED), ctx)).rejects.toThrow(
+      /exists and nettune did not write it; nettune writes and removes only files it made: choose another fileName/,
+    );
+    expect(host.procSnapshot()).toEqual(before);
+    expect(host.sysctlD()).toEqual({ [FILE]: theirs });
+  });
+
+  it("the journal of originals: a create run again after a lost answer records the first originals", async () => {
+    await handler.create(inputsOf(TUNED), ctx);
+    // Pulumi recorded nothing; the host is tuned. The next create must not take the tuned
+    // values for the originals.
+    const { outs } = await handler.create(inputsOf(TUNED), ctx);
+    const keys = Object.keys(TUNED);
+    expect(outs.originals).toEqual(
+      Object.fromEntries(keys.map((k) => [k, ORIGINAL[k]!.split("\t").join(" ")])),
+    );
+    // Destroy puts those back and removes the journal.
+    await handler.delete(`${TARGET}/sysctl/${FILE}`, outs, ctx);
+    expect(live(host, keys)).toEqual(
+      Object.fromEntries(keys.map((k) => [k, ORIGINAL[k]!.split("\t").join(" ")])),
+    );
+    expect(fs.existsSync(path.join(host.root, "originals"))).toBe(false);
+  });
+
   it("reads the originals, applies 20 keys and writes the file in 1 round trip", async () => {
     const inputs = inputsOf(TUNED);
     const { id, outs } = await handler.create(inputs, ctx);
@@ -470,6 +499,25 @@ describe("check, through the provider entry point", () => {
     expect(host.stats.execs).toBe(0);
   });
 
+  it("a new set whose sysctl.d file nettune did not write is refused at preview; nothing is written", async () => {
+    setTransportFactory(() => host);
+    fs.mkdirSync(path.join(host.root, "sysctl.d"), { recursive: true });
+    fs.writeFileSync(
+      path.join(host.root, "sysctl.d", FILE),
+      "# the distribution's own settings\nkernel.sysrq = 0\n",
+    );
+    const before = host.procSnapshot();
+    const res = await check({ values: { [SOMAXCONN]: 65535 } });
+    expect(res.failures).toEqual([
+      {
+        property: "fileName",
+        reason: `/etc/sysctl.d/${FILE} exists on ${TARGET} and nettune did not write it; nettune writes and removes only files it made: choose another fileName`,
+      },
+    ]);
+    expect(host.procSnapshot()).toEqual(before);
+    expect(host.sysctlD()[FILE]).toBe("# the distribution's own settings\nkernel.sysrq = 0\n");
+  });
+
   it("good input is checked against the host in one read-only round trip", async () => {
     setTransportFactory(() => host);
     const before = host.procSnapshot();
@@ -483,7 +531,12 @@ describe("check, through the provider entry point", () => {
       },
     ]);
     expect(host.stats.execs).toBe(1);
-    expect(host.commands[0]).toBe(renderSysctlRead([SOMAXCONN, "net.ipv4.tcp_nettune_x"]));
+    // The keys, and whether the set's sysctl.d file is one nettune did not write.
+    expect(host.commands[0]).toMatch(
+      new RegExp(
+        `^${renderSysctlRead([SOMAXCONN, "net.ipv4.tcp_nettune_x"]).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\necho --nettune-file--; f=/etc/sysctl.d/${FILE.replace(/\./g, "\\.")}; `,
+      ),
+    );
     expect(host.procSnapshot()).toEqual(before);
   });
 });
