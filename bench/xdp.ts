@@ -44,11 +44,11 @@ const PORT = 8080;
 export const FILTER = { perSourceRate: 100, burst: 200, ports: [PORT] };
 /** Where the SYN-ACKs for the flood's address go on host2: a MAC no one has (below). */
 const NOWHERE_MAC = "02:00:00:00:00:01";
-const SYNFLOOD_BIN = path.join(ROOT, ".tools/bin/synflood");
-const SYNFLOOD_HOST = "/usr/local/bin/nettune-synflood";
+export const SYNFLOOD_BIN = path.join(ROOT, ".tools/bin/synflood");
+export const SYNFLOOD_HOST = "/usr/local/bin/nettune-synflood";
 const CLI = path.join(ROOT, "dist/src/bin/nettune.js");
 
-interface KindPlan {
+export interface KindPlan {
   kind: XdpKind;
   sandbox: string;
   label: string;
@@ -58,6 +58,8 @@ interface KindPlan {
   flood: string;
   legit: string;
   target: string;
+  /** The listener's port on host2, which the flood and the legitimate connects aim at. */
+  port: number;
   /** SYNs a second (0: as fast as the generator can) and for how long. */
   rate: number;
   floodSec: number;
@@ -81,6 +83,7 @@ export const PLANS: Record<XdpKind, KindPlan> = {
     flood: "198.19.8.1",
     legit: "198.19.8.3",
     target: "198.19.8.2",
+    port: PORT,
     rate: 150_000,
     floodSec: 16,
     windowSec: 10,
@@ -95,6 +98,7 @@ export const PLANS: Record<XdpKind, KindPlan> = {
     flood: "198.19.9.1",
     legit: "198.19.9.3",
     target: "198.19.9.2",
+    port: PORT,
     rate: 5_000,
     floodSec: 30,
     windowSec: 10,
@@ -210,9 +214,7 @@ async function oneKind(
   deadline: number,
   log: (m: string) => void,
 ): Promise<XdpKindResult> {
-  if (!fs.existsSync(SYNFLOOD_BIN)) {
-    throw new Error(`${SYNFLOOD_BIN} is missing: run \`npm run setup\``);
-  }
+  requireSynflood();
   const name = plan.sandbox;
   await sandboxDown(name, CAP_DOWN_MS);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `nettune-xdp-${plan.kind}-`));
@@ -229,31 +231,7 @@ async function oneKind(
     const sh = (h: SandboxHost, script: string, capMs = 30_000, input?: string) =>
       direct(h, kh, script, budget(deadline, capMs), input);
 
-    log(`bench xdp: the link between the hosts (${plan.iface} on host2)`);
-    await wire(plan, a, b, deadline);
-    await sh(
-      a,
-      `ip addr add ${plan.flood}/24 dev ${plan.iface} && ip addr add ${plan.legit}/24 dev ${plan.iface}`,
-    );
-    await sh(b, `ip addr add ${plan.target}/24 dev ${plan.iface}`);
-    // The flood's source never answers host2's SYN-ACKs, as a spoofed or dead source would not:
-    // host2 sends them to a MAC no one has. Without this host1's kernel answers each with a
-    // RST, which frees host2's half-open connection at once.
-    await sh(
-      b,
-      `ip neigh replace ${plan.flood} lladdr ${NOWHERE_MAC} dev ${plan.iface} nud permanent`,
-    );
-    await sh(
-      a,
-      `for i in $(seq 50); do ping -n -q -c 1 -W 1 -I ${plan.legit} ${plan.target} >/dev/null && exit 0; sleep 0.2; done; ` +
-        `echo "no ping reply from ${plan.target}" >&2; exit 1`,
-      90_000,
-    );
-
-    log(`bench xdp: copying the SYN generator to host1 (${SYNFLOOD_HOST})`);
-    await install(a, kh, SYNFLOOD_BIN, SYNFLOOD_HOST, deadline);
-    await sh(a, "cat > /run/nettune-xdpbench-connect.py", 30_000, CONNECT_PY);
-    await sh(b, "cat > /run/nettune-xdpbench-listen.py", 30_000, LISTEN_PY);
+    await linkHosts(plan, a, b, kh, deadline, (m) => log(`bench xdp: ${m}`));
     const kernel = (await sh(b, "uname -r")).trim();
 
     const cases: XdpCase[] = [];
@@ -314,6 +292,57 @@ async function oneKind(
     if (ok) fs.rmSync(work, { recursive: true, force: true });
     else log(`bench xdp: files of the failed run kept in ${work}`);
   }
+}
+
+/** Fails early, before any host is brought up, when setup has not built the SYN generator. */
+export function requireSynflood(): void {
+  if (!fs.existsSync(SYNFLOOD_BIN)) {
+    throw new Error(`${SYNFLOOD_BIN} is missing: run \`npm run setup\``);
+  }
+}
+
+/**
+ * Joins host1 and host2 by the plan's link and readies them for `measure`: host1's flooding
+ * and legitimate addresses, host2's listening one, host2's neighbour entry that sends the
+ * flood's SYN-ACKs nowhere, a ping across, the SYN generator on host1 and the listener and
+ * client scripts.
+ */
+export async function linkHosts(
+  plan: KindPlan,
+  a: SandboxHost,
+  b: SandboxHost,
+  kh: string,
+  deadline: number,
+  log: (m: string) => void,
+): Promise<void> {
+  requireSynflood();
+  const sh = (h: SandboxHost, script: string, capMs = 30_000, input?: string) =>
+    direct(h, kh, script, budget(deadline, capMs), input);
+  log(`the link between the hosts (${plan.iface} on host2)`);
+  await wire(plan, a, b, deadline);
+  await sh(
+    a,
+    `ip addr add ${plan.flood}/24 dev ${plan.iface} && ip addr add ${plan.legit}/24 dev ${plan.iface}`,
+  );
+  await sh(b, `ip addr add ${plan.target}/24 dev ${plan.iface}`);
+  // The flood's source never answers host2's SYN-ACKs, as a spoofed or dead source would not:
+  // host2 sends them to a MAC no one has. Without this host1's kernel answers each with a
+  // RST, which frees host2's half-open connection at once.
+  await sh(
+    b,
+    `ip neigh replace ${plan.flood} lladdr ${NOWHERE_MAC} dev ${plan.iface} nud permanent`,
+  );
+  await sh(
+    a,
+    `for i in $(seq 50); do ping -n -q -c 1 -W 1 -I ${plan.legit} ${plan.target} >/dev/null && exit 0; sleep 0.2; done; ` +
+      `echo "no ping reply from ${plan.target}" >&2; exit 1`,
+    90_000,
+  );
+
+  log(`copying the SYN generator to host1 (${SYNFLOOD_HOST})`);
+  await install(a, kh, SYNFLOOD_BIN, SYNFLOOD_HOST, deadline);
+  await sh(a, "cat > /run/nettune-xdpbench-connect.py", 30_000, CONNECT_PY);
+  await sh(b, "cat > /run/nettune-xdpbench-listen.py", 30_000, LISTEN_PY);
 }
 
 async function vmSandboxUp(name: string, timeoutMs: number): Promise<SandboxHost[]> {
@@ -416,7 +445,7 @@ const FLOOD_OUT = "/run/nettune-xdpbench-flood.json";
  * One case: the listener on host2; the flood on host1 (unless "idle"); after the warm-up, the
  * window on host2 and the legitimate connects from host1 at once; then the flood's own count.
  */
-async function measure(
+export async function measure(
   plan: KindPlan,
   a: SandboxHost,
   b: SandboxHost,
@@ -430,7 +459,7 @@ async function measure(
     b,
     kh,
     `rm -f ${LISTEN_OUT}; nohup timeout ${life} python3 /run/nettune-xdpbench-listen.py ` +
-      `${plan.target} ${PORT} ${life} > ${LISTEN_OUT} 2>&1 < /dev/null & echo $! > ${LISTEN_PID}; ` +
+      `${plan.target} ${plan.port} ${life} > ${LISTEN_OUT} 2>&1 < /dev/null & echo $! > ${LISTEN_PID}; ` +
       `for i in $(seq 100); do grep -q listening ${LISTEN_OUT} && exit 0; sleep 0.1; done; ` +
       `cat ${LISTEN_OUT} >&2; exit 1`,
     budget(deadline, 60_000),
@@ -444,7 +473,7 @@ async function measure(
         a,
         kh,
         `rm -f ${FLOOD_OUT}; nohup ${SYNFLOOD_HOST} --src ${plan.flood} --dst ${plan.target} ` +
-          `--port ${PORT} --rate ${plan.rate} --duration ${plan.floodSec} > ${FLOOD_OUT} 2>&1 < /dev/null &`,
+          `--port ${plan.port} --rate ${plan.rate} --duration ${plan.floodSec} > ${FLOOD_OUT} 2>&1 < /dev/null &`,
         budget(deadline, 60_000),
       );
     }
@@ -460,7 +489,7 @@ async function measure(
       direct(
         a,
         kh,
-        `python3 /run/nettune-xdpbench-connect.py ${plan.legit} ${plan.target} ${PORT} ` +
+        `python3 /run/nettune-xdpbench-connect.py ${plan.legit} ${plan.target} ${plan.port} ` +
           `${plan.connects.count} ${plan.connects.gapMs / 1000} ${plan.windowSec}`,
         budget(deadline, capMs),
       ),

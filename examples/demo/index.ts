@@ -1,5 +1,7 @@
 /**
  * `npm run demo`: the whole lifecycle of a SysctlSet on a real (sandbox) host.
+ * `npm run demo -- profile`: the apiGateway profile on a sandbox host, with the measured effect
+ * of a SYN flood and a connection burst before and after (./profile.ts).
  *
  *   1. bring up a sandbox host (Debian booted by systemd in its own network namespace)
  *   2. preview the guide's 99-network-optimizations.conf values: per-key diff, host untouched
@@ -18,16 +20,13 @@ import * as auto from "@pulumi/pulumi/automation";
 import * as sandbox from "../../src/sandbox/sandbox";
 import { connectionSchema } from "../../src/schemas/connection";
 import { SshTransport } from "../../src/transport/ssh";
+import { bold, step, table } from "./narrate";
+import { profileDemo } from "./profile";
 import { demoProgram, GUIDE_VALUES, type DemoHost } from "./program";
 
 const SANDBOX = "demo";
 const KEYS = Object.keys(GUIDE_VALUES);
 const FILE = "/etc/sysctl.d/99-network-optimizations.conf";
-
-const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
-function step(n: number, title: string): void {
-  process.stdout.write(`\n${bold(`== ${n}. ${title}`)}\n`);
-}
 
 async function onHost(target: DemoHost, script: string): Promise<string> {
   const t = new SshTransport(
@@ -59,12 +58,6 @@ async function live(target: DemoHost): Promise<Record<string, string>> {
       .split("\n")
       .map((l) => l.split("\t") as [string, string]),
   );
-}
-
-function table(rows: Array<[string, string, string]>, head: [string, string, string]): string {
-  const w = [0, 1, 2].map((i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: readonly string[]) => r.map((c, i) => c.padEnd(w[i]!)).join("  ");
-  return [line(head), line(w.map((n) => "-".repeat(n))), ...rows.map(line)].join("\n") + "\n";
 }
 
 async function main(): Promise<void> {
@@ -170,4 +163,12 @@ async function main(): Promise<void> {
   process.exitCode = failed ? 1 : 0;
 }
 
-void main();
+const USAGE = "usage: node dist/examples/demo/index.js [profile]";
+const part = process.argv[2];
+if (part === undefined) void main();
+else if (part === "profile" && process.argv.length === 3) {
+  void profileDemo().then((code) => (process.exitCode = code));
+} else {
+  process.stderr.write(`${USAGE}\n`);
+  process.exitCode = 2;
+}
