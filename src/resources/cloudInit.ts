@@ -18,7 +18,6 @@ import { renderLinkUnit, UNIT_DIR, type LinkUnit } from "../host/systemd";
 import { renderEthtoolChannels, renderEthtoolRings } from "../host/ethtool";
 import { formatSysctl } from "../schemas/sysctl";
 import { renderCommand, shellQuote } from "../transport/quote";
-import { userInputs } from "../engine/lifecycle";
 import { unitOf as offloadsUnit } from "../specs/nicOffloads";
 import { linkUnit as mtuUnit } from "../specs/mtu";
 import { indirectionCommand } from "../specs/rssQueues";
@@ -36,9 +35,8 @@ import type { NicRingsInputs } from "../schemas/nicRings";
 import type { CongestionControlInputs } from "../schemas/congestionControl";
 import {
   checkTuning,
-  stepInputs,
+  stepProviderInputs,
   TUNING_ORDER,
-  TUNING_SCHEMAS,
   type TuningModel,
   type TuningOverrides,
   type TuningField,
@@ -201,15 +199,14 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
 
   for (const step of TUNING_ORDER) {
     const childName = `${name}-${step.child}`;
-    const built = stepInputs(step, model, childName, ifname);
-    if (!built) continue;
+    const parsed = stepProviderInputs(step, model, childName, ifname);
+    if (parsed === undefined) continue;
     const fields = step.fields.filter((f) => model[f] !== undefined);
     const why = fields.map((f) => LEFT_OVER[f]).find((w) => w !== undefined);
     if (why !== undefined) {
       for (const f of fields) leftOver.push({ field: f, why });
       continue;
     }
-    const parsed: unknown = TUNING_SCHEMAS[step.kind].parse(userInputs(built.inputs));
     rendered.push(...fields);
     switch (step.kind) {
       case "RssQueues": {

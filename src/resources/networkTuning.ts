@@ -9,7 +9,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
-import { propertyPath } from "../engine/lifecycle";
+import { propertyPath, userInputs } from "../engine/lifecycle";
 import { congestionControlSchema } from "../schemas/congestionControl";
 import { irqAffinitySchema } from "../schemas/irqAffinity";
 import { defaultUnitName } from "../schemas/link";
@@ -295,7 +295,7 @@ function wireConstants(c: unknown): unknown {
  * The inputs a step's resource class sends to the provider, with a placeholder connection, and
  * how a path in them maps back to the model's field. Undefined when the step is not in the model.
  */
-export function stepInputs(
+function stepInputs(
   step: TuningStep,
   model: TuningModel,
   childName: string,
@@ -410,7 +410,7 @@ export function stepInputs(
 }
 
 /** Each child kind's schema: what its provider accepts. */
-export const TUNING_SCHEMAS: Readonly<Record<TuningKind, z.ZodType>> = {
+const TUNING_SCHEMAS: Readonly<Record<TuningKind, z.ZodType>> = {
   RssQueues: rssQueuesSchema,
   IrqAffinity: irqAffinitySchema,
   PacketSteering: packetSteeringSchema,
@@ -421,6 +421,24 @@ export const TUNING_SCHEMAS: Readonly<Record<TuningKind, z.ZodType>> = {
   SysctlSet: sysctlSetSchema,
   XdpProgram: xdpProgramSchema,
 };
+
+/**
+ * The inputs a step's resource sends its provider once checked (defaults filled in), with a
+ * placeholder connection; undefined when the model has no part for the step. For renderings of
+ * the model other than the resources (`nettune.cloudInit`). Throws when a part is invalid:
+ * {@link checkTuning} first.
+ */
+export function stepProviderInputs(
+  step: TuningStep,
+  model: TuningModel,
+  childName: string,
+  ifname: string,
+): unknown {
+  const built = stepInputs(step, model, childName, ifname);
+  return built === undefined
+    ? undefined
+    : TUNING_SCHEMAS[step.kind].parse(userInputs(built.inputs));
+}
 
 /** What a part of the model must look like, for errors about its shape. */
 const SHAPES: Readonly<Record<TuningField, string>> = {

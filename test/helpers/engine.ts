@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import type { EngineRequest, EngineResult, EngineStep } from "./engineDriver";
 
 export type { EngineResult, EngineEvent } from "./engineDriver";
@@ -68,13 +68,54 @@ export class EngineStack {
         cwd: this.cwd,
         env: { ...process.env, ...this.env },
         encoding: "utf8",
-        timeout: 300_000,
+        // A whole component's lifecycle on a TCG guest takes minutes.
+        timeout: 600_000,
       },
     );
     if (!fs.existsSync(resultFile)) {
       throw new Error(`engine driver failed (${child.status ?? child.signal}): ${child.stderr}`);
     }
     return JSON.parse(fs.readFileSync(resultFile, "utf8")) as EngineResult[];
+  }
+
+  /**
+   * Several operations in one driver process, without blocking this one: for two stacks on two
+   * hosts at once. At most `timeoutMs` (default 15 minutes) in all.
+   */
+  runStepsAsync(steps: EngineStep[], timeoutMs = 900_000): Promise<EngineResult[]> {
+    const resultFile = path.join(this.stateDir, `result-${++this.n}.json`);
+    const req: EngineRequest = {
+      program: path.join(ROOT, "dist/test/programs", `${this.program}.js`),
+      steps,
+      stateDir: this.stateDir,
+      stack: this.stack,
+      project: `nettune-test-${this.program}`,
+      resultFile,
+    };
+    const reqFile = path.join(this.stateDir, `request-${this.n}.json`);
+    fs.writeFileSync(reqFile, JSON.stringify(req));
+    return new Promise((resolve, reject) => {
+      let stderr = "";
+      const child = spawn(
+        process.execPath,
+        [path.join(ROOT, "dist/test/helpers/engineDriver.js"), reqFile],
+        {
+          cwd: this.cwd,
+          env: { ...process.env, ...this.env },
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+      child.on("close", (code, signal) => {
+        clearTimeout(timer);
+        if (!fs.existsSync(resultFile)) {
+          reject(new Error(`engine driver failed (${code ?? signal}): ${stderr}`));
+          return;
+        }
+        resolve(JSON.parse(fs.readFileSync(resultFile, "utf8")) as EngineResult[]);
+      });
+    });
   }
 
   /** A preview of each program in turn (the engine stops a preview at its first failed check). */

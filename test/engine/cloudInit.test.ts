@@ -1,0 +1,280 @@
+/**
+ * The same tuning two ways, on two VM hosts of one shape (4 vCPUs, 2 NUMA nodes, a virtio_net
+ * NIC with 4 queues): host "ci" boots with `nettune.cloudInit` of the apiGateway profile as its
+ * NoCloud user data; host "ssh" boots plain and is tuned by a NetworkTuning of that profile over
+ * SSH. After boot, what the user data applies (sysctls, congestion control and default qdisc,
+ * offloads, channel count) equals the SSH-tuned host key by key; a NetworkTuning with the same
+ * name on "ci" (waitForCloudInit) changes none of it, adds what the user data leaves to it
+ * (IRQ pins, the XDP filter), and both hosts are then equal in every key; a second preview shows
+ * no change. The SSH host goes through the profile's whole life: preview, up, no-op, a real
+ * reboot, destroy restoring everything; destroy on "ci" puts the image's own sysctl values back
+ * (the journal the user data wrote at first boot). Then every other profile, two at a time on
+ * the two hosts: up, no-op, destroy restoring everything.
+ *
+ * The cloud-init host also shows what the sandbox's cloud-init must never do: it reads only the
+ * NoCloud seed, keeps the seeded host key, logins and network, and asks no metadata service.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { EngineStack } from "../helpers/engine";
+import { onHost } from "../helpers/hostShell";
+import { cli, direct, SANDBOX, VM_UP_TIMEOUT_MS, vmSandboxUp } from "../helpers/sandbox";
+import { cloudInitSchema } from "../helpers/cloudInitSchema";
+import * as nettune from "../../src";
+import type { SandboxHost } from "../../src/sandbox/sandbox";
+import type { TuningArg, TuningProgramArgs } from "../programs/tuning";
+
+const CI = `${SANDBOX}ct`;
+const SSH = `${SANDBOX}cs`;
+const NAME = "gw";
+const SHAPE = ["--cpus", "4", "--numa", "2", "--queues", "4"];
+/** A component's whole lifecycle on a TCG guest takes minutes: every SSH command a second. */
+const STEP_MS = 600_000;
+
+let ci: SandboxHost;
+let ssh: SandboxHost;
+let dir = "";
+
+/** Keys the comparison reads: the profile's sysctls and the two CongestionControl sets. */
+const KEYS = [
+  ...Object.keys(nettune.profiles.apiGateway.sysctls!),
+  "net.ipv4.tcp_congestion_control",
+  "net.core.default_qdisc",
+];
+const FEATURES = [
+  "rx-checksumming",
+  "tx-checksumming",
+  "scatter-gather",
+  "tcp-segmentation-offload",
+  "generic-segmentation-offload",
+  "generic-receive-offload",
+  "large-receive-offload",
+];
+
+/**
+ * The host's tuning, one `kind key=value` line each: sysctls, offloads, the channel count, the
+ * queue IRQs' CPUs by queue (virtioN- dropped: the device's number is the same part of both
+ * names), the XDP program on eth0, and nettune's files and units.
+ */
+const STATE_SCRIPT = [
+  ...KEYS.map((k) => `echo "sysctl ${k}=$(echo $(cat /proc/sys/${k.replace(/\./g, "/")}))"`),
+  `ethtool -k eth0 | grep -E '^(${FEATURES.join("|")}):' | sed 's/^/feature /; s/: /=/; s/ \\[fixed\\]//'`,
+  "echo \"channels combined=$(ethtool -l eth0 | sed -n '/^Current/,$p' | awk '/^Combined:/{print $2}')\"",
+  "for i in $(ls /sys/class/net/eth0/device/../msi_irqs); do for d in /proc/irq/$i/*/; do n=${d%/}; n=${n##*/}; " +
+    'case "$n" in *-input.*|*-output.*) echo "irq ${n#virtio*-}=$(cat /proc/irq/$i/smp_affinity_list)";; esac; done; done',
+  `echo "xdp eth0=$(ip -d -j link show eth0 | python3 -c 'import json,sys; l=json.load(sys.stdin)[0]; print(l.get("xdp",{}).get("prog",{}).get("name","none"))')"`,
+  "ls /etc/sysctl.d /etc/modules-load.d /etc/systemd/system | grep nettune | sed 's/^/file /' || true",
+].join("\n");
+
+async function state(h: SandboxHost): Promise<Record<string, string>> {
+  const out = await onHost(h, STATE_SCRIPT);
+  return Object.fromEntries(
+    out
+      .trim()
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => {
+        const i = l.indexOf("=");
+        return i < 0 ? [l, ""] : [l.slice(0, i), l.slice(i + 1)];
+      }),
+  );
+}
+
+const only = (s: Record<string, string>, kinds: string[]) =>
+  Object.fromEntries(Object.entries(s).filter(([k]) => kinds.includes(k.split(" ")[0]!)));
+
+function tuning(h: SandboxHost, extra: Partial<TuningArg> = {}): TuningProgramArgs {
+  return {
+    tunings: [{ name: NAME, host: direct(h), interface: "eth0", profile: "apiGateway", ...extra }],
+  };
+}
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-cloudinit-"));
+  const userData = nettune.cloudInit({
+    name: NAME,
+    interface: "eth0",
+    profile: nettune.profiles.apiGateway,
+  });
+  expect(cloudInitSchema(userData).errors).toEqual([]);
+  const file = path.join(dir, "user-data");
+  fs.writeFileSync(file, userData);
+  [ci] = vmSandboxUp(CI, 1, [...SHAPE, "--user-data", file]) as [SandboxHost];
+  [ssh] = vmSandboxUp(SSH, 1, SHAPE) as [SandboxHost];
+}, 2 * VM_UP_TIMEOUT_MS);
+
+afterAll(() => {
+  cli(["sandbox", "down", "--name", CI]);
+  cli(["sandbox", "down", "--name", SSH]);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+}, 180_000);
+
+describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
+  const onSsh = new EngineStack("tuning", "cissh");
+  const onCi = new EngineStack("tuning", "cici");
+  let before: Record<string, string>;
+  let ciBefore: Record<string, string>;
+  let tuned: Record<string, string>;
+  afterAll(() => {
+    onSsh.dispose();
+    onCi.dispose();
+  });
+
+  test(
+    "the SSH host: preview, then up applies the profile; a second up is a no-op",
+    async () => {
+      before = await state(ssh);
+      expect(before["xdp eth0"]).toBe("none");
+      const p = onSsh.preview(tuning(ssh));
+      expect(p.error).toBeUndefined();
+      // The component and its seven children: queues, irqs, offloads, congestion, sysctls, xdp.
+      expect(p.changes.create).toBeGreaterThanOrEqual(7);
+      const up = onSsh.up(tuning(ssh));
+      expect(up.error).toBeUndefined();
+      tuned = await state(ssh);
+      expect(tuned["sysctl net.core.somaxconn"]).toBe("16384");
+      expect(tuned["sysctl net.ipv4.tcp_congestion_control"]).toBe("bbr");
+      expect(tuned["channels combined"]).toBe("4");
+      expect(tuned["xdp eth0"]).toBe("xdp_syn_flood");
+      // spread: one queue's rx and tx share a CPU, every queue its own.
+      const cpus = [0, 1, 2, 3].map((q) => tuned[`irq input.${q}`]);
+      expect(new Set(cpus).size).toBe(4);
+      for (let q = 0; q < 4; q++) expect(tuned[`irq output.${q}`]).toBe(tuned[`irq input.${q}`]);
+      expect(onSsh.preview(tuning(ssh)).changes).toEqual({ same: up.changes.create });
+    },
+    STEP_MS,
+  );
+
+  test(
+    "the cloud-init host after boot equals the SSH host in every part the user data applies",
+    async () => {
+      const status = await onHost(
+        ci,
+        "timeout 600 cloud-init status --wait >/dev/null; cloud-init status",
+      );
+      expect(status.trim()).toBe("status: done");
+      // Only the NoCloud seed; the seeded host key (the pinned connection works), logins and
+      // network; no DHCP and no metadata service.
+      const sandbox = await onHost(
+        ci,
+        [
+          "cloud-init status --long | grep -c 'DataSourceNoCloud \\[seed=/var/lib/cloud/seed/nocloud\\]'",
+          "ls /etc/ssh/ | grep -c '^ssh_host_.*_key$'",
+          "getent passwd debian || echo 'no default user'",
+          "ip -4 -o addr show dev eth0 | awk '{print $4}'",
+          "pgrep -c dhclient || true",
+          "grep -cE 'dhclient|EphemeralDHCP|169\\.254\\.169\\.254|url_helper' /var/log/cloud-init.log || true",
+        ].join("; "),
+      );
+      expect(sandbox.trim().split("\n")).toEqual([
+        "1",
+        "1",
+        "no default user",
+        `${ci.hostAddress}/24`,
+        "0",
+        "0",
+      ]);
+      ciBefore = await state(ci);
+      const applied = ["sysctl", "feature", "channels", "file"];
+      const sshFiles = only(tuned, ["file"]);
+      // The user data writes the units and files of the parts it applies; IRQ pins and XDP are
+      // left to NetworkTuning, whose IrqAffinity and XdpProgram units are not there yet.
+      expect(only(ciBefore, ["sysctl", "feature", "channels"])).toEqual(
+        only(tuned, ["sysctl", "feature", "channels"]),
+      );
+      for (const f of Object.keys(only(ciBefore, applied)).filter((k) => k.startsWith("file ")))
+        expect(sshFiles, f).toHaveProperty([f]);
+      expect(ciBefore["xdp eth0"]).toBe("none");
+    },
+    STEP_MS,
+  );
+
+  test(
+    "NetworkTuning on the cloud-init host changes nothing the user data applied, adds the rest, and both hosts are equal",
+    async () => {
+      const up = onCi.up(tuning(ci, { waitForCloudInit: true }));
+      expect(up.error).toBeUndefined();
+      const after = await state(ci);
+      expect(only(after, ["sysctl", "feature", "channels"])).toEqual(
+        only(ciBefore, ["sysctl", "feature", "channels"]),
+      );
+      expect(after).toEqual(tuned);
+      expect(onCi.preview(tuning(ci, { waitForCloudInit: true })).changes).toEqual({
+        same: up.changes.create,
+      });
+    },
+    STEP_MS,
+  );
+
+  test(
+    "a real reboot of the SSH host: the same tuning, no drift",
+    async () => {
+      cli(["sandbox", "reboot", "host1", "--name", SSH], VM_UP_TIMEOUT_MS);
+      expect(await state(ssh)).toEqual(tuned);
+      const r = onSsh.refresh(tuning(ssh));
+      expect(r.error).toBeUndefined();
+      expect(onSsh.preview(tuning(ssh)).changes).toEqual({ same: r.changes.same });
+    },
+    STEP_MS,
+  );
+
+  test(
+    "destroy: the SSH host as it was; the cloud-init host back on the image's sysctl values",
+    async () => {
+      expect(onSsh.destroy(tuning(ssh)).error).toBeUndefined();
+      expect(await state(ssh)).toEqual(before);
+      expect(onCi.destroy(tuning(ci)).error).toBeUndefined();
+      const ciAfter = await state(ci);
+      // The journal the user data wrote before applying: the image's own values. The congestion
+      // control the user data set stays (CongestionControl found it set: docs/NetworkTuning.md).
+      const cc = (k: string) => k.includes("tcp_congestion_control") || k.includes("default_qdisc");
+      const plain = (x: Record<string, string>) =>
+        Object.fromEntries(Object.entries(only(x, ["sysctl"])).filter(([k]) => !cc(k)));
+      expect(plain(ciAfter)).toEqual(plain(before));
+      expect(ciAfter["sysctl net.ipv4.tcp_congestion_control"]).toBe("bbr");
+      expect(only(ciAfter, ["file"])).toEqual({});
+      expect(ciAfter["xdp eth0"]).toBe("none");
+    },
+    STEP_MS,
+  );
+});
+
+/** One profile's lifecycle on one host in one driver process: up, preview, destroy. */
+async function lifecycle(h: SandboxHost, profile: nettune.ProfileName) {
+  const stack = new EngineStack("tuning", `p${profile.toLowerCase()}`);
+  const args = tuning(h, { name: `p-${profile}`, profile });
+  try {
+    const before = await state(h);
+    const [up, again, down] = await stack.runStepsAsync([
+      { op: "up", args },
+      { op: "preview", args },
+      { op: "destroy", args },
+    ]);
+    return { before, after: await state(h), up: up!, again: again!, down: down! };
+  } finally {
+    stack.dispose();
+  }
+}
+
+describe("every other profile on a VM host: up, a no-op preview, destroy restoring every key", () => {
+  test.each([
+    ["streamingIngest", "cdnEdge"],
+    ["lowLatency", "guideDefaults"],
+  ] as const)(
+    "%s on the SSH host and %s on the cloud-init host, at once",
+    async (onSsh, onCi) => {
+      const runs = await Promise.all([lifecycle(ssh, onSsh), lifecycle(ci, onCi)]);
+      for (const [i, r] of runs.entries()) {
+        const name = [onSsh, onCi][i]!;
+        expect(r.up.error, name).toBeUndefined();
+        expect(r.up.outputs[`p-${name}_chosen`], name).toBeDefined();
+        expect(r.again.changes, name).toEqual({ same: r.up.changes.create });
+        expect(r.down.error, name).toBeUndefined();
+        expect(r.after, name).toEqual(r.before);
+      }
+    },
+    2 * STEP_MS,
+  );
+});
