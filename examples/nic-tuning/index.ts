@@ -4,14 +4,22 @@
  * against the driver at preview, verified after apply, re-applied at boot, and undone by
  * `pulumi destroy`.
  *
- *   pulumi config set host 198.18.1.2
- *   pulumi config set privateKeyPath ~/.ssh/id_ed25519
- *   pulumi config set hostKey "$(ssh-keyscan -t ed25519 198.18.1.2 2>/dev/null | cut -d' ' -f2-)"
- *   pulumi config set interface eth0
- *   pulumi up
+ * The connection comes from the stack's configuration; the defaults are host1 of
+ * `nettune sandbox up` (README.md says how to set them for another host):
+ *
+ *   pulumi config set hostKey "ssh-ed25519 AAAA..."       # required: the host's key, pinned
+ *   pulumi config set host 198.18.1.2                     # default 198.18.1.2
+ *   pulumi config set port 22                             # default 22
+ *   pulumi config set user root                           # default root
+ *   pulumi config set privateKeyPath ~/.ssh/id_ed25519    # default: the sandbox's key
+ *   pulumi config set --secret privateKey "$(cat key)"    # instead of privateKeyPath
+ *   pulumi config set interface eth0                      # default eth0
  *
  * On a sandbox host (`nettune sandbox up`), whose eth0 is a veth with separate rx/tx channels
- * and no rings, set `channels` to `separate` and `rings` to `false`.
+ * and no rings, set `channels` to `separate` and `rings` to `false`:
+ *
+ *   pulumi config set channels separate
+ *   pulumi config set rings false
  */
 import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
@@ -19,10 +27,17 @@ import * as nettune from "nettune";
 
 const config = new pulumi.Config();
 
-const connection = {
-  host: config.require("host"),
+const connection: nettune.ConnectionArgs = {
+  host: config.get("host") ?? "198.18.1.2",
+  port: config.getNumber("port") ?? 22,
   user: config.get("user") ?? "root",
-  privateKey: fs.readFileSync(config.require("privateKeyPath"), "utf8"),
+  // The key's text, not its path: a secret in the configuration, or read from a file here.
+  privateKey:
+    config.getSecret("privateKey") ??
+    fs.readFileSync(
+      config.get("privateKeyPath") ?? "/var/lib/nettune/sandbox/nettune/id_ed25519",
+      "utf8",
+    ),
   hostKey: config.require("hostKey"),
 };
 const iface = config.get("interface") ?? "eth0";
@@ -56,4 +71,6 @@ export const driver = offloads.driver;
 export const offloadsBefore = offloads.originals;
 export const channelsBefore = queues.originals;
 export const channelsNow = queues.applied;
-export const ringsBefore = rings?.originals;
+// null, not undefined, when rings are left alone (`rings: false`): Pulumi drops an undefined
+// stack output with the warning "Undefined value (ringsBefore) will not show as a stack output".
+export const ringsBefore = rings ? rings.originals : null;

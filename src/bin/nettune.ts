@@ -8,7 +8,11 @@
  *   nettune sandbox status [--name NAME] [--json]
  *   nettune sandbox reboot HOST [--name NAME]
  *   nettune sandbox down [--name NAME]
+ *   nettune --version | -v                        the package's version
+ *   nettune --help | -h                           this usage
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as sandbox from "../sandbox/sandbox";
 import { prepareVmImage, VM_DEFAULTS } from "../sandbox/vm";
 
@@ -19,7 +23,9 @@ const USAGE = `usage:
                      [--user-data FILE] [--delay MS] [--name NAME] [--json]
   nettune sandbox status [--name NAME] [--json]
   nettune sandbox reboot HOST [--name NAME]
-  nettune sandbox down [--name NAME]`;
+  nettune sandbox down [--name NAME]
+  nettune --version
+  nettune --help`;
 
 class UsageError extends Error {}
 
@@ -33,10 +39,12 @@ function parse(argv: string[]): Parsed {
   const flags = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a.startsWith("--")) {
+    if (a === "-v" || a === "-h") {
+      flags.set(a === "-v" ? "version" : "help", true);
+    } else if (a.startsWith("--")) {
       const [k, v] = a.slice(2).split("=", 2) as [string, string | undefined];
       if (v !== undefined) flags.set(k, v);
-      else if (["json", "help", "vm"].includes(k)) flags.set(k, true);
+      else if (["json", "help", "version", "vm"].includes(k)) flags.set(k, true);
       else {
         const next = argv[i + 1];
         if (next === undefined || next.startsWith("--"))
@@ -65,8 +73,24 @@ function strFlag(p: Parsed, name: string): string | undefined {
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
+/** The version in nettune's package.json, the nearest above this file (checkout or installed). */
+function packageVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, "package.json");
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "nettune" && pkg.version) return pkg.version;
+    }
+    if (path.dirname(dir) === dir) throw new Error("cannot find nettune's package.json");
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const p = parse(argv);
+  if (p.flags.has("version")) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
   const [group, verb, arg] = p.positional;
   if (p.flags.has("help") || group !== "sandbox" || !verb) {
     process.stdout.write(`${USAGE}\n`);

@@ -213,7 +213,7 @@ async function check(h: FakeSteeringHost, extra: Record<string, unknown>): Promi
     {},
     { connection: CONNECTION, interface: "eth0", unitName: UNIT, ...extra },
   );
-  return { failures: await checkFailures("PacketSteering", run) } as Checked;
+  return { failures: await checkFailures("PacketSteering", run) };
 }
 
 // ---------------------------------------------------------------------------------------------
