@@ -3,7 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { congestionWarnings } from "../schemas/congestionControl";
 import type { SavedQdisc } from "../schemas/publicTypes";
 import { claimSettings, hostIdOf, type Setting } from "./owners";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 export type { SavedQdisc };
 
@@ -74,6 +74,7 @@ export class CongestionControl extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: CongestionControlArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("CongestionControl", name, opts);
     super(
       providerFor("CongestionControl"),
       name,

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { claimSettings, hostIdOf } from "./owners";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 /**
  * Where the queue interrupts go:
@@ -103,6 +103,7 @@ export class IrqAffinity extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: IrqAffinityArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("IrqAffinity", name, opts);
     super(
       providerFor("IrqAffinity"),
       name,

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 export interface MtuArgs {
   /**
@@ -50,6 +50,7 @@ export class Mtu extends pulumi.dynamic.Resource {
   declare public readonly unit: pulumi.Output<string | null>;
 
   constructor(name: string, args: MtuArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("Mtu", name, opts);
     super(
       providerFor("Mtu"),
       name,

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 /**
  * Offload features by ethtool's short name or by the long name `ethtool -k` prints
@@ -83,6 +83,7 @@ export class NicOffloads extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: NicOffloadsArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("NicOffloads", name, opts);
     super(
       providerFor("NicOffloads"),
       name,

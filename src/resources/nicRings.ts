@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 export interface NicRingsArgs {
   /**
@@ -53,6 +53,7 @@ export class NicRings extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: NicRingsArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("NicRings", name, opts);
     super(
       providerFor("NicRings"),
       name,

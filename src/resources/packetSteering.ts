@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { claimSettings, hostIdOf, type Setting } from "./owners";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 /**
  * CPUs for a NIC's queues: one cpulist for every queue (`"0-3"`, `"0,2,4-7"`), or one per queue
@@ -90,6 +90,7 @@ export class PacketSteering extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: PacketSteeringArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("PacketSteering", name, opts);
     super(
       providerFor("PacketSteering"),
       name,

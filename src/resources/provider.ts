@@ -35,3 +35,21 @@ export function providerFor(kind: ResourceKind): pulumi.dynamic.ResourceProvider
     delete: (id, props) => require("nettune/provider").handle(kind, "delete", id, props),
   };
 }
+
+/**
+ * `opts.import` cannot work for nettune's resources (a dynamic provider has nothing to import
+ * from: its code lives in the state it would create), and Pulumi's own error says nothing
+ * useful. Refused when the resource is declared, saying what to do instead.
+ */
+export function refuseImport(
+  kind: ResourceKind,
+  name: string,
+  opts: pulumi.CustomResourceOptions | undefined,
+): void {
+  if (opts?.import === undefined) return;
+  throw new Error(
+    `${kind} ${name}: opts.import is not supported by nettune's resources. Declare the resource ` +
+      "without it: its create reads the host's current values, records them as the originals " +
+      "that destroy puts back, and applies the declared ones (docs/limitations.md)",
+  );
+}

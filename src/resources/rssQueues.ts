@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 /** How RSS spreads received flows over the rx queues (`ethtool -X`). */
 export type RssIndirection =
@@ -75,6 +75,7 @@ export class RssQueues extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: RssQueuesArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("RssQueues", name, opts);
     super(
       providerFor("RssQueues"),
       name,

@@ -3,7 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import type { SysctlValue } from "../schemas/publicTypes";
 import { sysctlWarnings } from "../schemas/sysctlSet";
 import { claimSettings, hostIdOf, resetClaims, type Setting } from "./owners";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 type Triplet = readonly [min: number, def: number, max: number];
 
@@ -114,6 +114,7 @@ export class SysctlSet extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: SysctlSetArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("SysctlSet", name, opts);
     const connection = pulumi.secret(args.connection);
     super(
       providerFor("SysctlSet"),

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { claimSettings, hostIdOf } from "./owners";
-import { providerFor } from "./provider";
+import { providerFor, refuseImport } from "./provider";
 
 /**
  * The XDP program: C source compiled on the machine running Pulumi (clang `-target bpf -O2 -g`,
@@ -256,6 +256,7 @@ export class XdpProgram extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: XdpProgramArgs, opts?: pulumi.CustomResourceOptions) {
+    refuseImport("XdpProgram", name, opts);
     const object = xdpObjectOf(name, args.program);
     super(
       providerFor("XdpProgram"),
