@@ -7,14 +7,23 @@
  * only act on "add" events, and cover fewer settings on older systemd. A unit runs the same
  * ethtool/ip commands nettune applies live, on any systemd host, and is removed on delete.
  */
+import { createHash } from "node:crypto";
 import { renderCommand, shellQuote } from "../transport/quote";
 
 export const UNIT_DIR = "/etc/systemd/system";
 
-/** `nettune-<kind>-<name>.service`, with the name reduced to what unit names allow. */
+/**
+ * `nettune-<kind>-<name>.service`, with the name reduced to what unit names allow. A name that
+ * had to be changed gets 8 hex digits of its sha256, so `x+1` and `x-1` (interfaces both may
+ * be) never share a unit.
+ */
 export function unitName(kind: string, resourceName: string): string {
   const safe = resourceName.replace(/[^A-Za-z0-9:_.-]/g, "-").slice(0, 100);
-  return `nettune-${kind.toLowerCase()}-${safe}.service`;
+  const tag =
+    safe === resourceName
+      ? ""
+      : `-${createHash("sha256").update(resourceName).digest("hex").slice(0, 8)}`;
+  return `nettune-${kind.toLowerCase()}-${safe}${tag}.service`;
 }
 
 export interface LinkUnit {

@@ -32,11 +32,15 @@ test("arm-and-apply, disarm and unit texts are stable", () => {
     interface: "eth0",
     commands: [["ip", "link", "set", "dev", "eth0", "mtu", "9000"]],
   };
-  expect(unit.name).toBe("nettune-mtu-eth0-jumbo.service");
+  // The space became "-", and 8 hex digits of the name's sha256 keep it apart from "eth0-jumbo".
+  expect(unit.name).toBe("nettune-mtu-eth0-jumbo-97b95cab.service");
+  expect(unitName("Mtu", "eth0-jumbo")).toBe("nettune-mtu-eth0-jumbo.service");
+  // CongestionControl's qdisc units of interfaces x+1 and x-1 are two units.
+  expect(unitName("qdisc", "cc-x+1")).not.toBe(unitName("qdisc", "cc-x-1"));
   expect(renderLinkUnit(unit)).toMatchSnapshot();
   expect(renderUnitInstall(unit)).toContain("systemctl daemon-reload && systemctl enable --quiet");
   expect(renderUnitRemove(unit.name)).toContain(
-    "rm -f /etc/systemd/system/nettune-mtu-eth0-jumbo.service",
+    "rm -f /etc/systemd/system/nettune-mtu-eth0-jumbo-97b95cab.service",
   );
 });
 
