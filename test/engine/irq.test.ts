@@ -9,12 +9,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, SANDBOX, vmSandboxUp } from "../helpers/sandbox";
+import { cli, direct, SHARED_VMS, sharedVmHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import { parsePinResult, renderPinScript } from "../../src/host/irqs";
 import { run } from "../../src/sandbox/system";
 
-const NAME = `${SANDBOX}i`;
+/** The run's shared VM hosts (test/helpers/sandbox.ts). */
+const NAME = SHARED_VMS;
 const UP_TIMEOUT_MS = 600_000;
 const TEST_TIMEOUT_MS = 900_000;
 
@@ -106,18 +107,27 @@ async function linkGuests(): Promise<void> {
   await onHost(b, `ip route replace ${a.hostAddress}/32 via ${bridgeOf(b)}`);
 }
 
-beforeAll(async () => {
-  [a, b] = vmSandboxUp(NAME, 2) as [SandboxHost, SandboxHost];
-  try {
-    await linkGuests();
-  } catch (err) {
-    cli(["sandbox", "down", "--name", NAME]);
-    throw err;
+/** Undoes linkGuests, so the shared hosts go to the next test file as they came. */
+async function unlinkGuests() {
+  const bridgeOf = (h: SandboxHost) => h.hostAddress.replace(/\.\d+$/, ".3");
+  run(["ip", "-n", a.namespace, "link", "del", "ntirqa"], { allowFailure: true });
+  for (const h of [a, b]) {
+    run(["ip", "-n", h.namespace, "addr", "del", `${bridgeOf(h)}/24`, "dev", "br0"], {
+      allowFailure: true,
+    });
+    run(["ip", "netns", "exec", h.namespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"]);
   }
+  await onHost(a, `ip route del ${b.hostAddress}/32 2>/dev/null || true`);
+  await onHost(b, `ip route del ${a.hostAddress}/32 2>/dev/null || true`);
+}
+
+beforeAll(async () => {
+  [a, b] = sharedVmHosts();
+  await linkGuests();
 }, UP_TIMEOUT_MS + 60_000);
 
-afterAll(() => {
-  cli(["sandbox", "down", "--name", NAME]);
+afterAll(async () => {
+  await unlinkGuests();
 }, 180_000);
 
 describe("IrqAffinity on VM hosts", () => {

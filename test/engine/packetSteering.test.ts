@@ -8,7 +8,14 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, resourceOps } from "../helpers/engine";
 import { namesField } from "../helpers/checkErrors";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, sandboxHosts, SANDBOX, vmSandboxUp } from "../helpers/sandbox";
+import {
+  cli,
+  direct,
+  sandboxHosts,
+  SANDBOX,
+  sharedVmHosts,
+  VM_UP_TIMEOUT_MS,
+} from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { SteeringArg, SteeringProgramArgs } from "../programs/packetSteering";
 
@@ -200,18 +207,12 @@ describe("on an nspawn host's veth (4 rx, 4 tx queues, 2 CPUs, its own network n
 });
 
 describe("on a VM host (virtio_net, 4 queue pairs, 4 vCPUs, the initial network namespace)", () => {
-  /** A VM sandbox of its own, beside the run's nspawn sandbox. */
-  const NAME = `${SANDBOX}p`;
-  const UP_TIMEOUT_MS = 600_000;
+  /** The second of the run's shared VM hosts (test/helpers/sandbox.ts). */
   let vm: SandboxHost;
 
   beforeAll(() => {
-    vm = vmSandboxUp(NAME, 1)[0]!;
-  }, UP_TIMEOUT_MS + 60_000);
-
-  afterAll(() => {
-    cli(["sandbox", "down", "--name", NAME]);
-  }, 180_000);
+    vm = sharedVmHosts()[1];
+  }, VM_UP_TIMEOUT_MS + 60_000);
 
   test(
     "rps, rfs and xps set and verified, net.core.rps_sock_flow_entries included; a second preview changes nothing; destroy puts every file back byte for byte",
@@ -260,6 +261,6 @@ describe("on a VM host (virtio_net, 4 queue pairs, 4 vCPUs, the initial network 
         stack.dispose();
       }
     },
-    UP_TIMEOUT_MS,
+    VM_UP_TIMEOUT_MS,
   );
 });

@@ -5,14 +5,14 @@
  * sizes, fewer channels with an RSS indirection table, offloads of a virtio NIC; everything put
  * back by destroy.
  */
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, SANDBOX, vmSandboxUp } from "../helpers/sandbox";
+import { cli, direct, SHARED_VMS, sharedVmHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
-/** A VM sandbox of its own, beside the run's nspawn sandbox. */
-const NAME = `${SANDBOX}e`;
+/** The run's shared VM hosts (test/helpers/sandbox.ts); this file uses the first. */
+const NAME = SHARED_VMS;
 const UP_TIMEOUT_MS = 600_000;
 /** Every SSH command to a TCG guest takes a second or more: a whole lifecycle takes minutes. */
 const TEST_TIMEOUT_MS = 600_000;
@@ -43,17 +43,15 @@ const LINK_SCRIPT = [
 ].join("; ");
 
 beforeAll(() => {
-  vm = vmSandboxUp(NAME, 1)[0]!;
+  vm = sharedVmHosts()[0];
 }, UP_TIMEOUT_MS + 60_000);
-
-afterAll(() => {
-  cli(["sandbox", "down", "--name", NAME]);
-}, 180_000);
 
 describe("on a VM host", () => {
   test(
     "CongestionControl: bbr loaded as a module with fq as default and root qdisc; destroy puts cubic and the old qdiscs back",
     async () => {
+      // Another file on the shared host may have loaded them (nettune leaves modules loaded).
+      await onHost(vm, "modprobe -r tcp_bbr sch_fq 2>/dev/null || true");
       const before = await onHost(vm, STATE_SCRIPT);
       expect(await onHost(vm, "lsmod | grep -c '^tcp_bbr' || true")).toBe("0\n");
       expect(await onHost(vm, "sysctl -n net.ipv4.tcp_congestion_control")).toBe("cubic\n");

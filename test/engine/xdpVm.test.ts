@@ -12,12 +12,10 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, ROOT, SANDBOX, vmSandboxUp } from "../helpers/sandbox";
+import { direct, ROOT, sharedVmHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { XdpArg, XdpProgramArgs } from "../programs/xdp";
 
-/** A VM sandbox of its own, beside the run's nspawn sandbox. */
-const NAME = `${SANDBOX}x`;
 const UP_TIMEOUT_MS = 600_000;
 /** Every SSH command to a TCG guest takes a second or more. */
 const TEST_TIMEOUT_MS = 600_000;
@@ -60,11 +58,11 @@ beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-xdp-vm-"));
   for (const f of ["pass_count.c", "drop_all.c"])
     fs.copyFileSync(path.join(FIXTURES, f), path.join(tmp, f));
-  vm = vmSandboxUp(NAME, 1, ["--cpus", "2", "--numa", "1", "--queues", "2"])[0]!;
+  // The first of the run's shared VM hosts (test/helpers/sandbox.ts).
+  vm = sharedVmHosts()[0];
 }, UP_TIMEOUT_MS + 60_000);
 
 afterAll(() => {
-  cli(["sandbox", "down", "--name", NAME]);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }, 180_000);
 

@@ -11,10 +11,11 @@ import {
   SNAPSHOT_FILE,
   type MachineSnapshot,
 } from "../helpers/machine";
-import { cli, SANDBOX } from "../helpers/sandbox";
+import { cli, SANDBOX, SHARED_VMS } from "../helpers/sandbox";
 
 test("this machine's interfaces and global sysctls are unchanged by the whole run", () => {
   cli(["sandbox", "down", "--name", SANDBOX]);
+  cli(["sandbox", "down", "--name", SHARED_VMS], 180_000);
   const before = JSON.parse(fs.readFileSync(SNAPSHOT_FILE, "utf8")) as MachineSnapshot;
   const after = machineSnapshot();
   // The snapshot really covers something: interfaces with offload listings and many sysctls.

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { TestProject } from "vitest/node";
 import { machineSnapshot, SNAPSHOT_FILE } from "./machine";
-import { cli, SANDBOX } from "./sandbox";
+import { cli, SANDBOX, SHARED_VMS } from "./sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
 export default function setup(project: TestProject): () => void {
@@ -14,6 +14,7 @@ export default function setup(project: TestProject): () => void {
   // Leftovers of a crashed earlier run of the tests go first.
   cli(["sandbox", "down", "--name", SANDBOX]);
   cli(["sandbox", "down", "--name", `${SANDBOX}c`]);
+  cli(["sandbox", "down", "--name", SHARED_VMS]);
   fs.writeFileSync(SNAPSHOT_FILE, JSON.stringify(machineSnapshot()));
   const hosts = JSON.parse(
     cli(["sandbox", "up", "--name", SANDBOX, "--hosts", "2", "--delay", "50", "--json"]),
@@ -21,5 +22,7 @@ export default function setup(project: TestProject): () => void {
   project.provide("sandboxHosts", hosts);
   return () => {
     cli(["sandbox", "down", "--name", SANDBOX]);
+    // The VM hosts the VM test files share (test/helpers/sandbox.ts, sharedVmHosts).
+    cli(["sandbox", "down", "--name", SHARED_VMS]);
   };
 }

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { inject } from "vitest";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { HostArg } from "../programs/sysctl";
@@ -25,6 +25,24 @@ export function cli(args: string[], timeoutMs = 300_000): string {
     );
   }
   return res.stdout;
+}
+
+/** {@link cli} without blocking: for a command that runs while other test work goes on. */
+export function cliAsync(args: string[], timeoutMs = 300_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, "dist/src/bin/nettune.js"), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`nettune ${args.join(" ")} failed (${code ?? signal}):\n${out}`));
+    });
+  });
 }
 
 export function sandboxHosts(): SandboxHost[] {
@@ -82,4 +100,24 @@ export function vmSandboxUp(name: string, hosts: number, extra: string[] = []): 
     cli(["sandbox", "down", "--name", name]);
     throw err;
   }
+}
+
+/** The run's shared VM sandbox: globalSetup takes it down before and after the run. */
+export const SHARED_VMS = `${SANDBOX}m`;
+
+/**
+ * The run's two shared VM hosts (the default shape: 4 vCPUs, 2 NUMA nodes, 4 queue pairs):
+ * the first test file that asks boots them, later files get the same running hosts (`sandbox
+ * up` reuses a sandbox of the same shape). Booting a TCG guest and taking it down cost about a
+ * minute, once per run instead of once per file. A file leaves the hosts as it found them
+ * (its tests' destroy checks that); one that needs a clean kernel state reboots a host
+ * (`cli(["sandbox", "reboot", host.name, "--name", SHARED_VMS])`).
+ */
+export function sharedVmHosts(): [SandboxHost, SandboxHost] {
+  return JSON.parse(
+    cli(
+      ["sandbox", "up", "--vm", "--hosts", "2", "--name", SHARED_VMS, "--json"],
+      VM_UP_TIMEOUT_MS,
+    ),
+  ) as [SandboxHost, SandboxHost];
 }
