@@ -9,7 +9,8 @@
  * no change. The SSH host goes through the profile's whole life: preview, up, no-op, a real
  * reboot, destroy restoring everything; destroy on "ci" puts the image's own sysctl values back
  * (the journal the user data wrote at first boot). Then every other profile, two at a time on
- * the two hosts: up, no-op, destroy restoring everything.
+ * the two hosts: up, no-op, a real reboot (the same state, no drift), destroy restoring
+ * everything. The SSH host is the second of the run's shared VM hosts.
  *
  * The cloud-init host also shows what the sandbox's cloud-init must never do: it reads only the
  * NoCloud seed, keeps the seeded host key, logins and network, and asks no metadata service.
@@ -20,14 +21,24 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
-import { cli, direct, SANDBOX, VM_UP_TIMEOUT_MS, vmSandboxUp } from "../helpers/sandbox";
+import {
+  cli,
+  cliAsync,
+  direct,
+  SANDBOX,
+  SHARED_VMS,
+  sharedVmHosts,
+  VM_UP_TIMEOUT_MS,
+  vmSandboxUp,
+} from "../helpers/sandbox";
 import { cloudInitSchema } from "../helpers/cloudInitSchema";
 import * as nettune from "../../src";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { TuningArg, TuningProgramArgs } from "../programs/tuning";
 
 const CI = `${SANDBOX}ct`;
-const SSH = `${SANDBOX}cs`;
+/** The SSH host is the second of the run's shared VM hosts (test/helpers/sandbox.ts). */
+const SSH = SHARED_VMS;
 const NAME = "gw";
 const SHAPE = ["--cpus", "4", "--numa", "2", "--queues", "4"];
 /** A component's whole lifecycle on a TCG guest takes minutes: every SSH command a second. */
@@ -102,12 +113,11 @@ beforeAll(() => {
   const file = path.join(dir, "user-data");
   fs.writeFileSync(file, userData);
   [ci] = vmSandboxUp(CI, 1, [...SHAPE, "--user-data", file]) as [SandboxHost];
-  [ssh] = vmSandboxUp(SSH, 1, SHAPE) as [SandboxHost];
+  ssh = sharedVmHosts()[1];
 }, 2 * VM_UP_TIMEOUT_MS);
 
 afterAll(() => {
   cli(["sandbox", "down", "--name", CI]);
-  cli(["sandbox", "down", "--name", SSH]);
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }, 180_000);
 
@@ -211,7 +221,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
   test(
     "a real reboot of the SSH host: the same tuning, no drift",
     async () => {
-      cli(["sandbox", "reboot", "host1", "--name", SSH], VM_UP_TIMEOUT_MS);
+      cli(["sandbox", "reboot", ssh.name, "--name", SSH], VM_UP_TIMEOUT_MS);
       expect(await state(ssh)).toEqual(tuned);
       const r = onSsh.refresh(tuning(ssh));
       expect(r.error).toBeUndefined();
@@ -243,40 +253,64 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
   );
 });
 
-/** One profile's lifecycle on one host in one driver process: up, preview, destroy. */
-async function lifecycle(h: SandboxHost, profile: nettune.ProfileName) {
+/**
+ * One profile's whole life on one host: up and a no-op preview in one driver process, a real
+ * reboot, then refresh, a preview and destroy in another.
+ */
+async function lifecycle(h: SandboxHost, sandbox: string, profile: nettune.ProfileName) {
   const stack = new EngineStack("tuning", `p${profile.toLowerCase()}`);
   const args = tuning(h, { name: `p-${profile}`, profile });
   try {
     const before = await state(h);
-    const [up, again, down] = await stack.runStepsAsync([
+    const [up, again] = await stack.runStepsAsync([
       { op: "up", args },
+      { op: "preview", args },
+    ]);
+    const tuned = await state(h);
+    await cliAsync(["sandbox", "reboot", h.name, "--name", sandbox], VM_UP_TIMEOUT_MS);
+    const rebooted = await state(h);
+    const [refreshed, afterBoot, down] = await stack.runStepsAsync([
+      { op: "refresh", args },
       { op: "preview", args },
       { op: "destroy", args },
     ]);
-    return { before, after: await state(h), up: up!, again: again!, down: down! };
+    return {
+      before,
+      tuned,
+      rebooted,
+      after: await state(h),
+      up: up!,
+      again: again!,
+      refreshed: refreshed!,
+      afterBoot: afterBoot!,
+      down: down!,
+    };
   } finally {
     stack.dispose();
   }
 }
 
-describe("every other profile on a VM host: up, a no-op preview, destroy restoring every key", () => {
+describe("every other profile on a VM host: up, a no-op preview, a reboot without drift, destroy restoring every key", () => {
   test.each([
     ["streamingIngest", "cdnEdge"],
     ["lowLatency", "guideDefaults"],
   ] as const)(
     "%s on the SSH host and %s on the cloud-init host, at once",
     async (onSsh, onCi) => {
-      const runs = await Promise.all([lifecycle(ssh, onSsh), lifecycle(ci, onCi)]);
+      const runs = await Promise.all([lifecycle(ssh, SSH, onSsh), lifecycle(ci, CI, onCi)]);
       for (const [i, r] of runs.entries()) {
         const name = [onSsh, onCi][i]!;
         expect(r.up.error, name).toBeUndefined();
         expect(r.up.outputs[`p-${name}_chosen`], name).toBeDefined();
         expect(r.again.changes, name).toEqual({ same: r.up.changes.create });
+        // The boot units and files bring back everything the profile set.
+        expect(r.rebooted, name).toEqual(r.tuned);
+        expect(r.refreshed.error, name).toBeUndefined();
+        expect(r.afterBoot.changes, name).toEqual({ same: r.up.changes.create });
         expect(r.down.error, name).toBeUndefined();
         expect(r.after, name).toEqual(r.before);
       }
     },
-    2 * STEP_MS,
+    3 * STEP_MS,
   );
 });
