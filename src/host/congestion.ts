@@ -8,7 +8,7 @@
 import { renderCommand, shellQuote } from "../transport/quote";
 import { ParseError } from "./errors";
 import { assertInterfaceName } from "./ip";
-import { parseTcQdiscs, renderTcQdiscShow, type TcQdisc } from "./tc";
+import { parseTcQdiscs, renderTcQdiscShow, withRoot, type TcQdisc } from "./tc";
 
 const PROBE = "nettune congestion probe";
 
@@ -46,7 +46,7 @@ export interface CongestionProbe {
   readonly tools: readonly string[];
   /** The qdisc kinds in use on the host. */
   readonly kinds: string[];
-  /** Each interface asked about: its qdiscs, or null when it does not exist. */
+  /** Each interface asked about: its qdiscs (a `noop` root where it has never been up), or null when it does not exist. */
   readonly interfaces: Readonly<Record<string, TcQdisc[] | null>>;
 }
 
@@ -113,7 +113,8 @@ export function parseCongestionProbe(text: string, interfaces: readonly string[]
   for (const i of interfaces) {
     if (s.has(`missing ${i}`)) ifaces[i] = null;
     const q = s.get(`qdisc ${i}`);
-    if (q) ifaces[i] = parseTcQdiscs(q.join("\n"), i);
+    // A device that has never been up has a root tc does not list: noop.
+    if (q) ifaces[i] = withRoot(parseTcQdiscs(q.join("\n"), i), i);
   }
   const probe: CongestionProbe = {
     current: one("current"),

@@ -65,6 +65,24 @@ export function rootQdisc(qdiscs: readonly TcQdisc[], dev: string): TcQdisc | un
   return qdiscs.find((q) => q.root && (q.dev === undefined || q.dev === dev));
 }
 
+/**
+ * The root of a device that has never been up (a new bridge without ports, a veth left down):
+ * the kernel's built-in `noop`, which `ip link` shows as `qdisc noop` but `tc qdisc show` never
+ * lists. A root qdisc can still be set on such a device; deleting it gives the device `noop`
+ * back, and bringing it up then attaches the kernel's default.
+ */
+export function noopRoot(dev: string): TcQdisc {
+  return { kind: "noop", handle: "0:", dev, root: true, options: {} };
+}
+
+/**
+ * The qdiscs of one device as `tc -j qdisc show dev IF` printed them, with {@link noopRoot} added
+ * when tc listed no root: the device exists, so it has one.
+ */
+export function withRoot(qdiscs: readonly TcQdisc[], dev: string): TcQdisc[] {
+  return rootQdisc(qdiscs, dev) ? [...qdiscs] : [noopRoot(dev), ...qdiscs];
+}
+
 /** True for the qdisc the kernel attached by itself (handle `0:`); `tc qdisc del` cannot remove it. */
 export function isKernelDefault(q: Pick<TcQdisc, "handle">): boolean {
   return q.handle === "0:";

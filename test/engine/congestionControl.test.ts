@@ -203,6 +203,47 @@ describe("CongestionControl lifecycle", () => {
   });
 });
 
+describe("CongestionControl on an interface that has never been up (a bridge without ports)", () => {
+  // tc lists no root qdisc for such a device (`ip link` shows `qdisc noop`), yet a root can be
+  // set on it; before, preview passed and up failed with "no interface tbr0".
+  const stack = new EngineStack("congestion", "downbridge");
+  const decl = () => args({ algorithm: "reno", qdisc: "pfifo_fast", interfaces: ["tbr0"] }, "br");
+  const tcJson = async () => JSON.parse(await onHost(host, "tc -j qdisc show dev tbr0")) as Qdisc[];
+  beforeAll(async () => {
+    await onHost(host, "ip link del tbr0 2>/dev/null; ip link add tbr0 type bridge");
+  });
+  afterAll(async () => {
+    stack.destroy(decl());
+    stack.dispose();
+    await onHost(host, "ip link del tbr0 2>/dev/null; true");
+  });
+
+  test("preview and up set its root qdisc; destroy gives it back the kernel's noop", async () => {
+    expect(await tcJson()).toEqual([]);
+    expect(await onHost(host, "ip link show dev tbr0")).toMatch(/qdisc noop state DOWN/);
+
+    const p = stack.preview(decl());
+    expect(p.error).toBeUndefined();
+    expect(p.changes.create).toBe(2);
+    const u = stack.up(decl());
+    expect(u.error).toBeUndefined();
+    expect((await rootOf("tbr0"))?.kind).toBe("pfifo_fast");
+    expect(u.outputs.br_originalQdiscs).toEqual({
+      tbr0: { kind: "noop", handle: "0:", params: [], kernelDefault: true },
+    });
+    expect(u.outputs.br_rootQdiscs).toEqual({ tbr0: "pfifo_fast" });
+    expect(stack.up(decl()).changes).toEqual({ same: 2 });
+
+    const d = stack.destroy(decl());
+    expect(d.error).toBeUndefined();
+    expect(await tcJson()).toEqual([]);
+    expect(await onHost(host, "ip link show dev tbr0")).toMatch(/qdisc noop state DOWN/);
+    // Brought up, it gets the kernel's default, as if nettune had never been there.
+    await onHost(host, "ip link set dev tbr0 up");
+    expect(await rootOf("tbr0")).toMatchObject({ kind: "noqueue", handle: "0:" });
+  });
+});
+
 describe("CongestionControl warnings", () => {
   test("bbr without fq is allowed, with a warning that explains why fq is still recommended", async () => {
     const stack = new EngineStack("congestion", "bbr");

@@ -27,6 +27,8 @@ const ROOT = findRoot(__dirname);
 
 export class EngineStack {
   readonly stateDir: string;
+  /** What each driver process printed (stdout, then stderr), for tests that look for leaks. */
+  readonly printed: string[] = [];
   private n = 0;
 
   constructor(
@@ -72,6 +74,7 @@ export class EngineStack {
         timeout: 600_000,
       },
     );
+    this.printed.push(`${child.stdout}${child.stderr}`);
     if (!fs.existsSync(resultFile)) {
       throw new Error(`engine driver failed (${child.status ?? child.signal}): ${child.stderr}`);
     }
@@ -102,13 +105,16 @@ export class EngineStack {
         {
           cwd: this.cwd,
           env: { ...process.env, ...this.env },
-          stdio: ["ignore", "ignore", "pipe"],
+          stdio: ["ignore", "pipe", "pipe"],
         },
       );
+      let stdout = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
       child.on("close", (code, signal) => {
         clearTimeout(timer);
+        this.printed.push(`${stdout}${stderr}`);
         if (!fs.existsSync(resultFile)) {
           reject(new Error(`engine driver failed (${code ?? signal}): ${stderr}`));
           return;

@@ -6,6 +6,10 @@
  *   node dist/test/helpers/engineDriver.js <request.json>
  *
  * It writes one JSON object to the file named by request.resultFile.
+ *
+ * The engine's event stream carries debug messages even without `--debug`, among them the SDK's
+ * `RegisterResource RPC finished … resp:` with every output decrypted (a connection's key and
+ * password included): they are counted and dropped, never kept, written or printed.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -44,11 +48,20 @@ export interface EngineEvent {
 
 export interface EngineResult {
   ok: boolean;
+  /** Debug messages the engine sent and this driver dropped (they may hold decrypted secrets). */
+  debugEvents: number;
   error?: string;
   stdout: string;
   changes: Record<string, number>;
   outputs: Record<string, unknown>;
   events: EngineEvent[];
+}
+
+/** A debug message: the engine sends them whatever the options, with secrets in plain text. */
+export function isDebugEvent(e: auto.EngineEvent): boolean {
+  // The SDK's type leaves "debug" out, but the engine sends it.
+  const severity: string | undefined = e.diagnosticEvent?.severity;
+  return severity === "debug";
 }
 
 function simplify(e: auto.EngineEvent): EngineEvent | undefined {
@@ -106,8 +119,13 @@ async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResu
   });
   const events: EngineEvent[] = [];
   let stdout = "";
+  let debugEvents = 0;
   const common = {
     onEvent: (e: auto.EngineEvent) => {
+      if (isDebugEvent(e)) {
+        debugEvents++;
+        return;
+      }
       const s = simplify(e);
       if (s) events.push(s);
     },
@@ -116,7 +134,14 @@ async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResu
     },
     color: "never" as const,
   };
-  const result: EngineResult = { ok: true, stdout: "", changes: {}, outputs: {}, events };
+  const result: EngineResult = {
+    ok: true,
+    debugEvents: 0,
+    stdout: "",
+    changes: {},
+    outputs: {},
+    events,
+  };
   try {
     switch (step.op) {
       case "preview": {
@@ -148,6 +173,7 @@ async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResu
     result.error = err instanceof Error ? err.message : String(err);
   }
   result.stdout = stdout;
+  result.debugEvents = debugEvents;
   return result;
 }
 

@@ -346,6 +346,18 @@ describe("the probe", () => {
     expect(p.interfaces.ntcc1!.map((q) => q.kind)).toEqual(["noqueue", "ingress"]);
   });
 
+  it("gives a device that has never been up (tc lists no root for it) the kernel's noop root", () => {
+    const p = parseCongestionProbe(cc("probe-down-bridge-6.18.44-fc-v669.txt"), ["tbr0", "tbr1"]);
+    expect(p.interfaces.tbr0).toEqual([
+      { kind: "noop", handle: "0:", dev: "tbr0", root: true, options: {} },
+    ]);
+    expect(isKernelDefault(rootQdisc(p.interfaces.tbr0!, "tbr0")!)).toBe(true);
+    // A bridge that is up has the noqueue tc lists: nothing added.
+    expect(p.interfaces.tbr1).toEqual([
+      { kind: "noqueue", handle: "0:", dev: "tbr1", root: true, refcnt: 2, options: {} },
+    ]);
+  });
+
   it("refuses output that ended early", () => {
     const text = cc("probe-machine-6.18.44-fc-v782.txt");
     expect(() => parseCongestionProbe(text.slice(0, text.indexOf("== tools")), [])).toThrow(
