@@ -128,9 +128,12 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
   let ciBefore: Record<string, string>;
   let tuned: Record<string, string>;
   afterAll(() => {
+    // The SSH host is shared with other test files: after a failure, leave nothing on it (a
+    // destroy of an empty stack does not touch the host).
+    onSsh.destroy(tuning(ssh));
     onSsh.dispose();
     onCi.dispose();
-  });
+  }, STEP_MS);
 
   test(
     "the SSH host: preview, then up applies the profile; a second up is a no-op",
@@ -260,6 +263,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
 async function lifecycle(h: SandboxHost, sandbox: string, profile: nettune.ProfileName) {
   const stack = new EngineStack("tuning", `p${profile.toLowerCase()}`);
   const args = tuning(h, { name: `p-${profile}`, profile });
+  let destroyed = false;
   try {
     const before = await state(h);
     const [up, again] = await stack.runStepsAsync([
@@ -274,6 +278,7 @@ async function lifecycle(h: SandboxHost, sandbox: string, profile: nettune.Profi
       { op: "preview", args },
       { op: "destroy", args },
     ]);
+    destroyed = true;
     return {
       before,
       tuned,
@@ -286,6 +291,8 @@ async function lifecycle(h: SandboxHost, sandbox: string, profile: nettune.Profi
       down: down!,
     };
   } finally {
+    // The SSH host is shared with other test files: leave nothing on it after a failure.
+    if (!destroyed) await stack.runStepsAsync([{ op: "destroy", args }]).catch(() => undefined);
     stack.dispose();
   }
 }

@@ -39,6 +39,14 @@ export interface MachineSnapshot {
   sysctls: Record<string, string>;
 }
 
+/** `tc qdisc show` without the sandboxes' veths, which come and go with other runs. */
+function ownQdiscs(): string {
+  return sh("tc", ["qdisc", "show"])
+    .split("\n")
+    .filter((l) => !SANDBOX_LINK.test(/ dev (\S+) /.exec(l)?.[1] ?? ""))
+    .join("\n");
+}
+
 export function machineSnapshot(): MachineSnapshot {
   const linksJson = JSON.parse(sh("ip", ["-d", "-j", "link", "show"])) as Array<
     Record<string, unknown>
@@ -82,7 +90,7 @@ export function machineSnapshot(): MachineSnapshot {
     if (/\.(conf|neigh)\.nt\d+h\d+\./.test(key)) continue;
     sysctls[key] = line.slice(i + 3);
   }
-  return { links, features, channels, queues, qdiscs: sh("tc", ["qdisc", "show"]), sysctls };
+  return { links, features, channels, queues, qdiscs: ownQdiscs(), sysctls };
 }
 
 /** Human-readable differences between two snapshots (empty when identical). */
