@@ -1,0 +1,197 @@
+/**
+ * Ownership records across stacks: the record's text and path, reading records back from a
+ * probe's output, the overlap rule, what each kind owns, and the engine's use of one round trip.
+ */
+import { describe, expect, test } from "vitest";
+import {
+  overlaps,
+  parseRecords,
+  recordPath,
+  renderRecord,
+  renderRecordsRead,
+  stackOf,
+  takeRecords,
+  type OwnerRecord,
+} from "../../src/host/owners";
+import { ownershipFailures, prefixFirst } from "../../src/engine/ownership";
+import { ownedSettings } from "../../src/specs/owned";
+import type { Command, Transport } from "../../src/transport/types";
+import { LocalTransport } from "../../src/transport/local";
+
+const A = "proj/alpha/SysctlSet web";
+const B = "proj/beta/SysctlSet web";
+
+describe("records", () => {
+  test("a record names its owner and each setting with the input that sets it", () => {
+    expect(
+      renderRecord(A, [
+        { id: "sysctl:net.core.somaxconn", input: 'values["net.core.somaxconn"]' },
+        { id: "file:/etc/sysctl.d/90-nettune-web.conf", input: "fileName" },
+      ]),
+    ).toBe(
+      "# nettune ownership record: written and removed by nettune, do not edit\n" +
+        `owner\t${A}\n` +
+        'setting\tsysctl:net.core.somaxconn\tvalues["net.core.somaxconn"]\n' +
+        "setting\tfile:/etc/sysctl.d/90-nettune-web.conf\tfileName\n",
+    );
+  });
+
+  test("the same resource name in two stacks has two records; unsafe names are reduced", () => {
+    expect(recordPath(A)).toMatch(/^\/var\/lib\/nettune\/owners\/SysctlSet-web-[0-9a-f]{8}$/);
+    expect(recordPath(A)).not.toBe(recordPath(B));
+    expect(recordPath("p/s/Mtu ../x y")).toMatch(/^\/var\/lib\/nettune\/owners\/Mtu-\.\.-x-y-/);
+    expect(recordPath("p/s/Mtu a b")).not.toBe(recordPath("p/s/Mtu a-b"));
+    expect(stackOf(A)).toBe("proj/alpha");
+  });
+
+  test("records round-trip through the read script's output, around a probe's own output", async () => {
+    const dir = await import("node:fs").then((fs) => fs.mkdtempSync("/tmp/nettune-owners-"));
+    const fs = await import("node:fs");
+    fs.writeFileSync(`${dir}/one`, renderRecord(A, [{ id: "mtu:eth0", input: "mtu" }]));
+    // No trailing newline, a tab in an input: still one record each.
+    fs.writeFileSync(
+      `${dir}/two`,
+      renderRecord(B, [{ id: "xdp:eth0", input: "in\tterface" }]).trimEnd(),
+    );
+    fs.writeFileSync(`${dir}/junk`, "not a record\n");
+    const script = renderRecordsRead().replace("/var/lib/nettune/owners", dir);
+    const t = new LocalTransport();
+    const res = await t.exec({ script: `echo before\n${script}\necho after` });
+    const got = takeRecords(res.stdout)!;
+    expect(got.rest).toBe("before\nafter\n");
+    expect(got.records).toEqual<OwnerRecord[]>([
+      { path: `${dir}/one`, owner: A, settings: [{ id: "mtu:eth0", input: "mtu" }] },
+      { path: `${dir}/two`, owner: B, settings: [{ id: "xdp:eth0", input: "in terface" }] },
+    ]);
+    fs.rmSync(dir, { recursive: true });
+    // No directory: no records, and the output is still whole.
+    const none = await t.exec({
+      script: renderRecordsRead().replace("/var/lib/nettune/owners", dir),
+    });
+    expect(takeRecords(none.stdout)).toEqual({ records: [], rest: "" });
+    expect(takeRecords("no markers")).toBeUndefined();
+    expect(parseRecords("")).toEqual([]);
+  });
+});
+
+describe("overlaps", () => {
+  const theirs: OwnerRecord = {
+    path: "/var/lib/nettune/owners/SysctlSet-web-1",
+    owner: A,
+    settings: [{ id: "sysctl:net.core.somaxconn", input: 'values["net.core.somaxconn"]' }],
+  };
+  const mine = [
+    { id: "sysctl:net.core.somaxconn", input: 'values["net.core.somaxconn"]' },
+    { id: "sysctl:net.ipv4.tcp_fin_timeout", input: 'values["net.ipv4.tcp_fin_timeout"]' },
+  ];
+
+  test("another stack's setting is refused by field, naming the owner and the setting", () => {
+    expect(ownershipFailures(B, mine, [theirs], "root@h:22")).toEqual([
+      {
+        property: 'values["net.core.somaxconn"]',
+        reason:
+          `sysctl net.core.somaxconn on root@h:22 is owned by ${A} (${theirs.path}); ` +
+          "a setting may have one owner per host: remove it from one of the stacks",
+      },
+    ]);
+  });
+
+  test("the resource's own record and its own stack's records are no overlap", () => {
+    expect(overlaps(A, mine, [theirs])).toEqual([]);
+    expect(overlaps("proj/alpha/CongestionControl bbr", mine, [theirs])).toEqual([]);
+    // Another project with the same stack name is another stack.
+    expect(overlaps("other/alpha/SysctlSet web", mine, [theirs])).toHaveLength(1);
+  });
+
+  test("disjoint settings are no overlap", () => {
+    expect(overlaps(B, [mine[1]!], [theirs])).toEqual([]);
+  });
+});
+
+describe("what each kind owns", () => {
+  test("SysctlSet: its keys, and its file unless runtime only", () => {
+    const inputs = { values: { "net.core.somaxconn": 1 }, persist: "both", fileName: "90-x.conf" };
+    expect(ownedSettings("SysctlSet", inputs).map((s) => s.id)).toEqual([
+      "sysctl:net.core.somaxconn",
+      "file:/etc/sysctl.d/90-x.conf",
+    ]);
+    expect(ownedSettings("SysctlSet", { ...inputs, persist: "runtime" })).toHaveLength(1);
+  });
+
+  test("NicOffloads: each feature by its long name, and its unit", () => {
+    const s = ownedSettings("NicOffloads", {
+      interface: "eth0",
+      features: { gro: true },
+      persist: true,
+      unitName: "nettune-nicoffloads-x.service",
+    });
+    expect(s).toEqual([
+      { id: "feature:eth0:generic-receive-offload", input: "features.gro" },
+      { id: "unit:nettune-nicoffloads-x.service", input: "unitName" },
+    ]);
+  });
+
+  test("CongestionControl: both keys, each root qdisc, its files and units", () => {
+    const ids = ownedSettings("CongestionControl", {
+      algorithm: "bbr",
+      qdisc: "fq",
+      interfaces: ["eth0"],
+      persist: true,
+      resourceName: "bbr",
+    }).map((s) => s.id);
+    expect(ids).toEqual([
+      "sysctl:net.ipv4.tcp_congestion_control",
+      "sysctl:net.core.default_qdisc",
+      "root-qdisc:eth0",
+      "file:/etc/sysctl.d/90-nettune-congestion-bbr.conf",
+      "file:/etc/modules-load.d/nettune-bbr.conf",
+      "unit:nettune-qdisc-bbr-eth0.service",
+    ]);
+  });
+
+  test("link kinds own their interface's setting; XDP its unit even without persistence", () => {
+    const base = { interface: "eth1", persist: false, unitName: "nettune-k-x.service" };
+    expect(ownedSettings("Mtu", { ...base, mtu: 9000, resourceName: "j" })).toEqual([
+      { id: "mtu:eth1", input: "mtu" },
+    ]);
+    expect(ownedSettings("RssQueues", { ...base, combined: 2 })[0]!.id).toBe("channels:eth1");
+    expect(ownedSettings("NicRings", base)[0]!.id).toBe("rings:eth1");
+    expect(ownedSettings("IrqAffinity", base)[0]!.id).toBe("irq-affinity:eth1");
+    expect(ownedSettings("PacketSteering", { ...base, rps: "0" }).map((s) => s.id)).toEqual([
+      "rps:eth1",
+    ]);
+    expect(ownedSettings("XdpProgram", base).map((s) => s.id)).toEqual([
+      "xdp:eth1",
+      "unit:nettune-k-x.service",
+    ]);
+    expect(ownedSettings("Unknown", base)).toEqual([]);
+  });
+});
+
+describe("one round trip", () => {
+  test("the prefix runs with the first command only, and its output is taken out", async () => {
+    const seen: string[] = [];
+    const fake: Transport = {
+      target: "t",
+      stats: { handshakes: 0, execs: 0 },
+      exec: (c: Command) => {
+        const text = "script" in c ? c.script : c.join(" ");
+        seen.push(text);
+        return Promise.resolve({ stdout: `PRE\n${text}\n`, stderr: "", exitCode: 0 });
+      },
+      close: () => Promise.resolve(),
+    };
+    let taken = "";
+    const t = prefixFirst(fake, "pre", (out) => {
+      taken = out;
+      return out.replace("PRE\n", "");
+    });
+    expect(t.used).toBe(false);
+    const first = await t.exec(["ethtool", "-k", "eth 0"]);
+    await t.exec({ script: "second" });
+    expect(t.used).toBe(true);
+    expect(seen).toEqual(["pre\nethtool -k 'eth 0'", "second"]);
+    expect(taken.startsWith("PRE\n")).toBe(true);
+    expect(first.stdout).toBe("pre\nethtool -k 'eth 0'\n");
+  });
+});
