@@ -184,6 +184,6 @@ export function renderRecordWrite(owner: string, settings: readonly OwnedSetting
 export function renderRecordRemove(owner: string): string {
   return (
     `rm -f ${shellQuote(recordPath(owner))}; ` +
-    `rmdir ${shellQuote(OWNERS_DIR)} /var/lib/nettune 2>/dev/null; true`
+    `d=${shellQuote(OWNERS_DIR)}; rmdir "$d" "\${d%/*}" 2>/dev/null; true`
   );
 }

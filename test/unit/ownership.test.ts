@@ -2,7 +2,9 @@
  * Ownership records across stacks: the record's text and path, reading records back from a
  * probe's output, the overlap rule, what each kind owns, and the engine's use of one round trip.
  */
-import { describe, expect, test } from "vitest";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import {
   overlaps,
   parseRecords,
@@ -17,6 +19,9 @@ import { ownershipFailures, prefixFirst } from "../../src/engine/ownership";
 import { ownedSettings } from "../../src/specs/owned";
 import type { Command, Transport } from "../../src/transport/types";
 import { LocalTransport } from "../../src/transport/local";
+import { handle, setTransportFactory } from "../../src/engine/provider";
+import { FakeHost } from "../helpers/fakeTransport";
+import { checkFailures } from "../helpers/checkErrors";
 
 const A = "proj/alpha/SysctlSet web";
 const B = "proj/beta/SysctlSet web";
@@ -45,8 +50,7 @@ describe("records", () => {
   });
 
   test("records round-trip through the read script's output, around a probe's own output", async () => {
-    const dir = await import("node:fs").then((fs) => fs.mkdtempSync("/tmp/nettune-owners-"));
-    const fs = await import("node:fs");
+    const dir = fs.mkdtempSync("/tmp/nettune-owners-");
     fs.writeFileSync(`${dir}/one`, renderRecord(A, [{ id: "mtu:eth0", input: "mtu" }]));
     // No trailing newline, a tab in an input: still one record each.
     fs.writeFileSync(
@@ -193,5 +197,114 @@ describe("one round trip", () => {
     expect(seen).toEqual(["pre\nethtool -k 'eth 0'", "second"]);
     expect(taken.startsWith("PRE\n")).toBe(true);
     expect(first.stdout).toBe("pre\nethtool -k 'eth 0'\n");
+  });
+});
+
+describe("through the provider, on a fake host", () => {
+  const CONNECTION = {
+    host: "198.18.9.9",
+    privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+  };
+  const KEY = "net.core.somaxconn";
+  let host: FakeHost;
+  beforeEach(() => {
+    host = new FakeHost({ proc: { [KEY]: "4096", "net.ipv4.tcp_fin_timeout": "60" } });
+    setTransportFactory(() => host);
+  });
+  afterEach(async () => {
+    setTransportFactory(undefined);
+    await host.close();
+  });
+  const props = (owner: string, values: Record<string, number>) => ({
+    connection: CONNECTION,
+    values,
+    persist: "runtime",
+    fileName: "90-web.conf",
+    __nettuneName: "web",
+    __nettuneOwner: owner,
+  });
+  const records = () => {
+    const dir = path.join(host.root, "owners");
+    return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+  };
+  const checked = async (p: Record<string, unknown>) =>
+    ((await handle("SysctlSet", "check", {}, p)) as { inputs: Record<string, unknown> }).inputs;
+
+  test("check reads the records in the probe's round trip and refuses another stack's key", async () => {
+    const inputs = await checked(props(A, { [KEY]: 65535 }));
+    expect(inputs.__nettuneOwner).toBe(A);
+    const created = (await handle("SysctlSet", "create", inputs)) as {
+      outs: Record<string, unknown>;
+    };
+    expect(created.outs.__nettuneOwner).toBe(A);
+    expect(records()).toEqual([path.basename(recordPath(A))]);
+    expect(fs.readFileSync(path.join(host.root, "owners", records()[0]!), "utf8")).toBe(
+      renderRecord(A, [{ id: `sysctl:${KEY}`, input: `values["${KEY}"]` }]),
+    );
+
+    const execs = host.stats.execs;
+    const failures = await checkFailures(
+      "SysctlSet web",
+      handle("SysctlSet", "check", {}, props(B, { [KEY]: 1024, "net.ipv4.tcp_fin_timeout": 30 })),
+    );
+    expect(failures).toEqual([
+      {
+        property: `values["${KEY}"]`,
+        reason: expect.stringContaining(
+          `sysctl ${KEY} on ${host.target} is owned by ${A}`,
+        ) as string,
+      },
+    ]);
+    expect(host.stats.execs - execs).toBe(1);
+    // The other stack's own check is not refused, and a disjoint key is not either.
+    await expect(checked(props(A, { [KEY]: 1 }))).resolves.toBeDefined();
+    await expect(checked(props(B, { "net.ipv4.tcp_fin_timeout": 30 }))).resolves.toBeDefined();
+  });
+
+  test("create refuses before anything changes, even without a preview", async () => {
+    await handle("SysctlSet", "create", await checked(props(A, { [KEY]: 65535 })));
+    const inputs = { ...props(B, { [KEY]: 1024 }) };
+    await expect(handle("SysctlSet", "create", inputs)).rejects.toThrow(`is owned by ${A}`);
+    expect(host.getProc(KEY)?.trim()).toBe("65535");
+    expect(records()).toHaveLength(1);
+  });
+
+  test("the record is written by the apply's round trip and removed by the release's, with its folder", async () => {
+    const inputs = await checked(props(A, { [KEY]: 65535 }));
+    const before = host.stats.execs;
+    const { id, outs } = (await handle("SysctlSet", "create", inputs)) as {
+      id: string;
+      outs: Record<string, unknown>;
+    };
+    const createExecs = host.stats.execs - before;
+    const { __nettuneOwner: _o, ...plain } = inputs;
+    const other = new FakeHost({ proc: { [KEY]: "4096" } });
+    setTransportFactory(() => other);
+    await handle("SysctlSet", "create", plain);
+    // SysctlSet's create reads nothing before its apply script: the records are read in a round
+    // trip of their own there, and the record is written by the apply's.
+    expect(createExecs).toBe(other.stats.execs + 1);
+    await other.close();
+    setTransportFactory(() => host);
+
+    const d0 = host.stats.execs;
+    await handle("SysctlSet", "delete", id, outs);
+    expect(host.getProc(KEY)?.trim()).toBe("4096");
+    expect(fs.existsSync(path.join(host.root, "owners"))).toBe(false);
+    const { __nettuneOwner: _p, ...plainOuts } = outs;
+    const again = new FakeHost({ proc: { [KEY]: "4096" } });
+    setTransportFactory(() => again);
+    const made = (await handle("SysctlSet", "create", plain)) as { id: string; outs: object };
+    const e0 = again.stats.execs;
+    await handle("SysctlSet", "delete", made.id, { ...plainOuts, ...made.outs });
+    expect(host.stats.execs - d0).toBe(again.stats.execs - e0);
+    await again.close();
+  });
+
+  test("an apply that fails leaves no record", async () => {
+    host.reject(KEY, "Invalid argument");
+    const inputs = await checked(props(A, { [KEY]: 65535 }));
+    await expect(handle("SysctlSet", "create", inputs)).rejects.toThrow();
+    expect(records()).toEqual([]);
   });
 });
