@@ -15,6 +15,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import type { Transport } from "../transport/types";
 import { connectionSchema, type Connection } from "../schemas/connection";
+import type { OwnedSetting } from "../host/owners";
 
 /** A check failure as Pulumi shows it: the property path and the reason. */
 export interface Failure {
@@ -26,6 +27,19 @@ export interface HandlerContext {
   readonly transport: Transport;
   /** A message the user should see (printed by the provider, kept in the resource's outputs). */
   warn(message: string): void;
+  /**
+   * Who owns what the operation sets, for the ownership record on the host (engine/ownership.ts);
+   * absent for state written before records existed.
+   */
+  readonly owner?: OwnerOf;
+}
+
+/** The resource's identity (`project/stack/Kind name`) and what it owns on its host. */
+export interface OwnerOf {
+  readonly identity: string;
+  readonly settings: readonly OwnedSetting[];
+  /** The identity the state had, when it differs (a renamed stack): its record is removed. */
+  readonly previous?: string;
 }
 
 export interface ResourceHandler<Inputs extends { connection: Connection }, Outs extends Inputs> {
@@ -100,12 +114,23 @@ export function failuresError(failures: readonly Failure[]): Error {
 }
 
 /**
- * Drops Pulumi's bookkeeping (`__provider`) and the resource's name (`__nettuneName`, which the
- * resource classes pass for check's messages) before validation.
+ * Drops Pulumi's bookkeeping (`__provider`), the resource's name (`__nettuneName`, which the
+ * resource classes pass for check's messages) and its owner identity (`__nettuneOwner`, see
+ * {@link ownerIdentityOf}) before validation.
  */
 export function userInputs(props: Record<string, unknown>): Record<string, unknown> {
-  const { __provider: _p, __nettuneName: _n, ...rest } = props;
+  const { __provider: _p, __nettuneName: _n, __nettuneOwner: _o, ...rest } = props;
   return rest;
+}
+
+/**
+ * `project/stack/Kind name`, passed by the resource classes as `__nettuneOwner`: check keeps it
+ * in the inputs and every operation in the outputs, so delete has it. Undefined for state
+ * written before ownership records existed.
+ */
+export function ownerIdentityOf(props: Record<string, unknown> | undefined): string | undefined {
+  const o = props?.__nettuneOwner;
+  return typeof o === "string" && o !== "" ? o : undefined;
 }
 
 /**

@@ -19,7 +19,10 @@ import {
   type Failure,
   type HandlerContext,
   type ResourceHandler,
+  ownerIdentityOf,
+  type OwnerOf,
 } from "./lifecycle";
+import { ownedSettings } from "../specs/owned";
 import { sysctlSetHandler } from "../specs/sysctlSet";
 import { mtuHandler } from "../specs/mtu";
 import { nicOffloadsHandler } from "../specs/nicOffloads";
@@ -77,6 +80,26 @@ function warnNow(message: string): void {
   process.stderr.write(`warning: ${message}\n`);
 }
 
+/** The owner side of an operation's context, when the resource has an identity. */
+function ownerOf(
+  kind: string,
+  identity: string | undefined,
+  inputs: unknown,
+  previous?: string,
+): OwnerOf | undefined {
+  if (identity === undefined) return undefined;
+  return {
+    identity,
+    settings: ownedSettings(kind, inputs),
+    ...(previous !== undefined && previous !== identity ? { previous } : {}),
+  };
+}
+
+/** Outputs with the owner identity kept, so a later delete has it. */
+function withOwner<T>(outs: T, identity: string | undefined): T {
+  return identity === undefined ? outs : { ...outs, __nettuneOwner: identity };
+}
+
 function contextFor(conn: Connection, warnings: string[]): HandlerContext {
   const transport = transportOverride ? transportOverride(conn) : transportFor(conn);
   return {
@@ -110,9 +133,16 @@ export const PREVIEW_HOST_BUDGET_MS = 10_000;
  * A host that cannot be read is not a failure here (create and update check again), but the
  * user is told, naming the host and the reason.
  */
-async function hostFailures(handler: AnyHandler, inputs: BaseInputs): Promise<Failure[]> {
+async function hostFailures(
+  handler: AnyHandler,
+  inputs: BaseInputs,
+  owner: string | undefined,
+): Promise<Failure[]> {
   if (!handler.hostCheck) return [];
-  const ctx = previewContext(contextFor(inputs.connection, []));
+  const ctx = {
+    ...previewContext(contextFor(inputs.connection, [])),
+    owner: ownerOf(handler.kind, owner, inputs),
+  };
   let timer: NodeJS.Timeout | undefined;
   const budget = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => resolve("timeout"), PREVIEW_HOST_BUDGET_MS);
@@ -173,12 +203,14 @@ async function check(
   if (containsUnknown(raw)) return { inputs: raw };
   const { value, failures } = validate(handler.schema, raw);
   if (!value) throw checkError(kind, news.__nettuneName, failures);
+  const owner = ownerIdentityOf(news);
   const isNew = Object.keys(userInputs(olds ?? {})).length === 0;
   if (isNew && previewHostChecks() === "all") {
-    const onHost = await hostFailures(handler, value);
+    const onHost = await hostFailures(handler, value, owner);
     if (onHost.length > 0) throw checkError(kind, news.__nettuneName, onHost);
   }
-  return { inputs: value };
+  // The owner identity goes on to create and update, which keep it in the outputs.
+  return { inputs: withOwner(value, owner) };
 }
 
 /**
@@ -201,7 +233,7 @@ async function diff(
     (result.replaces ?? []).length > 0 ||
     Object.keys(result.detailedDiff ?? {}).some((k) => k !== "connection");
   if (result.changes && touchesHost) {
-    const failures = await hostFailures(handler, inputs);
+    const failures = await hostFailures(handler, inputs, ownerIdentityOf(rawNews));
     if (failures.length > 0) throw failuresError(failures);
   }
   return result;
@@ -262,30 +294,45 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
         return await diff(handler, id, asState(olds), news);
       }
       case "create": {
-        const inputs = handler.schema.parse(userInputs(args[0] as Record<string, unknown>));
+        const raw = args[0] as Record<string, unknown>;
+        const inputs = handler.schema.parse(userInputs(raw));
         conn = inputs.connection;
-        const ctx = contextFor(inputs.connection, warnings);
-        return await handler.create(inputs, ctx);
+        const owner = ownerIdentityOf(raw);
+        const ctx = {
+          ...contextFor(inputs.connection, warnings),
+          owner: ownerOf(kind, owner, inputs),
+        };
+        const res = await handler.create(inputs, ctx);
+        return { ...res, outs: withOwner(res.outs, owner) };
       }
       case "read": {
         const [id, props] = args as [string, Record<string, unknown>];
         const olds = asState(props);
         conn = connectionSchema.parse(olds.connection);
         const res = await handler.read(id, olds, contextFor(conn, warnings));
-        return { id, props: res.props, inputs: res.inputs };
+        const owner = ownerIdentityOf(props);
+        return { id, props: withOwner(res.props, owner), inputs: withOwner(res.inputs, owner) };
       }
       case "update": {
         const [id, olds, news] = args as [string, Record<string, unknown>, Record<string, unknown>];
         const inputs = handler.schema.parse(userInputs(news));
         conn = inputs.connection;
-        const ctx = contextFor(inputs.connection, warnings);
-        return { outs: await handler.update(id, asState(olds), inputs, ctx) };
+        const owner = ownerIdentityOf(news);
+        const ctx = {
+          ...contextFor(inputs.connection, warnings),
+          owner: ownerOf(kind, owner, inputs, ownerIdentityOf(olds)),
+        };
+        return { outs: withOwner(await handler.update(id, asState(olds), inputs, ctx), owner) };
       }
       case "delete": {
         const [id, props] = args as [string, Record<string, unknown>];
         const olds = asState(props);
         conn = connectionSchema.parse(olds.connection);
-        await handler.delete(id, olds, contextFor(conn, warnings));
+        const ctx = {
+          ...contextFor(conn, warnings),
+          owner: ownerOf(kind, ownerIdentityOf(props), olds),
+        };
+        await handler.delete(id, olds, ctx);
         return undefined;
       }
       default:

@@ -19,6 +19,7 @@ import {
   type HandlerContext,
   type ResourceHandler,
 } from "./lifecycle";
+import { Ownership } from "./ownership";
 
 /** What every resource's inputs have. */
 export interface BaseInputs {
@@ -169,18 +170,34 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Probes, and fails with the fields the host cannot take. */
+/**
+ * Probes, and fails with the fields the host cannot take or another stack owns (the probe's
+ * round trip also reads the ownership records).
+ */
 async function probeChecked<I extends BaseInputs, O extends I, F>(
   spec: Spec<I, O, F>,
   t: Transport,
   inputs: I,
   why: ProbeFor<O>,
+  own: Ownership | undefined,
 ): Promise<F> {
-  const p = await spec.probe(t, inputs, why);
+  const p = await spec.probe(own?.reading() ?? t, inputs, why);
   if ("missing" in p) throw failuresError([p.missing]);
-  const failures = spec.check?.(inputs, p.facts, t.target) ?? [];
+  const failures = [
+    ...(spec.check?.(inputs, p.facts, t.target) ?? []),
+    ...(await ownFailures(own)),
+  ];
   if (failures.length > 0) throw failuresError(failures);
   return p.facts;
+}
+
+/** The ownership side of an operation, when the resource has an owner identity. */
+function ownershipOf(ctx: HandlerContext): Ownership | undefined {
+  return ctx.owner && new Ownership(ctx.transport, ctx.owner.identity, ctx.owner.settings);
+}
+
+async function ownFailures(own: Ownership | undefined): Promise<Failure[]> {
+  return own ? own.failures() : [];
 }
 
 function specContext(ctx: HandlerContext): SpecContext {
@@ -208,17 +225,26 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
     replaceOn: spec.replaceOn,
 
     async hostCheck(inputs, ctx) {
-      const p = await spec.probe(ctx.transport, inputs, { op: "check" });
+      const own = ownershipOf(ctx);
+      const p = await spec.probe(own?.reading() ?? ctx.transport, inputs, { op: "check" });
       if ("missing" in p) return [p.missing];
-      return spec.check?.(inputs, p.facts, ctx.transport.target) ?? [];
+      return [
+        ...(spec.check?.(inputs, p.facts, ctx.transport.target) ?? []),
+        ...(await ownFailures(own)),
+      ];
     },
 
     diff: (_id, olds, news) => specDiff(spec, current(olds), news),
 
     async create(inputs, ctx) {
-      const facts = await probeChecked(spec, ctx.transport, inputs, { op: "create" });
+      const own = ownershipOf(ctx);
+      const facts = await probeChecked(spec, ctx.transport, inputs, { op: "create" }, own);
       const sctx = specContext(ctx);
-      const outs = await spec.apply(sctx, facts, undefined, inputs);
+      const outs = own
+        ? await own.writing((transport) =>
+            spec.apply({ ...sctx, transport }, facts, undefined, inputs),
+          )
+        : await spec.apply(sctx, facts, undefined, inputs);
       return {
         id: resourceId(inputs.connection, spec.id(inputs)),
         outs: withWarnings(outs, inputs, sctx.warnings),
@@ -227,9 +253,15 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
 
     async update(_id, state, news, ctx) {
       const olds = current(state);
-      const facts = await probeChecked(spec, ctx.transport, news, { op: "update", olds });
+      const own = ownershipOf(ctx);
+      const facts = await probeChecked(spec, ctx.transport, news, { op: "update", olds }, own);
       const sctx = specContext(ctx);
-      const outs = await spec.apply(sctx, facts, olds, news);
+      const outs = own
+        ? await own.writing(
+            (transport) => spec.apply({ ...sctx, transport }, facts, olds, news),
+            ctx.owner?.previous,
+          )
+        : await spec.apply(sctx, facts, olds, news);
       return withWarnings(outs, news, sctx.warnings);
     },
 
@@ -238,7 +270,10 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
       const sctx = specContext(ctx);
       const p = await spec.probe(ctx.transport, olds, { op: "delete", olds });
       if ("missing" in p) sctx.warn(`${p.missing.reason}; nothing to restore`);
-      await spec.release(sctx, "missing" in p ? undefined : p.facts, olds);
+      const facts = "missing" in p ? undefined : p.facts;
+      const own = ownershipOf(ctx);
+      if (own) await own.removing((transport) => spec.release({ ...sctx, transport }, facts, olds));
+      else await spec.release(sctx, facts, olds);
     },
 
     async read(_id, state, ctx) {

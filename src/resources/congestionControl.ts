@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { congestionWarnings } from "../schemas/congestionControl";
 import type { SavedQdisc } from "../schemas/publicTypes";
-import { claimSettings, hostIdOf, type Setting } from "./owners";
+import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 
 export type { SavedQdisc };
@@ -81,6 +81,8 @@ export class CongestionControl extends pulumi.dynamic.Resource {
       {
         // Names the resource in check errors; the provider drops it (not part of the state).
         __nettuneName: name,
+        // Who owns its settings across stacks (the ownership record on the host).
+        __nettuneOwner: ownerIdentity("CongestionControl", name),
         connection: pulumi.secret(args.connection),
         algorithm: args.algorithm,
         qdisc: args.qdisc,

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
+import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 
 export interface MtuArgs {
@@ -57,6 +58,8 @@ export class Mtu extends pulumi.dynamic.Resource {
       {
         // Names the resource in check errors; the provider drops it (not part of the state).
         __nettuneName: name,
+        // Who owns its settings across stacks (the ownership record on the host).
+        __nettuneOwner: ownerIdentity("Mtu", name),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         mtu: args.mtu,

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
+import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 
 /**
@@ -90,6 +91,8 @@ export class NicOffloads extends pulumi.dynamic.Resource {
       {
         // Names the resource in check errors; the provider drops it (not part of the state).
         __nettuneName: name,
+        // Who owns its settings across stacks (the ownership record on the host).
+        __nettuneOwner: ownerIdentity("NicOffloads", name),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         features: args.features,

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
+import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 
 export interface NicRingsArgs {
@@ -60,6 +61,8 @@ export class NicRings extends pulumi.dynamic.Resource {
       {
         // Names the resource in check errors; the provider drops it (not part of the state).
         __nettuneName: name,
+        // Who owns its settings across stacks (the ownership record on the host).
+        __nettuneOwner: ownerIdentity("NicRings", name),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         rx: args.rx,

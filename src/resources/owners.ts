@@ -61,6 +61,16 @@ export function hostIdOf(conn: { host?: unknown; port?: unknown } | undefined): 
   return `${conn.host.trim().toLowerCase()}:${port}`;
 }
 
+/**
+ * `project/stack/Kind name`: who owns a resource's settings across stacks. Passed to the
+ * provider as `__nettuneOwner`, kept in the state and written in the resource's ownership record
+ * on its host (src/host/owners.ts), so another stack's resource setting the same thing is
+ * refused at preview, naming this one.
+ */
+export function ownerIdentity(kind: string, name: string): string {
+  return `${pulumi.getProject()}/${pulumi.getStack()}/${kind} ${name}`;
+}
+
 /** Claims `settings` for `owner` ("SysctlSet web") on `hostId`; throws naming both owners. */
 export function claimSettings(owner: string, hostId: string, settings: readonly Setting[]): void {
   const all = runClaims();

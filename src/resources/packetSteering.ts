@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
-import { claimSettings, hostIdOf, type Setting } from "./owners";
+import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 
 /**
@@ -97,6 +97,8 @@ export class PacketSteering extends pulumi.dynamic.Resource {
       {
         // Names the resource in check errors; the provider drops it (not part of the state).
         __nettuneName: name,
+        // Who owns its settings across stacks (the ownership record on the host).
+        __nettuneOwner: ownerIdentity("PacketSteering", name),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         rps: args.rps,

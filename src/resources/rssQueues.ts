@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
+import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 
 /** How RSS spreads received flows over the rx queues (`ethtool -X`). */
@@ -82,6 +83,8 @@ export class RssQueues extends pulumi.dynamic.Resource {
       {
         // Names the resource in check errors; the provider drops it (not part of the state).
         __nettuneName: name,
+        // Who owns its settings across stacks (the ownership record on the host).
+        __nettuneOwner: ownerIdentity("RssQueues", name),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         combined: args.combined,

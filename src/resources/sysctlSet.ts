@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import type { SysctlValue } from "../schemas/publicTypes";
 import { sysctlWarnings } from "../schemas/sysctlSet";
-import { claimSettings, hostIdOf, resetClaims, type Setting } from "./owners";
+import { claimSettings, hostIdOf, resetClaims, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 
 type Triplet = readonly [min: number, def: number, max: number];
@@ -122,6 +122,8 @@ export class SysctlSet extends pulumi.dynamic.Resource {
       {
         // Names the resource in check errors; the provider drops it (not part of the state).
         __nettuneName: name,
+        // Who owns its settings across stacks (the ownership record on the host).
+        __nettuneOwner: ownerIdentity("SysctlSet", name),
         connection,
         values: args.values,
         persist: args.persist,

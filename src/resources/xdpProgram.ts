@@ -6,7 +6,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
-import { claimSettings, hostIdOf } from "./owners";
+import { claimSettings, hostIdOf, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 
 /**
@@ -264,6 +264,8 @@ export class XdpProgram extends pulumi.dynamic.Resource {
       {
         // Names the resource in check errors; the provider drops it (not part of the state).
         __nettuneName: name,
+        // Who owns its settings across stacks (the ownership record on the host).
+        __nettuneOwner: ownerIdentity("XdpProgram", name),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         programName: args.programName,

@@ -23,6 +23,7 @@ import type {
 const PROC_SYS = "/proc/sys/";
 const SYSCTL_D = "/etc/sysctl.d";
 const JOURNALS = "/var/lib/nettune/originals";
+const OWNERS = "/var/lib/nettune/owners";
 
 /** Rewrites the host paths of a rendered script into `root` (a test-only transformation). */
 export function rewriteHostPaths(script: string, root: string): string {
@@ -32,7 +33,9 @@ export function rewriteHostPaths(script: string, root: string): string {
     .split(SYSCTL_D)
     .join(`${root}/sysctl.d`)
     .split(JOURNALS)
-    .join(`${root}/originals`);
+    .join(`${root}/originals`)
+    .split(OWNERS)
+    .join(`${root}/owners`);
   // A path the rewrite missed would reach this machine: refuse to run it.
   if (out.includes("/proc/sys") || out.includes("/etc/") || out.includes("/var/lib/")) {
     throw new Error(`fake host: script names a host path it cannot redirect:\n${out}`);
@@ -183,7 +186,9 @@ export class FakeHost implements Transport {
         .split(`${this.root}/proc-sys/`)
         .join(PROC_SYS)
         .split(`${this.root}/sysctl.d`)
-        .join(SYSCTL_D);
+        .join(SYSCTL_D)
+        .split(`${this.root}/owners`)
+        .join(OWNERS);
     return { ...res, stdout: back(res.stdout), stderr: back(res.stderr) };
   }
 
