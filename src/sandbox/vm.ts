@@ -788,7 +788,7 @@ export function qemuArgs(opts: {
       ? ["-accel", "kvm", "-cpu", "host"]
       : // qemu64, not max: with max the guest's glibc picks AVX2 string routines that TCG runs
         // through helper calls; with SSE2 ones, commands in the guest run about a third faster.
-        ["-accel", "tcg,thread=multi,tb-size=128", "-cpu", "qemu64"]),
+        ["-accel", "tcg,thread=multi,tb-size=128", "-cpu", process.env.NETTUNE_VM_CPU ?? "qemu64"]),
     "-smp",
     `${shape.vcpus},sockets=${shape.numaNodes},cores=${cpusPerNode},threads=1`,
     "-m",
