@@ -220,6 +220,17 @@ function keyed(
           );
           const journal = res && link.journalFailure(res.stdout, t.target);
           if (journal) throw new Error(journal);
+          if (res && res.exitCode !== 0 && !/^armed /m.test(res.stdout)) {
+            // Not armed (another interface) and cut short, a session killed mid-apply: nothing
+            // was put back yet. Over a new connection, as the host's rollback would.
+            try {
+              await t.exec({ script: undo }, { allowFailure: true });
+            } catch (err) {
+              throw new Error(
+                `features: the answer to the offload changes on ${t.target} was lost, and putting them back failed: ${(err as Error).message}`,
+              );
+            }
+          }
           if (!res || res.exitCode !== 0) {
             throw new Error(
               `features: the answer to the offload changes on ${t.target} was lost; they were put back`,

@@ -17,7 +17,13 @@ export interface FaultsProgramArgs {
     features: Record<string, boolean>;
     rollbackAfter: number;
   };
-  mtu?: { host: HostArg; interface: string; mtu: number; rollbackAfter: number };
+  mtu?: {
+    host: HostArg;
+    interface: string;
+    mtu: number;
+    rollbackAfter: number;
+    verifyPeers?: string[];
+  };
 }
 
 /** A connection that gives up quickly: a cut path fails the operation in seconds. */
@@ -53,6 +59,7 @@ export default function program(args: FaultsProgramArgs): Record<string, unknown
       interface: args.mtu.interface,
       mtu: args.mtu.mtu,
       rollbackAfter: args.mtu.rollbackAfter,
+      verifyPeers: args.mtu.verifyPeers,
     });
     out.mtu_originalMtu = m.originalMtu;
   }

@@ -177,6 +177,29 @@ describe("NicOffloads' journal of originals", () => {
   });
 });
 
+describe("NicOffloads: a session killed mid-apply on an interface SSH does not run over", () => {
+  it("is undone over a new connection: features, unit and journal", async () => {
+    const { h } = await fake(VETH);
+    // The apply runs to its end on the host, but the session dies before its answer: no exit
+    // status, no output, as ssh2 reports a channel closed under it.
+    const killed: typeof h = Object.create(h) as typeof h;
+    killed.exec = async (command, options) => {
+      const res = await h.exec(command, options);
+      const text = (command as { script: string }).script;
+      // The apply: the script that arms a rollback when SSH runs over the interface.
+      return text.startsWith("ssh_if=") ? { ...res, exitCode: null, stdout: "" } : res;
+    };
+    const ctx: HandlerContext = { transport: killed, warn: (m) => warnings.push(m) };
+    await expect(offloads.create(offloadInputs({ features: { gro: true } }), ctx)).rejects.toThrow(
+      /the answer to the offload changes on \S+ was lost; they were put back/,
+    );
+    expect(on(h, "generic-receive-offload")).toBe(false);
+    expect(h.units()).toEqual({});
+    expect(h.enabled.size).toBe(0);
+    expect(h.hasStateDir()).toBe(false);
+  });
+});
+
 describe("NicRings' and RssQueues' journals", () => {
   it("NicRings: a create run again after a lost answer records the first sizes; delete removes the journal", async () => {
     const { h, ctx } = await fake(VIRTIO);
