@@ -42,8 +42,9 @@ export interface StepsOptions {
   /**
    * A journal of originals: when the file exists, its `key <TAB> value` lines are printed as
    * `journal <TAB> key <TAB> value`; when it does not, the captured values are written to it
-   * before the first step (exit 7 if it cannot be written: nothing is changed then). So the
-   * values a host had before a change survive an apply whose answer never arrived.
+   * before the first step (exit 7 if it cannot be written: nothing is changed then), and a
+   * step that fails removes it again with the rest. So the values a host had before a change
+   * survive an apply whose answer never arrived, and a failed apply leaves nothing behind.
    */
   readonly journal?: string;
 }
@@ -69,6 +70,63 @@ function captureVar(key: string): string {
 }
 
 /**
+ * The journal's shell (StepsOptions.journal): when the file exists, its `key <TAB> value` lines
+ * are printed as `journal <TAB> key <TAB> value`; when it does not, what `rows` print is written
+ * to it through a temp file (exit 7 if it cannot be: nothing is changed then), and `uj` is
+ * defined to remove it again, for a script that fails and undoes what it did.
+ */
+function journalLines(path: string, rows: readonly string[]): string[] {
+  const j = shellQuote(path);
+  const tmp = shellQuote(`${path}.tmp`);
+  return [
+    `if [ -f ${j} ]; then while IFS= read -r l; do printf 'journal\\t%s\\n' "$l"; done < ${j}`,
+    `else if ! e=$( { mkdir -p ${shellQuote(dirOf(path))} && { ${rows.join("; ") || ":"}; } > ${tmp} && mv -f ${tmp} ${j}; } 2>&1 ); then ` +
+      `rm -f ${tmp}; printf 'failed\\t-1\\t7\\tcannot write the journal of originals ${path.replace(/'/g, "")}: %s\\n' "$(echo $e)"; exit 7; fi`,
+    `uj() { ${renderJournalRemove(path)}; }; fi`,
+  ];
+}
+
+const journalText = (values: Readonly<Record<string, string>>) =>
+  Object.entries(values).map(([k, v]) => {
+    if (/[\t\n]/.test(k + v)) throw new Error(`journal: ${k} holds a tab or a newline`);
+    return `${k}\t${v}`;
+  });
+
+/**
+ * A journal of originals for scripts other than {@link renderSteps} (the interface resources'
+ * batches), with values known before the script runs: put it first. When the file exists it
+ * prints it (read it with {@link parseJournal}); when it does not, it writes `values` to it
+ * before anything else runs, or exits 7 saying why it could not.
+ */
+export function renderJournal(path: string, values: Readonly<Record<string, string>>): string {
+  const rows = journalText(values).map((row) => `printf '%s\\n' ${shellQuote(row)}`);
+  return journalLines(path, rows).join("\n");
+}
+
+/** The `journal <TAB> key <TAB> value` lines a script printed, as key -> value. */
+export function parseJournal(stdout: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of stdout.split("\n")) {
+    const [tag, key, ...value] = line.split("\t");
+    if (tag === "journal" && key) out[key] = value.join("\t");
+  }
+  return out;
+}
+
+/**
+ * Removes a journal of originals, and its folders once empty; nothing to do when it is gone.
+ * With `only`, only a journal that holds exactly these values: the one an apply wrote, which
+ * its undo (a commit-confirmed rollback run later by the host) removes, while a journal an
+ * earlier apply left, whose values the host no longer has, stays.
+ */
+export function renderJournalRemove(path: string, only?: Readonly<Record<string, string>>): string {
+  const j = shellQuote(path);
+  const rm = `rm -f ${j}; jd=${shellQuote(dirOf(path))}; rmdir "$jd" "\${jd%/*}" 2>/dev/null; true`;
+  if (only === undefined) return rm;
+  return `if [ "$(cat ${j} 2>/dev/null)" = ${shellQuote(journalText(only).join("\n"))} ]; then ${rm}; fi`;
+}
+
+/**
  * One script: the captures, then the steps. Output, one line each:
  *   captured <TAB> key <TAB> value            per capture key, values normalized
  *   unreadable <TAB> key <TAB> reason         a capture key cannot be read; nothing was run (exit 6)
@@ -86,7 +144,7 @@ export function renderSteps(steps: readonly Step[], options: StepsOptions = {}):
         `renderSteps: ${s.action} undoes to a value of ${s.captured} it does not read`,
       );
   }
-  const lines = ["set -f", "u0() { :; }"];
+  const lines = ["set -f", "u0() { :; }", "uj() { :; }"];
   for (const key of capture) {
     const k = shellQuote(key);
     const c = captureVar(key);
@@ -97,17 +155,10 @@ export function renderSteps(steps: readonly Step[], options: StepsOptions = {}):
     );
   }
   if (options.journal !== undefined) {
-    const j = shellQuote(options.journal);
-    const tmp = shellQuote(`${options.journal}.tmp`);
-    const dir = shellQuote(options.journal.replace(/\/[^/]*$/, "") || "/");
     const rows = capture.map(
       (key) => `printf '%s\\t%s\\n' ${shellQuote(key)} "$${captureVar(key)}"`,
     );
-    lines.push(
-      `if [ -f ${j} ]; then while IFS= read -r l; do printf 'journal\\t%s\\n' "$l"; done < ${j}`,
-      `else if ! e=$( { mkdir -p ${dir} && { ${rows.join("; ") || ":"}; } > ${tmp} && mv -f ${tmp} ${j}; } 2>&1 ); then ` +
-        `rm -f ${tmp}; printf 'failed\\t-1\\t7\\tcannot write the journal of originals ${options.journal.replace(/'/g, "")}: %s\\n' "$(echo $e)"; exit 7; fi; fi`,
-    );
+    lines.push(...journalLines(options.journal, rows));
   }
   steps.forEach((s, i) => {
     lines.push(
@@ -115,7 +166,7 @@ export function renderSteps(steps: readonly Step[], options: StepsOptions = {}):
         ? `u${i + 1}() { u${i}; }`
         : `u${i + 1}() { ( ${s.undo}\n) >/dev/null 2>&1; u${i}; }`,
       `e=$( { ${s.run}\n} 2>&1 ); s=$?`,
-      `if [ $s -ne 0 ]; then printf 'failed\\t${i}\\t%d\\t%s\\n' $s "$(echo $e)"; u${i + 1}; exit 3; fi`,
+      `if [ $s -ne 0 ]; then printf 'failed\\t${i}\\t%d\\t%s\\n' $s "$(echo $e)"; u${i + 1}; uj; exit 3; fi`,
     );
   });
   for (const s of steps) if (s.cleanup) lines.push(`( ${s.cleanup}\n) >/dev/null 2>&1`);

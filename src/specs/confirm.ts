@@ -11,6 +11,7 @@
 import type { Connection } from "../schemas/connection";
 import { shellQuote } from "../transport/quote";
 import { SshTransport } from "../transport/ssh";
+import { CommandError } from "../transport/errors";
 import type { ExecResult, Transport } from "../transport/types";
 
 export interface ConfirmOptions {
@@ -76,6 +77,21 @@ export function renderDisarm(token: string): string {
     `if [ -f ${pidFile} ]; then kill "$(cat ${pidFile})" 2>/dev/null; rm -f ${pidFile}; fi`,
     `rm -f ${shellQuote(rollbackFile(token))}`,
     `echo disarmed`,
+  ].join("\n");
+}
+
+/** Exit status of {@link renderConfirm} when the rollback already ran. */
+const ROLLED_BACK = 75;
+
+/**
+ * Disarms the rollback of a change just confirmed, unless it already ran: its file is gone
+ * (the rollback removes it last), so the change is undone whatever the new connection saw, and
+ * this exits {@link ROLLED_BACK}. The answer to an apply can come late, once a cut path is back.
+ */
+export function renderConfirm(token: string): string {
+  return [
+    `if [ ! -e ${shellQuote(rollbackFile(token))} ]; then echo 'the rollback already ran' >&2; exit ${ROLLED_BACK}; fi`,
+    renderDisarm(token),
   ].join("\n");
 }
 
@@ -161,10 +177,16 @@ export async function applyConfirmed(
   const failed = !result || result.exitCode !== 0;
   const then = failed
     ? { script: `${o.rollback}\n${renderDisarm(o.token)}`, allowFailure: true }
-    : { script: renderDisarm(o.token), allowFailure: false };
+    : { script: renderConfirm(o.token), allowFailure: false };
   try {
     await probe(conn, 10, then);
-  } catch {
+  } catch (err) {
+    if (err instanceof CommandError && err.exitCode === ROLLED_BACK) {
+      throw new ManagementPathError(
+        `${describe} cut the SSH connection to ${transport.target} for a while: the host undid the change by itself ` +
+          `after ${o.rollbackAfter} s (commit-confirmed rollback) before it could be confirmed, and is reachable again.`,
+      );
+    }
     // Wait for the host's own rollback, then see whether it is back.
     await sleep((o.rollbackAfter + 3) * 1000);
     let back = false;

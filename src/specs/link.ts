@@ -9,8 +9,10 @@ import { parseEthtoolDriverInfo, renderEthtoolShow } from "../host/ethtool";
 import { ParseError } from "../host/errors";
 import { parseIpLink, renderIpLinkShow, type IpLink } from "../host/ip";
 import { UNIT_DIR, renderUnitInstall, renderUnitRemove, type LinkUnit } from "../host/systemd";
+import { JOURNAL_DIR, parseJournal, renderJournal, renderJournalRemove } from "../host/steps";
+import { ConnectError } from "../transport/errors";
 import type { Command, Transport } from "../transport/types";
-import { isScript, renderCommand } from "../transport/quote";
+import { isScript, renderCommand, shellQuote } from "../transport/quote";
 import {
   messageOf,
   missingTool,
@@ -100,6 +102,41 @@ export function linkPath(kind: string, inputs: LinkInputs): string {
   return `${kind}/${inputs.interface}/${inputs.unitName}`;
 }
 
+/**
+ * Where a resource's journal of originals lives on the host (src/host/steps.ts): written by
+ * create before its first change, read by a create that finds it (one run again after an answer
+ * that never arrived), removed by delete, so the originals survive a lost connection.
+ */
+export function journalPathOf(kind: string, inputs: LinkInputs): string {
+  return `${JOURNAL_DIR}/${kind}-${inputs.interface}-${inputs.unitName.replace(/\.service$/, "")}`;
+}
+
+/**
+ * The journal an apply keeps: `path`, written (or read) by a create; on an update that renames
+ * the unit, `from` is the journal's old path, moved along so delete finds it.
+ */
+export interface Journal {
+  readonly path: string;
+  readonly create: boolean;
+  readonly from?: string;
+}
+
+/** The journal of a create (`olds` undefined) or an update of the resource `kind`. */
+export function journalOf(kind: string, olds: LinkInputs | undefined, news: LinkInputs): Journal {
+  const path = journalPathOf(kind, news);
+  const from = olds && journalPathOf(kind, olds);
+  return { path, create: !olds, ...(from && from !== path ? { from } : {}) };
+}
+
+/** Values as a journal holds them: JSON, one line each. */
+function journalValues<V>(values: Readonly<Record<string, V | undefined>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(values)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, JSON.stringify(v)]),
+  );
+}
+
 /** The facts of an interface probe: the interface, and what the resource's own commands said. */
 export interface LinkFacts<F> {
   readonly info: LinkInfo;
@@ -152,9 +189,38 @@ export interface KeyedSettings<V> {
   putBack?(values: Readonly<Record<string, V>>, failure: string | undefined): string;
   /**
    * Runs the apply script itself instead of one plain batch (commit-confirmed on the SSH
-   * interface): `undo` is a script that puts `before` back; the answer is the batch's output.
+   * interface): `undo` is a script that puts `before` back, removes what the apply persisted
+   * and the journal it wrote; the answer is the script's output.
    */
   run?(t: Transport, script: string, undo: string): Promise<string>;
+}
+
+/** Why the journal of originals could not be written, when that stopped a script (exit 7). */
+export function journalFailure(stdout: string, target: string): string | undefined {
+  const why = /^failed\t-1\t7\t(.*)$/m.exec(stdout)?.[1];
+  return why && `${why} on ${target}; nothing was changed`;
+}
+
+/**
+ * Runs `prefix` (the journal) and the batch in one round trip, once more on a new connection
+ * when the link reset under it (as {@link runBatch}); returns what it printed.
+ */
+async function runWith(t: Transport, prefix: string, batch: readonly Command[]): Promise<string> {
+  const script = { script: `${prefix}${renderBatch(batch)}` };
+  let res;
+  try {
+    res = await t.exec(script, { allowFailure: true });
+  } catch (err) {
+    if (!(err instanceof ConnectError && err.kind === "lost")) throw err;
+    res = await t.exec(script, { allowFailure: true });
+  }
+  if (res.exitCode === 0) return res.stdout;
+  const journal = journalFailure(res.stdout, t.target);
+  if (journal) throw new Error(journal);
+  throw new Error(
+    `nettune: could not run commands on ${t.target} (exit code ${res.exitCode ?? res.signal}): ` +
+      `${res.stderr.trim() || res.stdout.trim()}`,
+  );
 }
 
 /**
@@ -163,6 +229,10 @@ export interface KeyedSettings<V> {
  * persistence step fails, what changed is put back and `undoPersist` restores the units as they
  * were, in a second round trip, and the error names each field and says what was undone. A set
  * command that fails while every value reads back as asked is told to `warn`.
+ *
+ * A create's `journal` is written with `before` ahead of the first change, or read where an
+ * earlier create left it; returned are its values where it was found (the host's values before
+ * nettune first changed it), none otherwise. A failed apply removes the journal it wrote.
  */
 export async function applyKeyed<V>(
   t: Transport,
@@ -173,7 +243,8 @@ export async function applyKeyed<V>(
   persist: readonly Command[],
   undoPersist: readonly Command[],
   warn?: (message: string) => void,
-): Promise<void> {
+  journal?: Journal,
+): Promise<Readonly<Record<string, V>>> {
   const changes: Record<string, V> = {};
   for (const [key, want] of Object.entries(target)) {
     if (want !== undefined && stableJson(want) !== stableJson(before[key])) changes[key] = want;
@@ -181,7 +252,18 @@ export async function applyKeyed<V>(
   const keys = Object.keys(changes);
   const set = keys.length > 0 ? k.set(changes, before) : [];
   const read = keys.length > 0 ? k.readBack : [];
-  const batch = [...set, ...read, ...persist];
+  const moveJournal: Command[] = journal?.from
+    ? [
+        {
+          script: `if [ -f ${shellQuote(journal.from)} ]; then mv -f ${shellQuote(journal.from)} ${shellQuote(journal.path)}; fi`,
+        },
+      ]
+    : [];
+  const batch = [...set, ...read, ...persist, ...moveJournal];
+  // Nothing to change, nothing to journal.
+  const written = journal?.create && batch.length > 0 ? journalValues(before) : undefined;
+  const prefix = written ? `${renderJournal(journal!.path, written)}\n` : "";
+  const removeJournal = written ? renderJournalRemove(journal!.path, written) : undefined;
   const back = (now: Readonly<Record<string, V | undefined>>) =>
     Object.fromEntries(
       keys
@@ -190,12 +272,27 @@ export async function applyKeyed<V>(
         )
         .map((key) => [key, before[key]!]),
     );
-  let steps: StepResult[];
+  let out: string;
   if (k.run && keys.length > 0) {
-    const undo = renderCommands(k.set(back({}), { ...before, ...changes }));
-    steps = parseBatch(await k.run(t, renderBatch(batch), undo), batch);
+    // Everything the apply wrote: the host runs this by itself when the path was cut.
+    const undo = [
+      renderCommands(k.set(back({}), { ...before, ...changes })),
+      ...undoPersist.map((c) => `(\n${isScript(c) ? c.script : renderCommand(c)}\n)`),
+      ...(removeJournal ? [removeJournal] : []),
+    ].join("\n");
+    out = await k.run(t, `${prefix}${renderBatch(batch)}`, undo);
   } else {
-    steps = await runBatch(t, batch);
+    out = batch.length > 0 ? await runWith(t, prefix, batch) : "";
+  }
+  const steps = parseBatch(out, batch);
+  const found = parseJournal(out.split("\n@@nettune-batch")[0]!);
+  const journaled: Record<string, V> = {};
+  for (const [key, text] of Object.entries(found)) {
+    try {
+      journaled[key] = JSON.parse(text) as V;
+    } catch {
+      // Not a value this resource wrote: the live value is the best knowledge left.
+    }
   }
   const problems: Failure[] = [];
   let after: Record<string, V | undefined> | undefined;
@@ -226,13 +323,17 @@ export async function applyKeyed<V>(
     }
   }
   const persistSteps = steps.slice(set.length + read.length);
-  if (problems.length === 0 && !persistSteps.some((s) => s.exitCode !== 0)) return;
+  if (problems.length === 0 && !persistSteps.some((s) => s.exitCode !== 0)) return journaled;
   const undo = back(after ?? changes);
   const undoSet =
     Object.keys(undo).length > 0 ? k.set(undo, { ...before, ...(after ?? changes) }) : [];
-  const undoFailed = (await runBatch(t, [...undoSet, ...undoPersist])).find(
-    (s) => s.exitCode !== 0,
-  );
+  const undoFailed = (
+    await runBatch(t, [
+      ...undoSet,
+      ...undoPersist,
+      ...(removeJournal ? [{ script: removeJournal }] : []),
+    ])
+  ).find((s) => s.exitCode !== 0);
   const summary = Object.entries(undo)
     .map(([key, v]) => `${k.property(key)} ${k.show(v)}`)
     .join(", ");
@@ -251,11 +352,13 @@ export async function applyKeyed<V>(
     );
   }
   checkPersist(persistSteps, t.target, undone);
+  return journaled;
 }
 
 /**
  * Delete: each key of `applied` goes back to its original where it is still what nettune set
- * (else a warning), in one round trip with the read-back and the removal of `units`. A driver
+ * (else a warning), in one round trip with the read-back, the removal of `units` and of the
+ * `journal` of originals. A driver
  * that refuses to go back is a warning, not a failure: the resource would never leave the state.
  */
 export async function releaseKeyed<V>(
@@ -266,6 +369,7 @@ export async function releaseKeyed<V>(
   applied: Readonly<Record<string, V | undefined>>,
   originals: Readonly<Record<string, V | undefined>>,
   units: readonly string[],
+  journal?: string,
 ): Promise<void> {
   const t = ctx.transport;
   const restore = info ? giveBackUndeclared(ctx, info, k, live, {}, applied, originals) : {};
@@ -273,7 +377,8 @@ export async function releaseKeyed<V>(
   const set = keys.length > 0 ? k.set(restore, live) : [];
   const read = keys.length > 0 ? k.readBack : [];
   const removeUnits = persistCommands(undefined, units);
-  const steps = await runBatch(t, [...set, ...read, ...removeUnits]);
+  const removeJournal = journal ? [{ script: renderJournalRemove(journal) }] : [];
+  const steps = await runBatch(t, [...set, ...read, ...removeUnits, ...removeJournal]);
   if (keys.length > 0 && info) {
     const setSteps = steps.slice(0, set.length);
     const readSteps = steps.slice(set.length, set.length + read.length);

@@ -11,6 +11,7 @@ import { renderUnitInstall, renderUnitRemove, unitName, type LinkUnit } from "..
 import { renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import { applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
+import { JOURNAL_DIR, parseJournal, renderJournal, renderJournalRemove } from "../host/steps";
 import type { Failure } from "../engine/lifecycle";
 import { restoreOrWarn } from "../engine/restore";
 import { handlerOf, type Probed, type Spec } from "../engine/spec";
@@ -83,19 +84,30 @@ function limitsFailure(inputs: MtuInputs, link: LinkState, target: string): Fail
   return undefined;
 }
 
-/** Sets mtu/txqlen, verifies peers with DF pings; puts the old values back if a peer fails. */
+/**
+ * The journal of originals (src/host/steps.ts): written by create before it sets the link, read
+ * by a create that finds it, removed by delete.
+ */
+export const journalPathOf = (inputs: Pick<MtuInputs, "interface">) =>
+  `${JOURNAL_DIR}/mtu-${inputs.interface}`;
+
+/**
+ * Sets mtu/txqlen, verifies peers with DF pings; puts the old values back if a peer fails.
+ * `undone` is shell run on any failure after the old values are back (removing the journal).
+ */
 function renderApply(
   ifname: string,
   set: IpLinkSettings,
   peers: readonly string[],
   rollbackArgv: string[],
+  undone = ":",
 ): string {
-  const lines = [renderCommand(renderIpLinkSet(ifname, set))];
+  const lines = [`${renderCommand(renderIpLinkSet(ifname, set))} || { s=$?; ${undone}; exit $s; }`];
   const size = (set.mtu ?? 0) - 28; // IPv4 header 20 + ICMP header 8
   for (const peer of set.mtu === undefined ? [] : peers) {
     lines.push(
       `if ! ping -n -q -c 2 -i 0.2 -W 2 -M do -s ${size} ${shellQuote(peer)} >/dev/null 2>&1; then ` +
-        `${renderCommand(rollbackArgv)}; printf 'peer\\t%s\\n' ${shellQuote(peer)}; exit 6; fi`,
+        `${renderCommand(rollbackArgv)}; ${undone}; printf 'peer\\t%s\\n' ${shellQuote(peer)}; exit 6; fi`,
     );
   }
   lines.push("echo applied");
@@ -107,7 +119,9 @@ const tokenOf = (inputs: MtuInputs) => `mtu-${inputs.resourceName}`;
 
 /**
  * Sets the link, commit-confirmed when SSH runs over it (./confirm.ts); with `peers`, verified
- * by DF pings. Whatever fails, `before` is put back.
+ * by DF pings. Whatever fails, `before` is put back. With `journal` (a create), `before` is
+ * written to the journal of originals first, or the journal an earlier create left is read and
+ * returned; a failure or the host's rollback removes the journal this apply wrote.
  */
 async function setLink(
   t: Transport,
@@ -115,10 +129,20 @@ async function setLink(
   set: IpLinkSettings,
   before: LinkState,
   peers: readonly string[],
-): Promise<void> {
+  journal?: string,
+): Promise<Record<string, string>> {
   const ifname = inputs.interface;
   const rollbackArgv = renderIpLinkSet(ifname, settingsOf(before.mtu, before.txqlen));
-  const script = renderApply(ifname, set, peers, rollbackArgv);
+  const written = journal
+    ? {
+        mtu: String(before.mtu),
+        ...(before.txqlen === null ? {} : { txqlen: String(before.txqlen) }),
+      }
+    : undefined;
+  const undone = journal && written ? renderJournalRemove(journal, written) : ":";
+  const script =
+    (journal && written ? `${renderJournal(journal, written)}\n` : "") +
+    renderApply(ifname, set, peers, rollbackArgv, undone);
   const describe =
     set.mtu !== undefined ? `MTU ${set.mtu} on ${ifname}` : `txqueuelen ${set.txqlen} on ${ifname}`;
   const res =
@@ -129,13 +153,13 @@ async function setLink(
           {
             rollbackAfter: inputs.rollbackAfter,
             token: tokenOf(inputs),
-            rollback: renderCommand(rollbackArgv),
+            rollback: `${renderCommand(rollbackArgv)}\n${undone}`,
             apply: script,
           },
           describe,
         )
       : await t.exec({ script }, { allowFailure: true });
-  if (res && res.exitCode === 0) return;
+  if (res && res.exitCode === 0) return parseJournal(res.stdout);
   const out = res?.stdout ?? "";
   const peer = /^peer\t(.*)$/m.exec(out)?.[1];
   if (peer) {
@@ -170,16 +194,27 @@ export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
       link.mtu !== news.mtu ||
       (news.txQueueLength !== undefined && link.txqlen !== news.txQueueLength);
     // A create always applies, so its peers are verified even where the MTU is already right.
+    let journaled: Record<string, string> = {};
     if (!olds || differs) {
-      await setLink(t, news, settingsOf(news.mtu, news.txQueueLength), link, news.verifyPeers);
+      journaled = await setLink(
+        t,
+        news,
+        settingsOf(news.mtu, news.txQueueLength),
+        link,
+        news.verifyPeers,
+        olds ? undefined : journalPathOf(news),
+      );
     }
+    // A journal an earlier create left knows the values from before nettune.
+    const fromJournal = (key: string, live: number | null) =>
+      journaled[key] !== undefined && /^\d+$/.test(journaled[key]) ? Number(journaled[key]) : live;
     const unit = news.persist ? linkUnit(news) : undefined;
     if (olds?.unit && olds.unit !== unit?.name)
       await t.exec({ script: renderUnitRemove(olds.unit) });
     if (unit) await t.exec({ script: renderUnitInstall(unit) });
     return {
-      originalMtu: olds?.originalMtu ?? link.mtu,
-      originalTxQueueLength: olds ? olds.originalTxQueueLength : link.txqlen,
+      originalMtu: olds?.originalMtu ?? fromJournal("mtu", link.mtu)!,
+      originalTxQueueLength: olds ? olds.originalTxQueueLength : fromJournal("txqlen", link.txqlen),
       carriesSsh: link.sshInterface === news.interface,
       unit: unit?.name ?? null,
       warnings: [],
@@ -192,6 +227,7 @@ export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
     // so a failure below never leaves it to set the MTU again at boot.
     const cleanup = [`{ ${renderDisarm(tokenOf(olds))}\n} >/dev/null 2>&1`];
     if (olds.unit) cleanup.push(renderUnitRemove(olds.unit));
+    cleanup.push(renderJournalRemove(journalPathOf(olds)));
     await t.exec({ script: cleanup.join("\n") });
     if (!link) return;
     const where = `${olds.interface} on ${t.target}`;

@@ -159,6 +159,9 @@ function checkFeatures(inputs: NicOffloadsInputs, facts: Facts, target: string):
 // ---------------------------------------------------------------------------------------------
 // Applying
 
+/** The journal of originals: `/var/lib/nettune/originals/offloads-<interface>-<unit>`. */
+const JOURNAL = "offloads";
+
 export function unitOf(inputs: NicOffloadsInputs) {
   return link.linkUnit(inputs, `nettune NicOffloads on ${inputs.interface}`, [
     renderEthtoolFeatures(inputs.interface, inputs.features),
@@ -215,6 +218,19 @@ function keyed(
             `Offload changes on ${ifname}`,
             { onlyIfSshOver: ifname },
           );
+          const journal = res && link.journalFailure(res.stdout, t.target);
+          if (journal) throw new Error(journal);
+          if (res && res.exitCode !== 0 && !/^armed /m.test(res.stdout)) {
+            // Not armed (another interface) and cut short, a session killed mid-apply: nothing
+            // was put back yet. Over a new connection, as the host's rollback would.
+            try {
+              await t.exec({ script: undo }, { allowFailure: true });
+            } catch (err) {
+              throw new Error(
+                `features: the answer to the offload changes on ${t.target} was lost, and putting them back failed: ${(err as Error).message}`,
+              );
+            }
+          }
           if (!res || res.exitCode !== 0) {
             throw new Error(
               `features: the answer to the offload changes on ${t.target} was lost; they were put back`,
@@ -271,7 +287,7 @@ export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts>
       : {};
     const unit = news.persist ? unitOf(news) : undefined;
     const oldUnit = olds?.persist ? unitOf(olds) : undefined;
-    await link.applyKeyed(
+    const journaled = await link.applyKeyed(
       t,
       info,
       k,
@@ -280,11 +296,14 @@ export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts>
       link.persistCommands(unit, oldUnit ? [oldUnit.name] : []),
       link.persistCommands(oldUnit, unit ? [unit.name] : []),
       (m) => ctx.warn(m),
+      link.journalOf(JOURNAL, olds, news),
     );
     const originals: Record<string, boolean> = {};
     for (const long of Object.keys(declared)) {
       originals[long] =
-        olds && Object.hasOwn(olds.originals, long) ? olds.originals[long]! : before[long]!;
+        olds && Object.hasOwn(olds.originals, long)
+          ? olds.originals[long]!
+          : (journaled[long] ?? before[long]!);
     }
     return {
       originals,
@@ -313,6 +332,7 @@ export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts>
       olds.applied,
       olds.originals,
       olds.persist ? [olds.unitName] : [],
+      link.journalPathOf(JOURNAL, olds),
     );
   },
 

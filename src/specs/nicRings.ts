@@ -87,6 +87,9 @@ function plan(
   return { failures, sizes };
 }
 
+/** The journal of originals: `/var/lib/nettune/originals/rings-<interface>-<unit>`. */
+const JOURNAL = "rings";
+
 function unitOf(inputs: NicRingsInputs, sizes: Partial<Record<Field, number>>) {
   return link.linkUnit(inputs, `nettune NicRings on ${inputs.interface}`, [
     renderEthtoolRings(inputs.interface, sizes),
@@ -149,7 +152,7 @@ export const nicRingsSpec: Spec<NicRingsInputs, NicRingsOutputs, Facts> = {
       : sizes;
     const unit = news.persist ? unitOf(news, sizes) : undefined;
     const oldUnit = olds?.persist ? olds.unitName : undefined;
-    await link.applyKeyed(
+    const journaled = await link.applyKeyed(
       t,
       facts.info,
       k,
@@ -159,10 +162,12 @@ export const nicRingsSpec: Spec<NicRingsInputs, NicRingsOutputs, Facts> = {
       olds?.persist
         ? link.persistCommands(unitOf(olds, olds.applied), unit ? [unit.name] : [])
         : link.persistCommands(undefined, unit ? [unit.name] : []),
+      undefined,
+      link.journalOf(JOURNAL, olds, news),
     );
     const rings = facts.own as EthtoolRings;
     return {
-      originals: olds?.originals ?? before,
+      originals: olds?.originals ?? { ...before, ...journaled },
       applied: sizes,
       maximums: sizesOf(rings.max),
       driver: facts.info.driver,
@@ -185,6 +190,7 @@ export const nicRingsSpec: Spec<NicRingsInputs, NicRingsOutputs, Facts> = {
       olds.applied,
       olds.originals,
       units,
+      link.journalPathOf(JOURNAL, olds),
     );
   },
 

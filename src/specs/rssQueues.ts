@@ -294,6 +294,9 @@ function keyed(
   };
 }
 
+/** The journal of originals: `/var/lib/nettune/originals/rss-<interface>-<unit>`. */
+const JOURNAL = "rss";
+
 function unitOf(inputs: RssQueuesInputs, counts: Partial<Record<Field, number>>) {
   const commands: string[][] = [];
   if (Object.keys(counts).length > 0)
@@ -367,7 +370,7 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
       before.indirection = "default";
     const unit = news.persist ? unitOf(news, counts) : undefined;
     const oldUnit = olds?.persist ? unitOf(olds, olds.applied) : undefined;
-    await link.applyKeyed(
+    const journaled = await link.applyKeyed(
       t,
       info,
       k,
@@ -376,10 +379,19 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
       link.persistCommands(unit, oldUnit ? [oldUnit.name] : []),
       link.persistCommands(oldUnit, unit ? [unit.name] : []),
       (m) => ctx.warn(m),
+      link.journalOf(JOURNAL, olds, news),
     );
     const channels = own.channels === "unsupported" ? undefined : own.channels;
+    // A journal an earlier create left knows the counts from before nettune.
+    const fromJournal = (c: ChannelCounts): ChannelCounts => {
+      const out = { ...c };
+      for (const f of FIELDS)
+        if (Object.hasOwn(journaled, f)) out[f] = journaled[f] as number | null;
+      return out;
+    };
     return {
-      originals: olds?.originals ?? (channels ? countsOf(channels.current) : NO_COUNTS),
+      originals:
+        olds?.originals ?? (channels ? fromJournal(countsOf(channels.current)) : NO_COUNTS),
       applied: counts,
       maximums: channels ? countsOf(channels.max) : (olds?.maximums ?? NO_COUNTS),
       indirectionSet: news.indirection !== undefined,
@@ -408,6 +420,7 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
       appliedOf(olds),
       originalsOf(olds),
       olds.persist ? [olds.unitName] : [],
+      link.journalPathOf(JOURNAL, olds),
     );
   },
 

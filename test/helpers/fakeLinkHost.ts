@@ -27,6 +27,8 @@ import type {
 
 const FIXTURES = path.resolve(__dirname, "../fixtures");
 const UNIT_DIR = "/etc/systemd/system";
+/** nettune's own state on a host (the journals of originals), kept under the fake's root. */
+const STATE_DIR = "/var/lib/nettune";
 
 interface Reply {
   stdout: string;
@@ -478,6 +480,20 @@ export class FakeLinkHost implements Transport {
       .map((c) => c.join(" "));
   }
 
+  /** The journals of originals as the host would see them: file name -> content. */
+  journals(): Record<string, string> {
+    const dir = path.join(this.root, "state", "originals");
+    if (!fs.existsSync(dir)) return {};
+    return Object.fromEntries(
+      fs.readdirSync(dir).map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")]),
+    );
+  }
+
+  /** Whether /var/lib/nettune exists on the host (it should not once everything is deleted). */
+  hasStateDir(): boolean {
+    return fs.existsSync(path.join(this.root, "state"));
+  }
+
   /** Forgets the commands and calls so far (after a setup step). */
   resetLog(): void {
     this.commands.length = 0;
@@ -551,15 +567,20 @@ export class FakeLinkHost implements Transport {
       ? renderCommand(command as readonly string[])
       : (command as { script: string }).script;
     this.commands.push(text);
-    const rewritten = text.split(UNIT_DIR).join(`${this.root}/systemd`);
+    const rewritten = text
+      .split(UNIT_DIR)
+      .join(`${this.root}/systemd`)
+      .split(STATE_DIR)
+      .join(`${this.root}/state`);
     // Unit files name /sys/class/net inside their text only; anything else would reach this machine.
-    if (/\/etc\//.test(rewritten.replace(/ExecStart=[^\n]*/g, "")))
+    if (/\/etc\/|\/var\//.test(rewritten.replace(/ExecStart=[^\n]*/g, "")))
       throw new Error(`fake host: script names a host path it cannot redirect:\n${text}`);
     const script =
       `NETTUNE_FAKE_SOCK=${this.root}/tool.sock; export NETTUNE_FAKE_SOCK; ` +
       `PATH=${this.root}/bin:$PATH; export PATH\n${rewritten}`;
     const res = await this.local.exec({ script }, options);
-    const back = (s: string) => s.split(`${this.root}/systemd`).join(UNIT_DIR);
+    const back = (s: string) =>
+      s.split(`${this.root}/systemd`).join(UNIT_DIR).split(`${this.root}/state`).join(STATE_DIR);
     return { ...res, stdout: back(res.stdout), stderr: back(res.stderr) };
   }
 

@@ -7,7 +7,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { expect, test } from "vitest";
-import { renderArmAndApply, renderDisarm, rollbackUnit } from "../../src/specs/confirm";
+import {
+  renderArmAndApply,
+  renderConfirm,
+  renderDisarm,
+  rollbackUnit,
+} from "../../src/specs/confirm";
 import {
   renderLinkUnit,
   renderUnitInstall,
@@ -92,6 +97,16 @@ test("without systemd a detached sleeper undoes the change, and disarm kills it"
     );
     spawnSync("sleep", ["1.5"]);
     expect(fs.existsSync(marker)).toBe(true);
+    // Confirmed too late (an answer that came once a cut path was back): it says so.
+    const late = run(renderConfirm(opts.token));
+    expect(late.status).toBe(75);
+    expect(late.stderr).toBe("the rollback already ran\n");
+    // Confirmed in time: disarmed.
+    fs.rmSync(marker);
+    run(renderArmAndApply({ ...opts, rollbackAfter: 1, rollback: `touch ${marker}`, apply: ":" }));
+    expect(run(renderConfirm(opts.token)).stdout).toBe("disarmed\n");
+    spawnSync("sleep", ["1.5"]);
+    expect(fs.existsSync(marker)).toBe(false);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

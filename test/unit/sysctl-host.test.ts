@@ -398,6 +398,29 @@ describe("the scripts, run by dash against a stand-in /proc/sys", () => {
     fs.rmSync(path.join(host.root, "originals"));
   });
 
+  it("apply with a journal that fails: the journal it wrote goes with the rest; one it found stays", async () => {
+    const file = path.join(host.root, "originals", "sysctl-x.conf");
+    // CC cannot be written: its third step fails.
+    fs.rmSync(host.procPath(CC));
+    fs.mkdirSync(host.procPath(CC));
+    const refused = renderSteps(
+      keySteps([
+        { key: SOMAXCONN, value: 65535, before: null },
+        { key: RMEM, value: [4096, 87380, 33554432], before: null },
+        { key: CC, value: "bbr", before: "cubic" },
+      ]),
+      { capture: [SOMAXCONN, RMEM], journal: "/var/lib/nettune/originals/sysctl-x.conf" },
+    );
+    expect((await run(refused)).exitCode).toBe(3);
+    expect(fs.existsSync(path.join(host.root, "originals"))).toBe(false);
+    // A journal an earlier apply left knows what this one cannot: it stays.
+    fs.mkdirSync(path.join(host.root, "originals"));
+    fs.writeFileSync(file, `${SOMAXCONN}\t128\n`);
+    expect((await run(refused)).exitCode).toBe(3);
+    expect(fs.readFileSync(file, "utf8")).toBe(`${SOMAXCONN}\t128\n`);
+    expect(host.getProc(SOMAXCONN)).toBe("4096\n");
+  });
+
   it("apply with capture: a refused key puts the earlier ones back to the values read (exit 3)", async () => {
     fs.rmSync(host.procPath(CC));
     fs.mkdirSync(host.procPath(CC));
