@@ -231,6 +231,14 @@ function keyed(
               );
             }
           }
+          // A script that ran to its end and said why failed; one cut short has no answer.
+          const code = res?.exitCode ?? 0;
+          const why = res && code > 0 ? res.stderr.trim().split("\n").slice(-3).join("; ") : "";
+          if (why) {
+            throw new Error(
+              `features: the offload changes on ${t.target} failed (exit ${code}): ${why}; they were put back`,
+            );
+          }
           if (!res || res.exitCode !== 0) {
             throw new Error(
               `features: the answer to the offload changes on ${t.target} was lost; they were put back`,

@@ -177,6 +177,31 @@ describe("NicOffloads' journal of originals", () => {
   });
 });
 
+describe("NicOffloads: an apply that fails on the host with a reason", () => {
+  it("names the reason, not a lost answer, and puts everything back", async () => {
+    const { h } = await fake(VETH);
+    const failing: typeof h = Object.create(h) as typeof h;
+    failing.exec = async (command, options) => {
+      const res = await h.exec(command, options);
+      const text = (command as { script: string }).script;
+      return text.startsWith("ssh_if=")
+        ? {
+            ...res,
+            exitCode: 3,
+            stderr: "Cannot change generic-receive-offload: Device or resource busy\n",
+          }
+        : res;
+    };
+    const ctx: HandlerContext = { transport: failing, warn: (m) => warnings.push(m) };
+    const err = offloads.create(offloadInputs({ features: { gro: true } }), ctx);
+    await expect(err).rejects.toThrow(
+      /offload changes on \S+ failed \(exit 3\): Cannot change generic-receive-offload: Device or resource busy; they were put back/,
+    );
+    expect(on(h, "generic-receive-offload")).toBe(false);
+    expect(h.units()).toEqual({});
+  });
+});
+
 describe("NicOffloads: a session killed mid-apply on an interface SSH does not run over", () => {
   it("is undone over a new connection: features, unit and journal", async () => {
     const { h } = await fake(VETH);
