@@ -6,7 +6,9 @@
  * model then finds the host as it wants it, takes the files over, and removes them on destroy.
  *
  * Rendered: `queues`/`rss`, `rings`, `offloads`, `mtu`, `congestion`, `sysctls` ("max" counts
- * are read on the instance at boot, as the resources read them at apply). Not rendered, and
+ * are read on the instance at boot, as the resources read them at apply). Before anything is
+ * applied, the first boot writes each part's journal of originals (the instance's own values),
+ * which the NetworkTuning's creates read: its destroy puts back the image's values. Not rendered, and
  * listed in the user data's header: `irq` and `steering` (their CPUs are planned from the
  * host's topology by nettune at apply) and `xdp` (the loader and object are far larger than the
  * 16 KB of user data EC2 takes): a NetworkTuning over SSH applies those after boot.
@@ -18,9 +20,12 @@ import { renderLinkUnit, UNIT_DIR, type LinkUnit } from "../host/systemd";
 import { renderEthtoolChannels, renderEthtoolRings } from "../host/ethtool";
 import { formatSysctl } from "../schemas/sysctl";
 import { renderCommand, shellQuote } from "../transport/quote";
-import { unitOf as offloadsUnit } from "../specs/nicOffloads";
-import { linkUnit as mtuUnit } from "../specs/mtu";
-import { indirectionCommand } from "../specs/rssQueues";
+import { unitOf as offloadsUnit, JOURNAL as OFFLOADS_JOURNAL } from "../specs/nicOffloads";
+import { JOURNAL as RINGS_JOURNAL } from "../specs/nicRings";
+import { linkUnit as mtuUnit, journalPathOf as mtuJournalPathOf } from "../specs/mtu";
+import { journalPathOf as linkJournalPathOf } from "../specs/link";
+import { resolveFeatureName } from "../host/ethtool";
+import { indirectionCommand, JOURNAL as RSS_JOURNAL } from "../specs/rssQueues";
 import {
   linkUnitOf as qdiscUnit,
   modulesFileOf,
@@ -158,6 +163,41 @@ function countsOf(inputs: object, fields: readonly string[]): Record<string, num
 }
 
 // ---------------------------------------------------------------------------------------------
+// Journals of originals: the instance's own values, read at first boot before anything is
+// applied, in the files the resources' creates read (src/host/steps.ts). A NetworkTuning over
+// SSH then records them as its originals, and its destroy puts back the image's own values.
+
+/** A journal row: the key, a tab, the value the shell command `value` prints. */
+const journalRow = (key: string, value: string) =>
+  `printf '%s\\t%s\\n' ${shellQuote(key)} "${value}"`;
+
+/**
+ * The bootcmd that writes `journal` from `rows` once per instance (`cloud-init-per`), unless it
+ * is there already; `tag` names the once-per-instance marker.
+ */
+export function journalBootcmd(tag: string, journal: string, rows: readonly string[]): string[] {
+  const j = shellQuote(journal);
+  const tmp = shellQuote(`${journal}.tmp`);
+  const dir = shellQuote(journal.replace(/\/[^/]*$/, ""));
+  return [
+    "cloud-init-per",
+    "instance",
+    `nettune-journal-${tag.replace(/[^A-Za-z0-9_.-]/g, "-")}`,
+    "sh",
+    "-c",
+    `[ -e ${j} ] || { mkdir -p ${dir} && { ${rows.join("; ")}; } > ${tmp} && mv -f ${tmp} ${j}; }`,
+  ];
+}
+
+/** `true`/`false` (JSON) for feature `long` in `ethtool -k`, as NicOffloads journals it. */
+const featureValue = (ifname: string, long: string) =>
+  `$(ethtool -k ${shellQuote(ifname)} 2>/dev/null | awk -v k=${shellQuote(`${long}:`)} '{ sub(/^[ \\t]+/, "") } $1 == k { print ($2 == "on") ? "true" : "false"; exit }')`;
+
+/** The current count labelled `label` in `ethtool -l`/`-g` (JSON: a number or null). */
+const countValue = (flag: "-l" | "-g", ifname: string, label: string) =>
+  `$(ethtool ${flag} ${shellQuote(ifname)} 2>/dev/null | awk -F: -v k=${shellQuote(label)} '/^Current/ { c = 1 } c && $1 == k { gsub(/[ \\t]/, "", $2); print ($2 ~ /^[0-9]+$/) ? $2 : "null"; exit }')`;
+
+// ---------------------------------------------------------------------------------------------
 
 /**
  * Renders the tuning as cloud-init user data, with what it covers and what it leaves to a
@@ -213,8 +253,19 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
         const p = parsed as RssQueuesInputs;
         const commands: string[][] = [];
         const counts = countsOf(p, ["rx", "tx", "other", "combined"]);
-        if (Object.keys(counts).length > 0)
+        if (Object.keys(counts).length > 0) {
           commands.push(countsScript("-l", ifname, counts, CHANNEL_LABELS));
+          const journal = linkJournalPathOf(RSS_JOURNAL, p);
+          bootcmd.push(
+            journalBootcmd(
+              journal.replace(/^.*\//, ""),
+              journal,
+              Object.keys(counts).map((f) =>
+                journalRow(f, countValue("-l", ifname, CHANNEL_LABELS[f]![0])),
+              ),
+            ),
+          );
+        }
         if (p.indirection) commands.push(indirectionCommand(ifname, p.indirection));
         if (commands.length > 0)
           linkStep(
@@ -231,6 +282,16 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       case "NicRings": {
         const p = parsed as NicRingsInputs;
         const counts = countsOf(p, ["rx", "rxMini", "rxJumbo", "tx"]);
+        const journal = linkJournalPathOf(RINGS_JOURNAL, p);
+        bootcmd.push(
+          journalBootcmd(
+            journal.replace(/^.*\//, ""),
+            journal,
+            Object.keys(counts).map((f) =>
+              journalRow(f, countValue("-g", ifname, RING_LABELS[f]![0])),
+            ),
+          ),
+        );
         linkStep(
           {
             name: p.unitName,
@@ -244,11 +305,30 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       }
       case "NicOffloads": {
         const p = parsed as NicOffloadsInputs;
+        const journal = linkJournalPathOf(OFFLOADS_JOURNAL, p);
+        bootcmd.push(
+          journalBootcmd(
+            journal.replace(/^.*\//, ""),
+            journal,
+            Object.keys(p.features).map((f) => {
+              const long = resolveFeatureName(f);
+              return journalRow(long, featureValue(ifname, long));
+            }),
+          ),
+        );
         linkStep(offloadsUnit(p), p.persist);
         break;
       }
       case "Mtu": {
         const p = parsed as MtuInputs;
+        const journal = mtuJournalPathOf(p);
+        const sys = `/sys/class/net/${ifname}`;
+        bootcmd.push(
+          journalBootcmd(journal.replace(/^.*\//, ""), journal, [
+            journalRow("mtu", `$(cat ${shellQuote(`${sys}/mtu`)})`),
+            journalRow("txqlen", `$(cat ${shellQuote(`${sys}/tx_queue_len`)})`),
+          ]),
+        );
         linkStep(mtuUnit(p), p.persist);
         break;
       }
@@ -281,18 +361,10 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
         // The values before anything is applied, once per instance, in the journal the
         // SysctlSet's create reads: destroy then puts back the image's own values.
         const journal = journalPathOf(p.fileName);
-        const rows = Object.keys(p.values).map(
-          (k) =>
-            `printf '%s\\t%s\\n' ${shellQuote(k)} "$(echo $(cat ${shellQuote(`/proc/sys/${sysctlPath(k)}`)}))"`,
+        const rows = Object.keys(p.values).map((k) =>
+          journalRow(k, `$(echo $(cat ${shellQuote(`/proc/sys/${sysctlPath(k)}`)}))`),
         );
-        bootcmd.push([
-          "cloud-init-per",
-          "instance",
-          `nettune-journal-${p.fileName.replace(/[^A-Za-z0-9_.-]/g, "-")}`,
-          "sh",
-          "-c",
-          `[ -e ${shellQuote(journal)} ] || { mkdir -p ${shellQuote(journal.replace(/\/[^/]*$/, ""))} && { ${rows.join("; ")}; } > ${shellQuote(`${journal}.tmp`)} && mv -f ${shellQuote(`${journal}.tmp`)} ${shellQuote(journal)}; }`,
-        ]);
+        bootcmd.push(journalBootcmd(p.fileName, journal, rows));
         if (p.persist !== "runtime")
           files.push({
             path: file,

@@ -160,7 +160,7 @@ function checkFeatures(inputs: NicOffloadsInputs, facts: Facts, target: string):
 // Applying
 
 /** The journal of originals: `/var/lib/nettune/originals/offloads-<interface>-<unit>`. */
-const JOURNAL = "offloads";
+export const JOURNAL = "offloads";
 
 export function unitOf(inputs: NicOffloadsInputs) {
   return link.linkUnit(inputs, `nettune NicOffloads on ${inputs.interface}`, [

@@ -88,7 +88,7 @@ function plan(
 }
 
 /** The journal of originals: `/var/lib/nettune/originals/rings-<interface>-<unit>`. */
-const JOURNAL = "rings";
+export const JOURNAL = "rings";
 
 function unitOf(inputs: NicRingsInputs, sizes: Partial<Record<Field, number>>) {
   return link.linkUnit(inputs, `nettune NicRings on ${inputs.interface}`, [

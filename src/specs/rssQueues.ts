@@ -295,7 +295,7 @@ function keyed(
 }
 
 /** The journal of originals: `/var/lib/nettune/originals/rss-<interface>-<unit>`. */
-const JOURNAL = "rss";
+export const JOURNAL = "rss";
 
 function unitOf(inputs: RssQueuesInputs, counts: Partial<Record<Field, number>>) {
   const commands: string[][] = [];

@@ -126,6 +126,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
   const onCi = new EngineStack("tuning", "cici");
   let before: Record<string, string>;
   let ciBefore: Record<string, string>;
+  let ciJournals: string[];
   let tuned: Record<string, string>;
   afterAll(() => {
     // The SSH host is shared with other test files: after a failure, leave nothing on it (a
@@ -190,6 +191,8 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
         "0",
       ]);
       ciBefore = await state(ci);
+      // The journals of originals the first boot wrote before applying anything.
+      ciJournals = (await onHost(ci, "ls /var/lib/nettune/originals")).trim().split("\n");
       const applied = ["sysctl", "feature", "channels", "file"];
       const sshFiles = only(tuned, ["file"]);
       // The user data writes the units and files of the parts it applies; IRQ pins and XDP are
@@ -247,6 +250,14 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
         Object.fromEntries(Object.entries(only(x, ["sysctl"])).filter(([k]) => !cc(k)));
       expect(plain(ciAfter)).toEqual(plain(before));
       expect(ciAfter["sysctl net.ipv4.tcp_congestion_control"]).toBe("bbr");
+      // The offloads and channel count from their journals too; every journal removed.
+      expect(only(ciAfter, ["feature", "channels"])).toEqual(only(before, ["feature", "channels"]));
+      expect(ciJournals).toEqual([
+        "offloads-eth0-nettune-nicoffloads-gw-offloads",
+        "rss-eth0-nettune-rssqueues-gw-queues",
+        "sysctl-90-nettune-gw-sysctls.conf",
+      ]);
+      expect(await onHost(ci, "ls -A /var/lib/nettune/originals 2>/dev/null || true")).toBe("");
       // No nettune file left: only the sandbox's own seed unit, as on the untouched SSH host.
       expect(only(ciAfter, ["file"])).toEqual(only(before, ["file"]));
       expect(Object.keys(only(before, ["file"]))).toEqual(["file nettune-seed.service"]);

@@ -15,6 +15,12 @@ import { describe, expect, test } from "vitest";
 import * as nettune from "../../src";
 import { countsScript, renderCloudInit, USER_DATA_MAX_BYTES } from "../../src/resources/cloudInit";
 import { renderSysctlConf } from "../../src/host/sysctl";
+import {
+  parseEthtoolChannels,
+  parseEthtoolFeatures,
+  parseEthtoolRings,
+  resolveFeatureName,
+} from "../../src/host/ethtool";
 import { defaultUnitName } from "../../src/schemas/link";
 import { cloudInitSchema } from "../helpers/cloudInitSchema";
 
@@ -122,17 +128,22 @@ describe("nettune.cloudInit", () => {
       ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-congestion-gw-congestion.conf"],
       ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-gw-sysctls.conf"],
     ]);
-    // The instance's own values go to the SysctlSet's journal first, once per instance.
+    // The instance's own values go to the journals first, once per instance: the queues', the
+    // offloads' (below) and the SysctlSet's.
     const bootcmd = (cc as { bootcmd?: string[][] }).bootcmd!;
-    expect(bootcmd).toHaveLength(1);
-    expect(bootcmd[0]!.slice(0, 5)).toEqual([
+    expect(bootcmd.map((c) => c[2])).toEqual([
+      "nettune-journal-rss-ens5-nettune-rssqueues-gw-queues",
+      "nettune-journal-offloads-ens5-nettune-nicoffloads-gw-offloads",
+      "nettune-journal-90-nettune-gw-sysctls.conf",
+    ]);
+    expect(bootcmd[2]!.slice(0, 5)).toEqual([
       "cloud-init-per",
       "instance",
       "nettune-journal-90-nettune-gw-sysctls.conf",
       "sh",
       "-c",
     ]);
-    expect(bootcmd[0]![5]).toContain(
+    expect(bootcmd[2]![5]).toContain(
       "/var/lib/nettune/originals/sysctl-90-nettune-gw-sysctls.conf",
     );
     expect(Buffer.byteLength(r.userData)).toBeLessThan(USER_DATA_MAX_BYTES);
@@ -229,5 +240,107 @@ describe("nettune.cloudInit", () => {
     expect(() => renderCloudInit({ name: "x", interface: "eth0", sysctls: many })).toThrow(
       /the user data is \d+ bytes; EC2 takes at most 16384/,
     );
+  });
+});
+
+describe("journals of originals at first boot", () => {
+  test("each link part's journal holds the instance's own values, as the resource's parsers read them from the same ethtool output", () => {
+    const r = renderCloudInit({
+      name: "gw",
+      interface: "eth0",
+      profile: nettune.profiles.apiGateway,
+      rings: { rx: 128 },
+      mtu: { mtu: 9000, verifyPeers: ["198.18.0.1"] },
+    });
+    const cc = JSON.parse(
+      spawnSync(
+        "python3",
+        ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"],
+        { input: r.userData, encoding: "utf8" },
+      ).stdout,
+    ) as { bootcmd: string[][] };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-journal-"));
+    try {
+      const orig = path.join(dir, "originals");
+      const sys = path.join(dir, "sys");
+      fs.mkdirSync(sys);
+      fs.writeFileSync(path.join(sys, "mtu"), "1500\n");
+      fs.writeFileSync(path.join(sys, "tx_queue_len"), "1000\n");
+      fs.writeFileSync(
+        path.join(dir, "ethtool"),
+        [
+          "#!/bin/sh",
+          `case "$1" in`,
+          ...(["k", "l", "g"] as const).map(
+            (f) => `  -${f}) cat ${JSON.stringify(path.join(FIX, `virtio_net-eth0.${f}.txt`))} ;;`,
+          ),
+          "  *) exit 1 ;;",
+          "esac",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      // Every bootcmd runs (as cloud-init-per would, once), with this machine's paths moved into
+      // the temp folder: the journals, and /sys/class/net/eth0 for the MTU.
+      const tags: string[] = [];
+      for (const cmd of cc.bootcmd) {
+        expect(cmd.slice(0, 2)).toEqual(["cloud-init-per", "instance"]);
+        tags.push(cmd[2]!);
+        const script = cmd[5]!
+          .replaceAll("/var/lib/nettune/originals", orig)
+          .replaceAll("/sys/class/net/eth0", sys);
+        const res = spawnSync("sh", ["-c", script], {
+          encoding: "utf8",
+          env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+        });
+        expect(res.stderr).toBe("");
+        expect(res.status).toBe(0);
+      }
+      expect(tags).toEqual([
+        "nettune-journal-rss-eth0-nettune-rssqueues-gw-queues",
+        "nettune-journal-rings-eth0-nettune-nicrings-gw-rings",
+        "nettune-journal-offloads-eth0-nettune-nicoffloads-gw-offloads",
+        "nettune-journal-mtu-eth0",
+        "nettune-journal-90-nettune-gw-sysctls.conf",
+      ]);
+      const journal = (name: string) =>
+        Object.fromEntries(
+          fs
+            .readFileSync(path.join(orig, name), "utf8")
+            .trim()
+            .split("\n")
+            .map((l) => l.split("\t") as [string, string]),
+        );
+      const read = (f: string) =>
+        fs.readFileSync(path.join(FIX, `virtio_net-eth0.${f}.txt`), "utf8");
+      const features = parseEthtoolFeatures(read("k")).features;
+      const offloads = nettune.profiles.apiGateway.offloads!.features;
+      expect(journal("offloads-eth0-nettune-nicoffloads-gw-offloads")).toEqual(
+        Object.fromEntries(
+          Object.keys(offloads).map((f) => {
+            const long = resolveFeatureName(f);
+            return [long, JSON.stringify(features[long]!.on)];
+          }),
+        ),
+      );
+      expect(journal("rss-eth0-nettune-rssqueues-gw-queues")).toEqual({
+        combined: JSON.stringify(parseEthtoolChannels(read("l")).current.combined),
+      });
+      expect(journal("rings-eth0-nettune-nicrings-gw-rings")).toEqual({
+        rx: JSON.stringify(parseEthtoolRings(read("g")).current.rx),
+      });
+      expect(journal("mtu-eth0")).toEqual({ mtu: "1500", txqlen: "1000" });
+      // Once there, a journal is never rewritten: a later boot keeps the first values.
+      fs.writeFileSync(path.join(sys, "mtu"), "9000\n");
+      const mtu = cc.bootcmd.find((c) => c[2] === "nettune-journal-mtu-eth0")!;
+      spawnSync("sh", [
+        "-c",
+        mtu[5]!
+          .replaceAll("/var/lib/nettune/originals", orig)
+          .replaceAll("/sys/class/net/eth0", sys),
+      ]);
+      expect(journal("mtu-eth0")).toEqual({ mtu: "1500", txqlen: "1000" });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
