@@ -23,6 +23,7 @@ import {
   type OwnerOf,
 } from "./lifecycle";
 import { ownedSettings } from "../specs/owned";
+import { migrateState } from "./migrate";
 import { sysctlSetHandler } from "../specs/sysctlSet";
 import { mtuHandler } from "../specs/mtu";
 import { nicOffloadsHandler } from "../specs/nicOffloads";
@@ -38,8 +39,12 @@ interface BaseInputs {
 }
 /** Any resource's handler, seen through what every handler shares. */
 type AnyHandler = ResourceHandler<BaseInputs, BaseInputs>;
-/** State as the engine hands it back: validated when it was written. */
-const asState = (props: Record<string, unknown>) => userInputs(props) as unknown as BaseInputs;
+/**
+ * State as the engine hands it back: validated when it was written, and brought to this
+ * version's output names and types if an older nettune wrote it (./migrate.ts).
+ */
+const asState = (kind: string, props: Record<string, unknown>) =>
+  migrateState(kind, userInputs(props)) as unknown as BaseInputs;
 
 const HANDLERS: Record<string, AnyHandler> = {
   SysctlSet: sysctlSetHandler,
@@ -291,7 +296,7 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
         );
       case "diff": {
         const [id, olds, news] = args as [string, Record<string, unknown>, Record<string, unknown>];
-        return await diff(handler, id, asState(olds), news);
+        return await diff(handler, id, asState(kind, olds), news);
       }
       case "create": {
         const raw = args[0] as Record<string, unknown>;
@@ -307,7 +312,7 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
       }
       case "read": {
         const [id, props] = args as [string, Record<string, unknown>];
-        const olds = asState(props);
+        const olds = asState(kind, props);
         conn = connectionSchema.parse(olds.connection);
         const res = await handler.read(id, olds, contextFor(conn, warnings));
         const owner = ownerIdentityOf(props);
@@ -322,11 +327,13 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
           ...contextFor(inputs.connection, warnings),
           owner: ownerOf(kind, owner, inputs, ownerIdentityOf(olds)),
         };
-        return { outs: withOwner(await handler.update(id, asState(olds), inputs, ctx), owner) };
+        return {
+          outs: withOwner(await handler.update(id, asState(kind, olds), inputs, ctx), owner),
+        };
       }
       case "delete": {
         const [id, props] = args as [string, Record<string, unknown>];
-        const olds = asState(props);
+        const olds = asState(kind, props);
         conn = connectionSchema.parse(olds.connection);
         const ctx = {
           ...contextFor(conn, warnings),

@@ -82,6 +82,7 @@ export interface IrqPin {
  * ```
  */
 export class IrqAffinity extends pulumi.dynamic.Resource {
+  /** The policy as declared. */
   declare public readonly policy: pulumi.Output<IrqPolicy>;
   /** The queue interrupts nettune pinned, by queue. */
   declare public readonly applied: pulumi.Output<IrqPin[]>;
@@ -97,7 +98,7 @@ export class IrqAffinity extends pulumi.dynamic.Resource {
     active: boolean;
     enabled: string;
   }>;
-  /** The systemd unit that re-applies the pins, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the pins, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation. */
   declare public readonly warnings: pulumi.Output<string[]>;

@@ -78,7 +78,7 @@ export class NicOffloads extends pulumi.dynamic.Resource {
   declare public readonly originals: pulumi.Output<Record<string, boolean>>;
   /** The interface's driver, as `ethtool -i` reports it. */
   declare public readonly driver: pulumi.Output<string>;
-  /** The systemd unit that re-applies the features at boot, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the features at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation (features changed outside nettune, and the like). */
   declare public readonly warnings: pulumi.Output<string[]>;

@@ -38,7 +38,9 @@ export interface NicRingsArgs {
  * ```
  */
 export class NicRings extends pulumi.dynamic.Resource {
+  /** The rx ring size as declared, or as live after a refresh. */
   declare public readonly rx: pulumi.Output<number | "max" | undefined>;
+  /** The tx ring size as declared, or as live after a refresh. */
   declare public readonly tx: pulumi.Output<number | "max" | undefined>;
   /** The sizes nettune set, "max" resolved to the driver's maximum. */
   declare public readonly applied: pulumi.Output<{ rx?: number; tx?: number }>;
@@ -48,7 +50,7 @@ export class NicRings extends pulumi.dynamic.Resource {
   declare public readonly maximums: pulumi.Output<{ rx: number | null; tx: number | null }>;
   /** The interface's driver, as `ethtool -i` reports it. */
   declare public readonly driver: pulumi.Output<string>;
-  /** The systemd unit that re-applies the sizes at boot, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the sizes at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation. */
   declare public readonly warnings: pulumi.Output<string[]>;

@@ -71,8 +71,11 @@ export interface PacketSteeringArgs {
  * ```
  */
 export class PacketSteering extends pulumi.dynamic.Resource {
+  /** RPS as declared, or as live after a refresh. */
   declare public readonly rps: pulumi.Output<QueueCpuList | undefined>;
+  /** RFS as declared, or as live after a refresh. */
   declare public readonly rfs: pulumi.Output<{ flowEntries: number } | undefined>;
+  /** XPS as declared, or as live after a refresh. */
   declare public readonly xps: pulumi.Output<
     { cpus: QueueCpuList } | { rxqs: Record<string, string> } | undefined
   >;
@@ -84,7 +87,7 @@ export class PacketSteering extends pulumi.dynamic.Resource {
   declare public readonly rpsFlowCnt: pulumi.Output<number | null>;
   /** The interface's driver, as `ethtool -i` reports it. */
   declare public readonly driver: pulumi.Output<string>;
-  /** The systemd unit that writes the files at boot, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that writes the files at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation (RPS that may be redundant, values changed outside nettune). */
   declare public readonly warnings: pulumi.Output<string[]>;

@@ -51,8 +51,11 @@ export interface RssQueuesArgs {
  * ```
  */
 export class RssQueues extends pulumi.dynamic.Resource {
+  /** The combined channel count as declared, or as live after a refresh ("max" while it still is). */
   declare public readonly combined: pulumi.Output<number | "max" | undefined>;
+  /** The rx channel count as declared, or as live after a refresh. */
   declare public readonly rx: pulumi.Output<number | "max" | undefined>;
+  /** The tx channel count as declared, or as live after a refresh. */
   declare public readonly tx: pulumi.Output<number | "max" | undefined>;
   /** The counts nettune set, "max" resolved to the driver's maximum. */
   declare public readonly applied: pulumi.Output<{ rx?: number; tx?: number; combined?: number }>;
@@ -68,9 +71,11 @@ export class RssQueues extends pulumi.dynamic.Resource {
     tx: number | null;
     combined: number | null;
   }>;
+  /** Whether nettune set the indirection table (destroy puts the driver's default back). */
+  declare public readonly indirectionSet: pulumi.Output<boolean>;
   /** The interface's driver, as `ethtool -i` reports it. */
   declare public readonly driver: pulumi.Output<string>;
-  /** The systemd unit that re-applies the counts at boot, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the counts at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation. */
   declare public readonly warnings: pulumi.Output<string[]>;

@@ -105,8 +105,12 @@ export class SysctlSet extends pulumi.dynamic.Resource {
   declare public readonly values: pulumi.Output<Record<string, SysctlValue>>;
   /** What nettune set. */
   declare public readonly applied: pulumi.Output<Record<string, SysctlValue>>;
-  /** The live value of each key before nettune first set it; put back on destroy. */
-  declare public readonly originals: pulumi.Output<Record<string, string>>;
+  /**
+   * The live value of each key before nettune first set it, typed as `values` are (`65535`,
+   * `[4096, 131072, 6291456]`, `"cubic"`); put back on destroy.
+   */
+  declare public readonly originals: pulumi.Output<Record<string, SysctlValue>>;
+  /** Where the values live: the running kernel, the sysctl.d file, or both. */
   declare public readonly persist: pulumi.Output<"runtime" | "persistent" | "both">;
   /** The sysctl.d file this resource owns, or null with persist "runtime". */
   declare public readonly filePath: pulumi.Output<string | null>;

@@ -104,11 +104,18 @@ describe("CongestionControl lifecycle", () => {
     expect(r.outputs.cc_observedAlgorithm).toBe("reno");
     expect(await newConnectionAlgorithm()).toBe("reno");
 
-    expect(r.outputs.cc_originalAlgorithm).toBe("bbr");
-    expect(r.outputs.cc_originalDefaultQdisc).toBeNull();
-    expect(r.outputs.cc_originalQdiscs).toMatchObject({
-      ntcc0: { kind: "tbf", handle: tbfBefore.handle, kernelDefault: false },
-      ntcc1: { kind: "noqueue", handle: "0:", kernelDefault: true },
+    expect(r.outputs.cc_originals).toMatchObject({
+      algorithm: "bbr",
+      defaultQdisc: null,
+      qdiscs: {
+        ntcc0: { kind: "tbf", handle: tbfBefore.handle, kernelDefault: false },
+        ntcc1: { kind: "noqueue", handle: "0:", kernelDefault: true },
+      },
+    });
+    expect(r.outputs.cc_applied).toEqual({
+      algorithm: "reno",
+      defaultQdisc: null,
+      qdisc: "pfifo_fast",
     });
     expect(r.outputs.cc_rootQdiscs).toEqual({ ntcc0: "pfifo_fast", ntcc1: "pfifo_fast" });
     expect((r.outputs.cc_warnings as string[]).join("\n")).toMatch(
@@ -117,9 +124,10 @@ describe("CongestionControl lifecycle", () => {
     const file = await onHost(host, `cat ${SYSCTL_FILE}`);
     expect(file).toContain("net.ipv4.tcp_congestion_control = reno");
     expect(file).not.toContain("default_qdisc");
-    expect(r.outputs.cc_units).toEqual([
-      "nettune-qdisc-cc-ntcc0.service",
-      "nettune-qdisc-cc-ntcc1.service",
+    expect(r.outputs.cc_filePath).toBe(SYSCTL_FILE);
+    expect(r.outputs.cc_unitPaths).toEqual([
+      "/etc/systemd/system/nettune-qdisc-cc-ntcc0.service",
+      "/etc/systemd/system/nettune-qdisc-cc-ntcc1.service",
     ]);
     const enabled = await onHost(
       host,

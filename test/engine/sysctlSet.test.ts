@@ -52,7 +52,13 @@ describe("SysctlSet lifecycle", () => {
       "net.ipv4.tcp_rmem": "4096 87380 33554432",
       "net.ipv4.tcp_max_syn_backlog": "16384",
     });
-    expect(r.outputs.web_originals).toEqual(originals);
+    // Typed as the values are: numbers, and a triplet as a list.
+    expect(r.outputs.web_originals).toEqual({
+      "net.core.somaxconn": Number(originals["net.core.somaxconn"]),
+      "net.ipv4.tcp_fin_timeout": Number(originals["net.ipv4.tcp_fin_timeout"]),
+      "net.ipv4.tcp_rmem": originals["net.ipv4.tcp_rmem"]!.split(" ").map(Number),
+      "net.ipv4.tcp_max_syn_backlog": Number(originals["net.ipv4.tcp_max_syn_backlog"]),
+    });
     const file = await onHost(host, "cat /etc/sysctl.d/90-nettune-web.conf");
     expect(file).toContain("net.core.somaxconn = 65535");
     expect(file).toContain("net.ipv4.tcp_rmem = 4096 87380 33554432");
@@ -365,7 +371,7 @@ describe("SysctlSet on an interface with a dot in its name", () => {
     expect(original).toBe("0");
     const up = stack.up(program({ [KEY]: 2 }));
     expect(up.error).toBeUndefined();
-    expect(up.outputs.web_originals).toEqual({ [KEY]: "0" });
+    expect(up.outputs.web_originals).toEqual({ [KEY]: 0 });
     expect((await onHost(host, `cat ${PROC}`)).trim()).toBe("2");
     const file = "/etc/sysctl.d/90-nettune-web.conf";
     expect(await onHost(host, `cat ${file}`)).toContain(`${KEY} = 2`);
