@@ -4,6 +4,7 @@ import { congestionWarnings } from "../schemas/congestionControl";
 import type { SavedQdisc } from "../schemas/publicTypes";
 import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 export type { SavedQdisc };
 
@@ -95,6 +96,8 @@ export class CongestionControl extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("CongestionControl", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("CongestionControl", name, opts),
         connection: pulumi.secret(args.connection),
         algorithm: args.algorithm,
         qdisc: args.qdisc,

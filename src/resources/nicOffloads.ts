@@ -3,6 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /**
  * Offload features by ethtool's short name or by the long name `ethtool -k` prints
@@ -93,6 +94,8 @@ export class NicOffloads extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("NicOffloads", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("NicOffloads", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         features: args.features,

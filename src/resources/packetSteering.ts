@@ -3,6 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /**
  * CPUs for a NIC's queues: one cpulist for every queue (`"0-3"`, `"0,2,4-7"`), or one per queue
@@ -102,6 +103,8 @@ export class PacketSteering extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("PacketSteering", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("PacketSteering", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         rps: args.rps,

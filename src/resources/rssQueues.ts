@@ -3,6 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /** How RSS spreads received flows over the rx queues (`ethtool -X`). */
 export type RssIndirection =
@@ -90,6 +91,8 @@ export class RssQueues extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("RssQueues", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("RssQueues", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         combined: args.combined,

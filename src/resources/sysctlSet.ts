@@ -4,6 +4,7 @@ import type { SysctlValue } from "../schemas/publicTypes";
 import { sysctlWarnings } from "../schemas/sysctlSet";
 import { claimSettings, hostIdOf, resetClaims, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 type Triplet = readonly [min: number, def: number, max: number];
 
@@ -128,6 +129,8 @@ export class SysctlSet extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("SysctlSet", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("SysctlSet", name, opts),
         connection,
         values: args.values,
         persist: args.persist,

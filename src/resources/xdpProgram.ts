@@ -8,6 +8,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { claimSettings, hostIdOf, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /**
  * The XDP program: C source compiled on the machine running Pulumi (clang `-target bpf -O2 -g`,
@@ -269,6 +270,8 @@ export class XdpProgram extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("XdpProgram", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("XdpProgram", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         programName: args.programName,

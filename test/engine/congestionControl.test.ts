@@ -121,6 +121,16 @@ describe("CongestionControl lifecycle", () => {
     expect((r.outputs.cc_warnings as string[]).join("\n")).toMatch(
       /net\.core\.default_qdisc does not exist on .*only the root qdisc of ntcc0, ntcc1 is set to pfifo_fast/,
     );
+    // Create's warning is shown under the resource, not the stack.
+    const shown = r.events.filter(
+      (e) =>
+        e.type === "diagnostic" &&
+        e.severity === "warning" &&
+        (e.message ?? "").includes("net.core.default_qdisc does not exist"),
+    );
+    expect(shown.map((e) => e.urn)).toEqual([
+      expect.stringMatching(/::pulumi-nodejs:dynamic\/nettune:CongestionControl::cc$/),
+    ]);
     const file = await onHost(host, `cat ${SYSCTL_FILE}`);
     expect(file).toContain("net.ipv4.tcp_congestion_control = reno");
     expect(file).not.toContain("default_qdisc");

@@ -506,3 +506,33 @@ describe("SysctlSet program-level checks and secrets", () => {
     }
   });
 });
+
+describe("warnings show under their resource", () => {
+  const KEY = "net.ipv4.tcp_fin_timeout";
+  const stack = new EngineStack("sysctl", "warnings");
+  afterAll(() => stack.dispose());
+
+  test("destroy's warning about a value changed outside nettune is the resource's, not the stack's", async () => {
+    const before = (await liveSysctls(host, [KEY]))[KEY]!;
+    try {
+      expect(stack.up(program({ [KEY]: 33 })).error).toBeUndefined();
+      await onHost(host, `sysctl -q -w ${KEY}=37`);
+      const d = stack.destroy(program({ [KEY]: 33 }));
+      expect(d.error).toBeUndefined();
+      const warnings = d.events.filter(
+        (e) =>
+          e.type === "diagnostic" &&
+          e.severity === "warning" &&
+          (e.message ?? "").includes("changed outside nettune"),
+      );
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.message).toMatch(
+        /^net\.ipv4\.tcp_fin_timeout: left at 37 on .*: it was changed outside nettune after it was set to 33/,
+      );
+      // Under the resource, as the engine shows a provider's own log messages.
+      expect(warnings[0]!.urn).toMatch(/::pulumi-nodejs:dynamic\/nettune:SysctlSet::web$/);
+    } finally {
+      await onHost(host, `sysctl -q -w ${KEY}=${before}`);
+    }
+  });
+});
