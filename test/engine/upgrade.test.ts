@@ -24,7 +24,7 @@ afterAll(() => {
  * The previous release: main before outputs were unified (Mtu `originalMtu` and `unit`,
  * CongestionControl `originalAlgorithm`, `sysctlFile` and `units`, SysctlSet originals as text).
  */
-const PREVIOUS_RELEASE = "7c5810c7e7b2e3157cb56a444ce2b7ad9b5dd0db";
+const PREVIOUS_RELEASE = "f0b88ed84c1d56b592aa733c0d2cdd03933aa341";
 
 /** Builds `src/` of `revision` of this repository; returns its dist/src folder. */
 function buildRevision(revision: string): string {
@@ -63,6 +63,10 @@ function install(
   fs.mkdirSync(pkg, { recursive: true });
   fs.copyFileSync(path.join(ROOT, "package.json"), path.join(pkg, "package.json"));
   fs.cpSync(dist, path.join(pkg, "dist/src"), { recursive: true });
+  // What the package carries beside its code: the XDP library's objects and the loader.
+  for (const d of ["dist/xdp", "dist/bin"]) {
+    if (fs.existsSync(path.join(ROOT, d))) fs.symlinkSync(path.join(ROOT, d), path.join(pkg, d));
+  }
   // nettune's own dependencies come from the checkout's node_modules.
   for (const dep of fs.readdirSync(path.join(ROOT, "node_modules"))) {
     if (dep === "nettune" || dep.startsWith(".")) continue;
@@ -148,7 +152,7 @@ test("a stack created by the previous release refreshes, previews and is destroy
   );
   const previous = install("previous", undefined, buildRevision(PREVIOUS_RELEASE));
   const current = install("current");
-  const args = { host: direct(host), interface: dev };
+  const args = (project: string) => ({ host: direct(host), interface: dev, project });
   /** What the three resources touch, and what nettune leaves on the host. */
   const hostState = async () => ({
     algorithm: (await onHost(host, "cat /proc/sys/net/ipv4/tcp_congestion_control")).trim(),
@@ -166,7 +170,7 @@ test("a stack created by the previous release refreshes, previews and is destroy
   const before = await hostState();
   const stack = new EngineStack("upgrade", "previous", previous);
   try {
-    const up = stack.up(args);
+    const up = stack.up(args(previous));
     expect(up.error).toBeUndefined();
     expect(up.changes).toEqual({ create: 4 });
     // The previous release wrote its own output names.
@@ -183,11 +187,11 @@ test("a stack created by the previous release refreshes, previews and is destroy
     expect(applied.qdisc).toContain("pfifo_fast");
 
     stack.cwd = current;
-    const preview = stack.preview(args);
+    const preview = stack.preview(args(current));
     expect(preview.error).toBeUndefined();
     expect(preview.changes).toEqual({ same: 4 });
 
-    const refresh = stack.refresh(args);
+    const refresh = stack.refresh(args(current));
     expect(refresh.error).toBeUndefined();
     // Refresh rewrites the outputs in this version's names; nothing on the host changes.
     const mtu = outputsOf(stack, "Mtu");
@@ -212,11 +216,11 @@ test("a stack created by the previous release refreshes, previews and is destroy
     });
     expect(await hostState()).toEqual(applied);
 
-    const again = stack.preview(args);
+    const again = stack.preview(args(current));
     expect(again.error).toBeUndefined();
     expect(again.changes).toEqual({ same: 4 });
 
-    const destroy = stack.destroy(args);
+    const destroy = stack.destroy(args(current));
     expect(destroy.error).toBeUndefined();
     expect(await hostState()).toEqual(before);
   } finally {
