@@ -52,5 +52,4 @@ const bbr = new nettune.CongestionControl("wan-bbr", {
 /** What a TCP connection opened on the host after the change got: "bbr". */
 export const observedAlgorithm = bbr.observedAlgorithm;
 /** What destroy puts back. */
-export const originalAlgorithm = bbr.originalAlgorithm;
-export const originalQdiscs = bbr.originalQdiscs;
+export const originals = bbr.originals;

@@ -49,6 +49,6 @@ const jumbo = new nettune.Mtu("storage-jumbo", {
 });
 
 /** What destroy puts back. */
-export const originalMtu = jumbo.originalMtu;
+export const originals = jumbo.originals;
 /** true when the SSH session ran over the interface, so the change was commit-confirmed. */
 export const appliedCommitConfirmed = jumbo.carriesSsh;

@@ -115,11 +115,18 @@ export function failuresError(failures: readonly Failure[]): Error {
 
 /**
  * Drops Pulumi's bookkeeping (`__provider`), the resource's name (`__nettuneName`, which the
- * resource classes pass for check's messages) and its owner identity (`__nettuneOwner`, see
- * {@link ownerIdentityOf}) before validation.
+ * resource classes pass for check's messages), its owner identity (`__nettuneOwner`, see
+ * {@link ownerIdentityOf}) and its URN (`__nettuneUrn`, for the provider's log, engine/log.ts)
+ * before validation.
  */
 export function userInputs(props: Record<string, unknown>): Record<string, unknown> {
-  const { __provider: _p, __nettuneName: _n, __nettuneOwner: _o, ...rest } = props;
+  const {
+    __provider: _p,
+    __nettuneName: _n,
+    __nettuneOwner: _o,
+    __nettuneUrn: _u,
+    ...rest
+  } = props;
   return rest;
 }
 

@@ -23,6 +23,8 @@ import {
   type OwnerOf,
 } from "./lifecycle";
 import { ownedSettings } from "../specs/owned";
+import { migrateState } from "./migrate";
+import { urnOf, warnAbout } from "./log";
 import { sysctlSetHandler } from "../specs/sysctlSet";
 import { mtuHandler } from "../specs/mtu";
 import { nicOffloadsHandler } from "../specs/nicOffloads";
@@ -38,8 +40,12 @@ interface BaseInputs {
 }
 /** Any resource's handler, seen through what every handler shares. */
 type AnyHandler = ResourceHandler<BaseInputs, BaseInputs>;
-/** State as the engine hands it back: validated when it was written. */
-const asState = (props: Record<string, unknown>) => userInputs(props) as unknown as BaseInputs;
+/**
+ * State as the engine hands it back: validated when it was written, and brought to this
+ * version's output names and types if an older nettune wrote it (./migrate.ts).
+ */
+const asState = (kind: string, props: Record<string, unknown>) =>
+  migrateState(kind, userInputs(props)) as unknown as BaseInputs;
 
 const HANDLERS: Record<string, AnyHandler> = {
   SysctlSet: sysctlSetHandler,
@@ -75,11 +81,6 @@ function previewContext(ctx: HandlerContext): HandlerContext {
   return { ...ctx, transport };
 }
 
-/** A warning outside any operation's own list: the engine shows the provider's stderr. */
-function warnNow(message: string): void {
-  process.stderr.write(`warning: ${message}\n`);
-}
-
 /** The owner side of an operation's context, when the resource has an identity. */
 function ownerOf(
   kind: string,
@@ -100,16 +101,39 @@ function withOwner<T>(outs: T, identity: string | undefined): T {
   return identity === undefined ? outs : { ...outs, __nettuneOwner: identity };
 }
 
-function contextFor(conn: Connection, warnings: string[]): HandlerContext {
+/**
+ * Where one call's messages go: under the resource in the engine's events (./log.ts). Each
+ * send is awaited before the call returns, so the engine has them before the step ends.
+ */
+interface Say {
+  (message: string): void;
+  /** Every message sent so far, delivered (or written to stderr). */
+  flush(): Promise<void>;
+}
+
+function sayFor(kind: string, urn: string | undefined, id?: string): Say {
+  const pending: Promise<void>[] = [];
+  const say = (message: string) => void pending.push(warnAbout(kind, urn, id, message));
+  say.flush = async () => {
+    await Promise.all(pending);
+  };
+  return say;
+}
+
+function contextFor(conn: Connection, warnings: string[], say: Say): HandlerContext {
   const transport = transportOverride ? transportOverride(conn) : transportFor(conn);
   return {
     transport,
     warn(message) {
       warnings.push(message);
-      // The engine shows a dynamic provider's stderr with the resource.
-      process.stderr.write(`warning: ${message}\n`);
+      say(message);
     },
   };
+}
+
+/** Outputs (and read's inputs) with the resource's URN kept, for later reads and deletes. */
+function withUrn<T>(outs: T, urn: string | undefined): T {
+  return urn === undefined ? outs : { ...outs, __nettuneUrn: urn };
 }
 
 /** Errors leave the provider without any secret of the connection in them. */
@@ -137,10 +161,11 @@ async function hostFailures(
   handler: AnyHandler,
   inputs: BaseInputs,
   owner: string | undefined,
+  warnNow: Say,
 ): Promise<Failure[]> {
   if (!handler.hostCheck) return [];
   const ctx = {
-    ...previewContext(contextFor(inputs.connection, [])),
+    ...previewContext(contextFor(inputs.connection, [], warnNow)),
     owner: ownerOf(handler.kind, owner, inputs),
   };
   let timer: NodeJS.Timeout | undefined;
@@ -197,20 +222,23 @@ async function check(
   handler: AnyHandler,
   olds: Record<string, unknown>,
   news: Record<string, unknown>,
+  say: Say,
 ) {
   const raw = userInputs(news);
+  // The resource's URN goes on to create and update, which log under it (./log.ts).
+  const urn = urnOf(news);
   // Values not known yet (preview of a resource that depends on another) are checked at apply.
-  if (containsUnknown(raw)) return { inputs: raw };
+  if (containsUnknown(raw)) return { inputs: withUrn(raw, urn) };
   const { value, failures } = validate(handler.schema, raw);
   if (!value) throw checkError(kind, news.__nettuneName, failures);
   const owner = ownerIdentityOf(news);
   const isNew = Object.keys(userInputs(olds ?? {})).length === 0;
   if (isNew && previewHostChecks() === "all") {
-    const onHost = await hostFailures(handler, value, owner);
+    const onHost = await hostFailures(handler, value, owner, say);
     if (onHost.length > 0) throw checkError(kind, news.__nettuneName, onHost);
   }
   // The owner identity goes on to create and update, which keep it in the outputs.
-  return { inputs: withOwner(value, owner) };
+  return { inputs: withUrn(withOwner(value, owner), urn) };
 }
 
 /**
@@ -224,6 +252,7 @@ async function diff(
   id: string,
   olds: BaseInputs,
   rawNews: Record<string, unknown>,
+  say: Say,
 ): Promise<DiffResult> {
   const news = userInputs(rawNews);
   if (containsUnknown(news)) return unknownDiff(handler, id, olds, news);
@@ -233,7 +262,7 @@ async function diff(
     (result.replaces ?? []).length > 0 ||
     Object.keys(result.detailedDiff ?? {}).some((k) => k !== "connection");
   if (result.changes && touchesHost) {
-    const failures = await hostFailures(handler, inputs, ownerIdentityOf(rawNews));
+    const failures = await hostFailures(handler, inputs, ownerIdentityOf(rawNews), say);
     if (failures.length > 0) throw failuresError(failures);
   }
   return result;
@@ -280,6 +309,12 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
   }
   const warnings: string[] = [];
   let conn: Connection | undefined;
+  // The resource's URN: in the new inputs (check, diff, create, update), else in the state.
+  const props = (
+    method === "create" ? args[0] : method === "check" ? args[1] : (args[2] ?? args[1])
+  ) as Record<string, unknown> | undefined;
+  const urn = urnOf(props);
+  const say = sayFor(kind, urn, typeof args[0] === "string" ? args[0] : undefined);
   try {
     switch (method) {
       case "check":
@@ -288,10 +323,11 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
           handler,
           args[0] as Record<string, unknown>,
           args[1] as Record<string, unknown>,
+          say,
         );
       case "diff": {
         const [id, olds, news] = args as [string, Record<string, unknown>, Record<string, unknown>];
-        return await diff(handler, id, asState(olds), news);
+        return await diff(handler, id, asState(kind, olds), news, say);
       }
       case "create": {
         const raw = args[0] as Record<string, unknown>;
@@ -299,19 +335,23 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
         conn = inputs.connection;
         const owner = ownerIdentityOf(raw);
         const ctx = {
-          ...contextFor(inputs.connection, warnings),
+          ...contextFor(inputs.connection, warnings, say),
           owner: ownerOf(kind, owner, inputs),
         };
         const res = await handler.create(inputs, ctx);
-        return { ...res, outs: withOwner(res.outs, owner) };
+        return { ...res, outs: withUrn(withOwner(res.outs, owner), urn) };
       }
       case "read": {
         const [id, props] = args as [string, Record<string, unknown>];
-        const olds = asState(props);
+        const olds = asState(kind, props);
         conn = connectionSchema.parse(olds.connection);
-        const res = await handler.read(id, olds, contextFor(conn, warnings));
+        const res = await handler.read(id, olds, contextFor(conn, warnings, say));
         const owner = ownerIdentityOf(props);
-        return { id, props: withOwner(res.props, owner), inputs: withOwner(res.inputs, owner) };
+        return {
+          id,
+          props: withUrn(withOwner(res.props, owner), urn),
+          inputs: withUrn(withOwner(res.inputs, owner), urn),
+        };
       }
       case "update": {
         const [id, olds, news] = args as [string, Record<string, unknown>, Record<string, unknown>];
@@ -319,17 +359,18 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
         conn = inputs.connection;
         const owner = ownerIdentityOf(news);
         const ctx = {
-          ...contextFor(inputs.connection, warnings),
+          ...contextFor(inputs.connection, warnings, say),
           owner: ownerOf(kind, owner, inputs, ownerIdentityOf(olds)),
         };
-        return { outs: withOwner(await handler.update(id, asState(olds), inputs, ctx), owner) };
+        const outs = await handler.update(id, asState(kind, olds), inputs, ctx);
+        return { outs: withUrn(withOwner(outs, owner), urn) };
       }
       case "delete": {
         const [id, props] = args as [string, Record<string, unknown>];
-        const olds = asState(props);
+        const olds = asState(kind, props);
         conn = connectionSchema.parse(olds.connection);
         const ctx = {
-          ...contextFor(conn, warnings),
+          ...contextFor(conn, warnings, say),
           owner: ownerOf(kind, ownerIdentityOf(props), olds),
         };
         await handler.delete(id, olds, ctx);
@@ -341,6 +382,7 @@ export async function handle(kind: string, method: string, ...args: unknown[]): 
   } catch (err) {
     throw scrub(err, conn);
   } finally {
+    await say.flush();
     writeStats();
   }
 }

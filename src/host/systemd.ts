@@ -12,6 +12,16 @@ import { renderCommand, shellQuote } from "../transport/quote";
 
 export const UNIT_DIR = "/etc/systemd/system";
 
+/** The unit file's path on the host: what the resources' `unitPath`/`unitPaths` outputs hold. */
+export function unitPathOf(name: string): string {
+  return `${UNIT_DIR}/${name}`;
+}
+
+/** The unit's name from its file's path (or from a bare name). */
+export function unitNameOfPath(pathOrName: string): string {
+  return pathOrName.slice(pathOrName.lastIndexOf("/") + 1);
+}
+
 /**
  * `nettune-<kind>-<name>.service`, with the name reduced to what unit names allow. A name that
  * had to be changed gets 8 hex digits of its sha256, so `x+1` and `x-1` (interfaces both may

@@ -4,6 +4,7 @@ import { congestionWarnings } from "../schemas/congestionControl";
 import type { SavedQdisc } from "../schemas/publicTypes";
 import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 export type { SavedQdisc };
 
@@ -50,26 +51,38 @@ export interface CongestionControlArgs {
 export class CongestionControl extends pulumi.dynamic.Resource {
   /** The algorithm as last applied or, after a refresh, as live on the host. */
   declare public readonly algorithm: pulumi.Output<string>;
+  /** The qdisc as declared or, after a refresh, as live (the default qdisc or a listed interface's root). */
   declare public readonly qdisc: pulumi.Output<string | undefined>;
+  /** The interfaces whose root qdisc is set, as declared. */
   declare public readonly interfaces: pulumi.Output<string[]>;
   /** The algorithm a TCP connection opened on the host after the last apply or refresh got (from `ss -tin`), or null if none could be opened. */
   declare public readonly observedAlgorithm: pulumi.Output<string | null>;
-  /** The algorithm before nettune set it; put back on destroy. */
-  declare public readonly originalAlgorithm: pulumi.Output<string>;
-  /** net.core.default_qdisc before nettune set it, or null when it was not set (no qdisc, or the host has no such key). */
-  declare public readonly originalDefaultQdisc: pulumi.Output<string | null>;
-  /** Each listed interface's root qdisc before nettune replaced it; put back on destroy. */
-  declare public readonly originalQdiscs: pulumi.Output<Record<string, SavedQdisc>>;
+  /**
+   * What the host had before nettune first set it, put back on destroy: the algorithm,
+   * net.core.default_qdisc (null when nettune does not set it: no qdisc, or the host has no such
+   * key) and each listed interface's root qdisc.
+   */
+  declare public readonly originals: pulumi.Output<{
+    algorithm: string;
+    defaultQdisc: string | null;
+    qdiscs: Record<string, SavedQdisc>;
+  }>;
+  /** What nettune set: the algorithm, the default qdisc and the interfaces' root qdisc (null where none). */
+  declare public readonly applied: pulumi.Output<{
+    algorithm: string;
+    defaultQdisc: string | null;
+    qdisc: string | null;
+  }>;
   /** The live root qdisc kind of each listed interface. */
   declare public readonly rootQdiscs: pulumi.Output<Record<string, string>>;
   /** Kernel modules loaded for the algorithm or qdisc. */
   declare public readonly modules: pulumi.Output<string[]>;
-  /** The sysctl.d file this resource owns, or null. */
-  declare public readonly sysctlFile: pulumi.Output<string | null>;
-  /** The modules-load.d file this resource owns, or null. */
-  declare public readonly modulesFile: pulumi.Output<string | null>;
-  /** The systemd units that set the interfaces' root qdisc at boot. */
-  declare public readonly units: pulumi.Output<string[]>;
+  /** The sysctl.d file this resource owns (`/etc/sysctl.d/…`), or null without persist. */
+  declare public readonly filePath: pulumi.Output<string | null>;
+  /** The modules-load.d file this resource owns (`/etc/modules-load.d/…`), or null. */
+  declare public readonly modulesFilePath: pulumi.Output<string | null>;
+  /** The systemd unit files (`/etc/systemd/system/…`) that set the interfaces' root qdisc at boot. */
+  declare public readonly unitPaths: pulumi.Output<string[]>;
   /** Messages from the last operation (a key the host lacks, values changed outside nettune, …). */
   declare public readonly warnings: pulumi.Output<string[]>;
 
@@ -83,6 +96,8 @@ export class CongestionControl extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("CongestionControl", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("CongestionControl", name, opts),
         connection: pulumi.secret(args.connection),
         algorithm: args.algorithm,
         qdisc: args.qdisc,
@@ -90,14 +105,13 @@ export class CongestionControl extends pulumi.dynamic.Resource {
         persist: args.persist,
         resourceName: name,
         observedAlgorithm: undefined,
-        originalAlgorithm: undefined,
-        originalDefaultQdisc: undefined,
-        originalQdiscs: undefined,
+        originals: undefined,
+        applied: undefined,
         rootQdiscs: undefined,
         modules: undefined,
-        sysctlFile: undefined,
-        modulesFile: undefined,
-        units: undefined,
+        filePath: undefined,
+        modulesFilePath: undefined,
+        unitPaths: undefined,
         warnings: undefined,
       },
       { ...opts, additionalSecretOutputs: ["connection"] },

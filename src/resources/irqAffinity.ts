@@ -3,6 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { claimSettings, hostIdOf, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /**
  * Where the queue interrupts go:
@@ -82,6 +83,7 @@ export interface IrqPin {
  * ```
  */
 export class IrqAffinity extends pulumi.dynamic.Resource {
+  /** The policy as declared. */
   declare public readonly policy: pulumi.Output<IrqPolicy>;
   /** The queue interrupts nettune pinned, by queue. */
   declare public readonly applied: pulumi.Output<IrqPin[]>;
@@ -97,7 +99,7 @@ export class IrqAffinity extends pulumi.dynamic.Resource {
     active: boolean;
     enabled: string;
   }>;
-  /** The systemd unit that re-applies the pins, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the pins, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation. */
   declare public readonly warnings: pulumi.Output<string[]>;
@@ -112,6 +114,8 @@ export class IrqAffinity extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("IrqAffinity", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("IrqAffinity", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         policy: args.policy,

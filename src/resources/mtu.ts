@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 export interface MtuArgs {
   /**
@@ -41,14 +42,19 @@ export interface MtuArgs {
  * ```
  */
 export class Mtu extends pulumi.dynamic.Resource {
+  /** The MTU as last applied or, after a refresh, as live on the host. */
   declare public readonly mtu: pulumi.Output<number>;
-  /** The MTU before nettune set it; put back on destroy. */
-  declare public readonly originalMtu: pulumi.Output<number>;
-  declare public readonly originalTxQueueLength: pulumi.Output<number | null>;
+  /**
+   * The link before nettune first set it: its MTU, and its transmit queue length (null where
+   * the host reports none); put back on destroy (the queue length only if declared).
+   */
+  declare public readonly originals: pulumi.Output<{ mtu: number; txQueueLength: number | null }>;
   /** Whether SSH ran over this interface (so the change was applied commit-confirmed). */
   declare public readonly carriesSsh: pulumi.Output<boolean>;
-  /** The systemd unit that re-applies the MTU at boot, or null. */
-  declare public readonly unit: pulumi.Output<string | null>;
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the MTU at boot, or null without persist. */
+  declare public readonly unitPath: pulumi.Output<string | null>;
+  /** Messages from the last operation (a value changed outside nettune, and the like). */
+  declare public readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: MtuArgs, opts?: pulumi.CustomResourceOptions) {
     refuseImport("Mtu", name, opts);
@@ -60,6 +66,8 @@ export class Mtu extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("Mtu", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("Mtu", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         mtu: args.mtu,
@@ -68,10 +76,10 @@ export class Mtu extends pulumi.dynamic.Resource {
         persist: args.persist,
         rollbackAfter: args.rollbackAfter,
         resourceName: name,
-        originalMtu: undefined,
-        originalTxQueueLength: undefined,
+        originals: undefined,
         carriesSsh: undefined,
-        unit: undefined,
+        unitPath: undefined,
+        warnings: undefined,
       },
       { ...opts, additionalSecretOutputs: ["connection"] },
       "nettune",

@@ -3,6 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /**
  * Offload features by ethtool's short name or by the long name `ethtool -k` prints
@@ -78,7 +79,7 @@ export class NicOffloads extends pulumi.dynamic.Resource {
   declare public readonly originals: pulumi.Output<Record<string, boolean>>;
   /** The interface's driver, as `ethtool -i` reports it. */
   declare public readonly driver: pulumi.Output<string>;
-  /** The systemd unit that re-applies the features at boot, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the features at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation (features changed outside nettune, and the like). */
   declare public readonly warnings: pulumi.Output<string[]>;
@@ -93,6 +94,8 @@ export class NicOffloads extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("NicOffloads", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("NicOffloads", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         features: args.features,

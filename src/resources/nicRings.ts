@@ -3,6 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 export interface NicRingsArgs {
   /**
@@ -38,7 +39,9 @@ export interface NicRingsArgs {
  * ```
  */
 export class NicRings extends pulumi.dynamic.Resource {
+  /** The rx ring size as declared, or as live after a refresh. */
   declare public readonly rx: pulumi.Output<number | "max" | undefined>;
+  /** The tx ring size as declared, or as live after a refresh. */
   declare public readonly tx: pulumi.Output<number | "max" | undefined>;
   /** The sizes nettune set, "max" resolved to the driver's maximum. */
   declare public readonly applied: pulumi.Output<{ rx?: number; tx?: number }>;
@@ -48,7 +51,7 @@ export class NicRings extends pulumi.dynamic.Resource {
   declare public readonly maximums: pulumi.Output<{ rx: number | null; tx: number | null }>;
   /** The interface's driver, as `ethtool -i` reports it. */
   declare public readonly driver: pulumi.Output<string>;
-  /** The systemd unit that re-applies the sizes at boot, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the sizes at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation. */
   declare public readonly warnings: pulumi.Output<string[]>;
@@ -63,6 +66,8 @@ export class NicRings extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("NicRings", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("NicRings", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         rx: args.rx,

@@ -3,6 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /**
  * CPUs for a NIC's queues: one cpulist for every queue (`"0-3"`, `"0,2,4-7"`), or one per queue
@@ -71,8 +72,11 @@ export interface PacketSteeringArgs {
  * ```
  */
 export class PacketSteering extends pulumi.dynamic.Resource {
+  /** RPS as declared, or as live after a refresh. */
   declare public readonly rps: pulumi.Output<QueueCpuList | undefined>;
+  /** RFS as declared, or as live after a refresh. */
   declare public readonly rfs: pulumi.Output<{ flowEntries: number } | undefined>;
+  /** XPS as declared, or as live after a refresh. */
   declare public readonly xps: pulumi.Output<
     { cpus: QueueCpuList } | { rxqs: Record<string, string> } | undefined
   >;
@@ -84,7 +88,7 @@ export class PacketSteering extends pulumi.dynamic.Resource {
   declare public readonly rpsFlowCnt: pulumi.Output<number | null>;
   /** The interface's driver, as `ethtool -i` reports it. */
   declare public readonly driver: pulumi.Output<string>;
-  /** The systemd unit that writes the files at boot, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that writes the files at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation (RPS that may be redundant, values changed outside nettune). */
   declare public readonly warnings: pulumi.Output<string[]>;
@@ -99,6 +103,8 @@ export class PacketSteering extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("PacketSteering", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("PacketSteering", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         rps: args.rps,

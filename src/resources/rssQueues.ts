@@ -3,6 +3,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /** How RSS spreads received flows over the rx queues (`ethtool -X`). */
 export type RssIndirection =
@@ -51,8 +52,11 @@ export interface RssQueuesArgs {
  * ```
  */
 export class RssQueues extends pulumi.dynamic.Resource {
+  /** The combined channel count as declared, or as live after a refresh ("max" while it still is). */
   declare public readonly combined: pulumi.Output<number | "max" | undefined>;
+  /** The rx channel count as declared, or as live after a refresh. */
   declare public readonly rx: pulumi.Output<number | "max" | undefined>;
+  /** The tx channel count as declared, or as live after a refresh. */
   declare public readonly tx: pulumi.Output<number | "max" | undefined>;
   /** The counts nettune set, "max" resolved to the driver's maximum. */
   declare public readonly applied: pulumi.Output<{ rx?: number; tx?: number; combined?: number }>;
@@ -68,9 +72,11 @@ export class RssQueues extends pulumi.dynamic.Resource {
     tx: number | null;
     combined: number | null;
   }>;
+  /** Whether nettune set the indirection table (destroy puts the driver's default back). */
+  declare public readonly indirectionSet: pulumi.Output<boolean>;
   /** The interface's driver, as `ethtool -i` reports it. */
   declare public readonly driver: pulumi.Output<string>;
-  /** The systemd unit that re-applies the counts at boot, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that re-applies the counts at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** Messages from the last operation. */
   declare public readonly warnings: pulumi.Output<string[]>;
@@ -85,6 +91,8 @@ export class RssQueues extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("RssQueues", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("RssQueues", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         combined: args.combined,

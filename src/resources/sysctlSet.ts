@@ -4,6 +4,7 @@ import type { SysctlValue } from "../schemas/publicTypes";
 import { sysctlWarnings } from "../schemas/sysctlSet";
 import { claimSettings, hostIdOf, resetClaims, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 type Triplet = readonly [min: number, def: number, max: number];
 
@@ -105,8 +106,12 @@ export class SysctlSet extends pulumi.dynamic.Resource {
   declare public readonly values: pulumi.Output<Record<string, SysctlValue>>;
   /** What nettune set. */
   declare public readonly applied: pulumi.Output<Record<string, SysctlValue>>;
-  /** The live value of each key before nettune first set it; put back on destroy. */
-  declare public readonly originals: pulumi.Output<Record<string, string>>;
+  /**
+   * The live value of each key before nettune first set it, typed as `values` are (`65535`,
+   * `[4096, 131072, 6291456]`, `"cubic"`); put back on destroy.
+   */
+  declare public readonly originals: pulumi.Output<Record<string, SysctlValue>>;
+  /** Where the values live: the running kernel, the sysctl.d file, or both. */
   declare public readonly persist: pulumi.Output<"runtime" | "persistent" | "both">;
   /** The sysctl.d file this resource owns, or null with persist "runtime". */
   declare public readonly filePath: pulumi.Output<string | null>;
@@ -124,6 +129,8 @@ export class SysctlSet extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("SysctlSet", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("SysctlSet", name, opts),
         connection,
         values: args.values,
         persist: args.persist,

@@ -8,6 +8,7 @@ import type { ConnectionArgs } from "./connection";
 import { defaultUnitName } from "../schemas/link";
 import { claimSettings, hostIdOf, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
+import { resourceUrn } from "./urn";
 
 /**
  * The XDP program: C source compiled on the machine running Pulumi (clang `-target bpf -O2 -g`,
@@ -228,12 +229,15 @@ export function xdpObjectOf(resource: string, program: XdpProgramSource): Buffer
  * ```
  */
 export class XdpProgram extends pulumi.dynamic.Resource {
+  /** The interface, as declared. */
   declare public readonly interface: pulumi.Output<string>;
+  /** The program's function in the object, as declared. */
   declare public readonly programName: pulumi.Output<string>;
+  /** The attach mode, as declared. */
   declare public readonly mode: pulumi.Output<"native" | "generic" | "hw">;
   /** The constants the program was loaded with. */
   declare public readonly constants: pulumi.Output<Record<string, unknown>>;
-  /** sha256 of the object; `none` after a refresh that found the program gone. */
+  /** sha256 of the object; `"none"` after a refresh that found the program gone. */
   declare public readonly objectSha256: pulumi.Output<string>;
   /** The attached program; absent after a refresh that found it gone. */
   declare public readonly attached: pulumi.Output<XdpAttached | undefined>;
@@ -243,7 +247,7 @@ export class XdpProgram extends pulumi.dynamic.Resource {
   declare public readonly pinDir: pulumi.Output<string>;
   /** The object on the host. */
   declare public readonly objectPath: pulumi.Output<string>;
-  /** The boot unit, or null with `persist: false`. */
+  /** The systemd unit file (`/etc/systemd/system/…`) that attaches the program at boot, or null with `persist: false`. */
   declare public readonly unitPath: pulumi.Output<string | null>;
   /** The program nettune took over (`takeOver`), put back on destroy; null when none. */
   declare public readonly takenOver: pulumi.Output<{
@@ -266,6 +270,8 @@ export class XdpProgram extends pulumi.dynamic.Resource {
         __nettuneName: name,
         // Who owns its settings across stacks (the ownership record on the host).
         __nettuneOwner: ownerIdentity("XdpProgram", name),
+        // Lets the provider show its messages under this resource (./urn.ts).
+        __nettuneUrn: resourceUrn("XdpProgram", name, opts),
         connection: pulumi.secret(args.connection),
         interface: args.interface,
         programName: args.programName,

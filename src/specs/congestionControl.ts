@@ -27,6 +27,8 @@ import {
   renderUnitInstall,
   renderUnitRemove,
   unitName,
+  unitNameOfPath,
+  unitPathOf,
   type LinkUnit,
 } from "../host/systemd";
 import {
@@ -51,28 +53,33 @@ import { handlerOf, type Spec } from "../engine/spec";
 export const MODULES_LOAD_D = "/etc/modules-load.d";
 
 export interface CongestionControlOutputs extends CongestionControlInputs {
-  /** net.ipv4.tcp_congestion_control before nettune first set it. */
-  originalAlgorithm: string;
+  /** What the host had before nettune first set it; put back on delete. */
+  originals: {
+    /** net.ipv4.tcp_congestion_control. */
+    algorithm: string;
+    /** net.core.default_qdisc; null when nettune does not set it. */
+    defaultQdisc: string | null;
+    /** Each listed interface's root qdisc. */
+    qdiscs: Record<string, SavedQdisc>;
+  };
   /** What nettune set. */
-  appliedAlgorithm: string;
-  /** net.core.default_qdisc before nettune first set it; null when nettune does not set it. */
-  originalDefaultQdisc: string | null;
-  /** The default qdisc nettune set, or null. */
-  appliedDefaultQdisc: string | null;
-  /** Each listed interface's root qdisc before nettune replaced it. */
-  originalQdiscs: Record<string, SavedQdisc>;
-  /** The root qdisc nettune gave the listed interfaces, or null. */
-  appliedQdisc: string | null;
+  applied: {
+    algorithm: string;
+    /** The default qdisc nettune set, or null. */
+    defaultQdisc: string | null;
+    /** The root qdisc nettune gave the listed interfaces, or null. */
+    qdisc: string | null;
+  };
   /** The live root qdisc kind of each listed interface. */
   rootQdiscs: Record<string, string>;
   /** Kernel modules loaded for the algorithm or qdisc (listed in the modules-load.d file). */
   modules: string[];
   /** The sysctl.d file this resource owns, or null without persist. */
-  sysctlFile: string | null;
+  filePath: string | null;
   /** The modules-load.d file this resource owns, or null. */
-  modulesFile: string | null;
-  /** The systemd units that set the interfaces' root qdisc at boot. */
-  units: string[];
+  modulesFilePath: string | null;
+  /** The systemd units (their files) that set the interfaces' root qdisc at boot. */
+  unitPaths: string[];
   /** The algorithm a TCP connection opened on the host after applying got, or null if unseen. */
   observedAlgorithm: string | null;
   /** Messages from the last operation the user should read. */
@@ -273,7 +280,7 @@ function plan(
   }
 
   // The algorithm.
-  const originalAlgorithm = olds?.originalAlgorithm ?? p.current;
+  const originalAlgorithm = olds?.originals.algorithm ?? p.current;
   if (news) {
     if (p.current !== news.algorithm) {
       steps.push(protocol.sysctlWriteStep("algorithm", CC_KEY, news.algorithm, p.current));
@@ -282,8 +289,8 @@ function plan(
     const r = restoreOrWarn({
       what: CC_KEY,
       live: p.current,
-      applied: olds.appliedAlgorithm,
-      original: olds.originalAlgorithm,
+      applied: olds.applied.algorithm,
+      original: olds.originals.algorithm,
       where: target,
     });
     if (r.action === "restore")
@@ -296,16 +303,16 @@ function plan(
   const wantDefault = liveDefault !== undefined ? news?.qdisc : undefined;
   let originalDefaultQdisc: string | null = null;
   if (wantDefault !== undefined && liveDefault !== undefined) {
-    originalDefaultQdisc = olds?.originalDefaultQdisc ?? liveDefault;
+    originalDefaultQdisc = olds?.originals.defaultQdisc ?? liveDefault;
     if (liveDefault !== wantDefault) {
       steps.push(protocol.sysctlWriteStep("qdisc", DEFAULT_QDISC_KEY, wantDefault, liveDefault));
     }
-  } else if (olds?.originalDefaultQdisc != null && liveDefault !== undefined) {
+  } else if (olds?.originals.defaultQdisc != null && liveDefault !== undefined) {
     const r = restoreOrWarn({
       what: DEFAULT_QDISC_KEY,
       live: liveDefault,
-      applied: olds.appliedDefaultQdisc ?? "",
-      original: olds.originalDefaultQdisc,
+      applied: olds.applied.defaultQdisc ?? "",
+      original: olds.originals.defaultQdisc,
       where: target,
     });
     if (r.action === "restore")
@@ -328,7 +335,7 @@ function plan(
     const live = qs ? rootQdisc(qs, dev) : undefined;
     if (!qs || !live) throw new Error(`interfaces: no interface ${dev} on ${target}`);
     const kind = news!.qdisc!;
-    const known = olds?.originalQdiscs[dev];
+    const known = olds?.originals.qdiscs[dev];
     originalQdiscs[dev] = known ?? save(live);
     rootQdiscs[dev] = kind;
     if (!known) {
@@ -348,11 +355,11 @@ function plan(
     }
     if (live.kind !== kind) steps.push(replaceStep(dev, kind, live));
   }
-  const previouslySet = olds?.appliedQdisc ? olds.interfaces : [];
+  const previouslySet = olds?.applied.qdisc ? olds.interfaces : [];
   for (const dev of previouslySet.filter((d) => !wanted.includes(d))) {
     const qs = p.interfaces[dev];
-    const orig = olds?.originalQdiscs[dev];
-    const applied = olds?.appliedQdisc ?? "";
+    const orig = olds?.originals.qdiscs[dev];
+    const applied = olds?.applied.qdisc ?? "";
     if (!qs) {
       warnings.push(`${dev} is gone from ${target}; its root qdisc cannot be restored`);
       continue;
@@ -390,8 +397,8 @@ function plan(
     steps.push(protocol.fileWriteStep("persist", sysctlFile, renderSysctlConf(owner, values)));
   }
   // A file of the old state under another name (persist off, a renamed resource) goes.
-  if (olds?.sysctlFile && olds.sysctlFile !== sysctlFile) {
-    steps.push(protocol.fileRemoveStep("persist", olds.sysctlFile));
+  if (olds?.filePath && olds.filePath !== sysctlFile) {
+    steps.push(protocol.fileRemoveStep("persist", olds.filePath));
   }
   let modulesFile: string | null = null;
   if (persist && modules.length > 0) {
@@ -400,17 +407,18 @@ function plan(
       protocol.fileWriteStep("persist", modulesFile, renderModulesLoadConf(owner, modules)),
     );
   }
-  if (olds?.modulesFile && olds.modulesFile !== modulesFile) {
-    steps.push(protocol.fileRemoveStep("persist", olds.modulesFile));
+  if (olds?.modulesFilePath && olds.modulesFilePath !== modulesFile) {
+    steps.push(protocol.fileRemoveStep("persist", olds.modulesFilePath));
   }
   const oldUnit = (unit: string): LinkUnit | undefined => {
     const dev = olds?.interfaces.find((d) => unitName("qdisc", `${name}-${d}`) === unit);
-    return dev && olds?.appliedQdisc ? linkUnitOf(name, dev, olds.appliedQdisc) : undefined;
+    return dev && olds?.applied.qdisc ? linkUnitOf(name, dev, olds.applied.qdisc) : undefined;
   };
+  const oldUnits = (olds?.unitPaths ?? []).map(unitNameOfPath);
   const units = persist && news?.qdisc ? wanted.map((d) => linkUnitOf(name, d, news.qdisc!)) : [];
   for (const u of units) {
     const before = oldUnit(u.name);
-    if (before && olds?.units.includes(u.name) && renderLinkUnit(before) === renderLinkUnit(u)) {
+    if (before && oldUnits.includes(u.name) && renderLinkUnit(before) === renderLinkUnit(u)) {
       continue;
     }
     steps.push({
@@ -419,12 +427,10 @@ function plan(
       // -e: a unit file that cannot be written fails the step, not only a failing systemctl.
       run: `set -e\n${renderUnitInstall(u)}`,
       undo:
-        before && olds?.units.includes(u.name)
-          ? renderUnitInstall(before)
-          : renderUnitRemove(u.name),
+        before && oldUnits.includes(u.name) ? renderUnitInstall(before) : renderUnitRemove(u.name),
     });
   }
-  for (const old of olds?.units ?? []) {
+  for (const old of oldUnits) {
     if (units.some((u) => u.name === old)) continue;
     const before = oldUnit(old);
     steps.push({
@@ -439,17 +445,21 @@ function plan(
     steps,
     warnings,
     state: {
-      originalAlgorithm,
-      appliedAlgorithm: news?.algorithm ?? originalAlgorithm,
-      originalDefaultQdisc,
-      appliedDefaultQdisc: wantDefault ?? null,
-      originalQdiscs,
-      appliedQdisc: wanted.length > 0 ? news!.qdisc! : null,
+      originals: {
+        algorithm: originalAlgorithm,
+        defaultQdisc: originalDefaultQdisc,
+        qdiscs: originalQdiscs,
+      },
+      applied: {
+        algorithm: news?.algorithm ?? originalAlgorithm,
+        defaultQdisc: wantDefault ?? null,
+        qdisc: wanted.length > 0 ? news!.qdisc! : null,
+      },
       rootQdiscs,
       modules,
-      sysctlFile,
-      modulesFile,
-      units: units.map((u) => u.name),
+      filePath: sysctlFile,
+      modulesFilePath: modulesFile,
+      unitPaths: units.map((u) => unitPathOf(u.name)),
     },
   };
 }
@@ -528,7 +538,7 @@ const sameSet = (a: readonly string[], b: readonly string[]) =>
 
 /** The interfaces whose root qdisc the state says this resource set. */
 const heldInterfaces = (olds: CongestionControlOutputs) =>
-  olds.appliedQdisc ? olds.interfaces : [];
+  olds.applied.qdisc ? olds.interfaces : [];
 
 export const congestionControlSpec: Spec<CongestionControlInputs, CongestionControlOutputs, Facts> =
   {
@@ -541,17 +551,13 @@ export const congestionControlSpec: Spec<CongestionControlInputs, CongestionCont
     normalize: (olds, news) =>
       sameSet(olds.interfaces, news.interfaces) ? { ...news, interfaces: olds.interfaces } : news,
     outputs: [
-      "originalAlgorithm",
-      "appliedAlgorithm",
-      "originalDefaultQdisc",
-      "appliedDefaultQdisc",
-      "originalQdiscs",
-      "appliedQdisc",
+      "originals",
+      "applied",
       "rootQdiscs",
       "modules",
-      "sysctlFile",
-      "modulesFile",
-      "units",
+      "filePath",
+      "modulesFilePath",
+      "unitPaths",
       "observedAlgorithm",
     ],
     id: (inputs) => `congestion/${inputs.resourceName}`,
@@ -600,8 +606,8 @@ export const congestionControlSpec: Spec<CongestionControlInputs, CongestionCont
       const p = facts.probe;
       const rootQdiscs: Record<string, string> = {};
       let qdisc = olds.qdisc;
-      if (olds.appliedDefaultQdisc && p.defaultQdisc !== undefined) {
-        if (p.defaultQdisc !== olds.appliedDefaultQdisc) qdisc = p.defaultQdisc;
+      if (olds.applied.defaultQdisc && p.defaultQdisc !== undefined) {
+        if (p.defaultQdisc !== olds.applied.defaultQdisc) qdisc = p.defaultQdisc;
       }
       for (const dev of heldInterfaces(olds)) {
         const qs = p.interfaces[dev];
@@ -609,7 +615,7 @@ export const congestionControlSpec: Spec<CongestionControlInputs, CongestionCont
         if (!live) continue;
         rootQdiscs[dev] = live.kind;
         // A root qdisc changed behind nettune's back shows as drift of qdisc.
-        if (qdisc === olds.qdisc && live.kind !== olds.appliedQdisc) qdisc = live.kind;
+        if (qdisc === olds.qdisc && live.kind !== olds.applied.qdisc) qdisc = live.kind;
       }
       // Refresh also brings the outputs that follow the host up to date.
       const out: Partial<CongestionControlOutputs> = {

@@ -7,7 +7,14 @@
 import { parseIpLink, renderIpLinkSet, renderIpLinkShow, type IpLinkSettings } from "../host/ip";
 import { mtuSchema, type MtuInputs } from "../schemas/mtu";
 import { messageOf, missingTool, runBatch } from "../engine/batch";
-import { renderUnitInstall, renderUnitRemove, unitName, type LinkUnit } from "../host/systemd";
+import {
+  renderUnitInstall,
+  renderUnitRemove,
+  unitName,
+  unitNameOfPath,
+  unitPathOf,
+  type LinkUnit,
+} from "../host/systemd";
 import { renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import { applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
@@ -17,12 +24,12 @@ import { restoreOrWarn } from "../engine/restore";
 import { handlerOf, type Probed, type Spec } from "../engine/spec";
 
 export interface MtuOutputs extends MtuInputs {
-  originalMtu: number;
-  originalTxQueueLength: number | null;
+  /** The link before nettune first set it; put back on delete (txQueueLength only if declared). */
+  originals: { mtu: number; txQueueLength: number | null };
   /** Whether the SSH connection ran over this interface when it was last applied. */
   carriesSsh: boolean;
-  /** The systemd unit that applies the MTU at boot, or null without persist. */
-  unit: string | null;
+  /** The systemd unit (its file) that applies the MTU at boot, or null without persist. */
+  unitPath: string | null;
   /** Messages from the last operation the user should read. */
   warnings: string[];
 }
@@ -178,7 +185,7 @@ export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
   replaceOn: ["connection", "interface"],
   // It names the unit and the rollback, which follow in place.
   shows: (field) => field !== "resourceName",
-  outputs: ["originalMtu", "originalTxQueueLength", "carriesSsh", "unit"],
+  outputs: ["originals", "carriesSsh", "unitPath"],
   id: (inputs) => `mtu/${inputs.interface}`,
 
   probe: (t, inputs) => readLink(t, inputs.interface),
@@ -209,14 +216,16 @@ export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
     const fromJournal = (key: string, live: number | null) =>
       journaled[key] !== undefined && /^\d+$/.test(journaled[key]) ? Number(journaled[key]) : live;
     const unit = news.persist ? linkUnit(news) : undefined;
-    if (olds?.unit && olds.unit !== unit?.name)
-      await t.exec({ script: renderUnitRemove(olds.unit) });
+    const oldUnit = olds?.unitPath ? unitNameOfPath(olds.unitPath) : undefined;
+    if (oldUnit && oldUnit !== unit?.name) await t.exec({ script: renderUnitRemove(oldUnit) });
     if (unit) await t.exec({ script: renderUnitInstall(unit) });
     return {
-      originalMtu: olds?.originalMtu ?? fromJournal("mtu", link.mtu)!,
-      originalTxQueueLength: olds ? olds.originalTxQueueLength : fromJournal("txqlen", link.txqlen),
+      originals: olds?.originals ?? {
+        mtu: fromJournal("mtu", link.mtu)!,
+        txQueueLength: fromJournal("txqlen", link.txqlen),
+      },
       carriesSsh: link.sshInterface === news.interface,
-      unit: unit?.name ?? null,
+      unitPath: unit ? unitPathOf(unit.name) : null,
       warnings: [],
     };
   },
@@ -226,7 +235,7 @@ export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
     // A rollback left armed by an interrupted apply must not fire later; the unit goes first,
     // so a failure below never leaves it to set the MTU again at boot.
     const cleanup = [`{ ${renderDisarm(tokenOf(olds))}\n} >/dev/null 2>&1`];
-    if (olds.unit) cleanup.push(renderUnitRemove(olds.unit));
+    if (olds.unitPath) cleanup.push(renderUnitRemove(unitNameOfPath(olds.unitPath)));
     cleanup.push(renderJournalRemove(journalPathOf(olds)));
     await t.exec({ script: cleanup.join("\n") });
     if (!link) return;
@@ -236,7 +245,7 @@ export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
       what: "mtu",
       live: link.mtu,
       applied: olds.mtu,
-      original: olds.originalMtu,
+      original: olds.originals.mtu,
       where,
     });
     if (mtu.action === "restore") back.mtu = mtu.to;
@@ -247,7 +256,7 @@ export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
         what: "txQueueLength",
         live: link.txqlen ?? undefined,
         applied: olds.txQueueLength,
-        original: olds.originalTxQueueLength ?? undefined,
+        original: olds.originals.txQueueLength ?? undefined,
         where,
       });
       if (txqlen.action === "restore") back.txqlen = txqlen.to;

@@ -26,8 +26,16 @@ import { restoreOrWarn } from "../engine/restore";
 import { handlerOf, type ProbeFor, type Spec } from "../engine/spec";
 
 export interface SysctlSetOutputs extends SysctlSetInputs {
-  /** The live value of each key before nettune first set it, as the kernel printed it. */
-  originals: Record<string, string>;
+  /**
+   * The live value of each key before nettune first set it, typed as `values` are (numbers,
+   * lists of numbers, words); put back on delete.
+   */
+  originals: Record<string, SysctlValue>;
+  /**
+   * The kernel's text of each original whose typed form would print otherwise (rare: leading
+   * zeros, a number in a list beyond 2^53): what delete writes back for that key. Internal, not documented.
+   */
+  originalsText: Record<string, string>;
   /** What nettune set (live and/or in the file). */
   applied: Record<string, SysctlValue>;
   /** The sysctl.d file this resource owns, when persist is "persistent" or "both". */
@@ -45,6 +53,29 @@ const textOf = (v: SysctlValue | string) => (typeof v === "string" ? v : formatS
 /** Two values as the kernel prints them: `1` and "1", `[4096, 87380]` and "4096\t87380". */
 const same = (a: SysctlValue | string | undefined, b: SysctlValue | string | undefined) =>
   a !== undefined && b !== undefined && normalizeSysctl(textOf(a)) === normalizeSysctl(textOf(b));
+
+/**
+ * Originals as the kernel printed them, typed as the inputs are (the way refresh reads values),
+ * with the text of any whose typed form would not print back the same kept for restore.
+ */
+export function typedOriginals(
+  texts: Readonly<Record<string, string>>,
+): Pick<SysctlSetOutputs, "originals" | "originalsText"> {
+  const originals: Record<string, SysctlValue> = {};
+  const originalsText: Record<string, string> = {};
+  for (const [key, text] of Object.entries(texts)) {
+    const value = parseSysctlValue(text);
+    originals[key] = value;
+    if (formatSysctl(value) !== normalizeSysctl(text)) originalsText[key] = text;
+  }
+  return { originals, originalsText };
+}
+
+/** The text delete (or an update that gives a key back) writes to restore `key`. */
+function originalText(olds: SysctlSetOutputs, key: string): string | undefined {
+  const value = olds.originals[key];
+  return olds.originalsText[key] ?? (value === undefined ? undefined : formatSysctl(value));
+}
 
 /**
  * The set's journal of originals on the host: written by create before its first write (or by
@@ -194,7 +225,7 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
   // Without a file, the file name only names the resource: renaming it changes nothing.
   normalize: (olds, news) =>
     fileOf(olds.persist) || fileOf(news.persist) ? news : { ...news, fileName: olds.fileName },
-  outputs: ["originals", "applied", "filePath"],
+  outputs: ["originals", "originalsText", "applied", "filePath"],
   id: (inputs) => `sysctl/${inputs.fileName}`,
 
   async probe(t, inputs, why) {
@@ -257,10 +288,8 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
       if (filePath) planned.push({ step: protocol.fileOwnedStep("fileName", filePath) });
       if (runtime) for (const key of keys) planned.push(keyStep(key, news.values[key]!, capture));
       if (filePath) planned.push(fileStep(news, filePath));
-      const originals = {
-        ...(await runPlanned(t, planned, capture, journalPathOf(news.fileName))),
-      };
-      return { originals, applied: { ...news.values }, filePath, warnings: [] };
+      const texts = await runPlanned(t, planned, capture, journalPathOf(news.fileName));
+      return { ...typedOriginals(texts), applied: { ...news.values }, filePath, warnings: [] };
     }
     const live = (key: string) => {
       const r = facts.keys.get(key);
@@ -268,7 +297,7 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
     };
     const originals: Record<string, string> = {};
     for (const key of keys) {
-      const original = olds.originals[key] ?? live(key);
+      const original = originalText(olds, key) ?? live(key);
       if (original !== undefined) originals[key] = original;
       // Only what differs from the live value is written: a drifted key is set again.
       if (runtime && !same(live(key), news.values[key]))
@@ -281,7 +310,7 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
           what: key,
           live: live(key),
           applied: formatSysctl(olds.applied[key]!),
-          original: olds.originals[key],
+          original: originalText(olds, key),
           where: t.target,
           same,
         });
@@ -291,7 +320,12 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
     }
     if (filePath) planned.push(fileStep(news, filePath));
     await runPlanned(t, planned, capture);
-    return { originals, applied: { ...news.values }, filePath, warnings: [] };
+    return {
+      ...typedOriginals(originals),
+      applied: { ...news.values },
+      filePath,
+      warnings: [],
+    };
   },
 
   async release(ctx, facts, olds) {
@@ -311,7 +345,7 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
           what: key,
           live: r?.value,
           applied: formatSysctl(applied),
-          original: olds.originals[key],
+          original: originalText(olds, key),
           where: t.target,
           same,
         });

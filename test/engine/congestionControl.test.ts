@@ -104,22 +104,40 @@ describe("CongestionControl lifecycle", () => {
     expect(r.outputs.cc_observedAlgorithm).toBe("reno");
     expect(await newConnectionAlgorithm()).toBe("reno");
 
-    expect(r.outputs.cc_originalAlgorithm).toBe("bbr");
-    expect(r.outputs.cc_originalDefaultQdisc).toBeNull();
-    expect(r.outputs.cc_originalQdiscs).toMatchObject({
-      ntcc0: { kind: "tbf", handle: tbfBefore.handle, kernelDefault: false },
-      ntcc1: { kind: "noqueue", handle: "0:", kernelDefault: true },
+    expect(r.outputs.cc_originals).toMatchObject({
+      algorithm: "bbr",
+      defaultQdisc: null,
+      qdiscs: {
+        ntcc0: { kind: "tbf", handle: tbfBefore.handle, kernelDefault: false },
+        ntcc1: { kind: "noqueue", handle: "0:", kernelDefault: true },
+      },
+    });
+    expect(r.outputs.cc_applied).toEqual({
+      algorithm: "reno",
+      defaultQdisc: null,
+      qdisc: "pfifo_fast",
     });
     expect(r.outputs.cc_rootQdiscs).toEqual({ ntcc0: "pfifo_fast", ntcc1: "pfifo_fast" });
     expect((r.outputs.cc_warnings as string[]).join("\n")).toMatch(
       /net\.core\.default_qdisc does not exist on .*only the root qdisc of ntcc0, ntcc1 is set to pfifo_fast/,
     );
+    // Create's warning is shown under the resource, not the stack.
+    const shown = r.events.filter(
+      (e) =>
+        e.type === "diagnostic" &&
+        e.severity === "warning" &&
+        (e.message ?? "").includes("net.core.default_qdisc does not exist"),
+    );
+    expect(shown.map((e) => e.urn)).toEqual([
+      expect.stringMatching(/::pulumi-nodejs:dynamic\/nettune:CongestionControl::cc$/),
+    ]);
     const file = await onHost(host, `cat ${SYSCTL_FILE}`);
     expect(file).toContain("net.ipv4.tcp_congestion_control = reno");
     expect(file).not.toContain("default_qdisc");
-    expect(r.outputs.cc_units).toEqual([
-      "nettune-qdisc-cc-ntcc0.service",
-      "nettune-qdisc-cc-ntcc1.service",
+    expect(r.outputs.cc_filePath).toBe(SYSCTL_FILE);
+    expect(r.outputs.cc_unitPaths).toEqual([
+      "/etc/systemd/system/nettune-qdisc-cc-ntcc0.service",
+      "/etc/systemd/system/nettune-qdisc-cc-ntcc1.service",
     ]);
     const enabled = await onHost(
       host,

@@ -274,7 +274,7 @@ describe.concurrent("a cut path or a killed session leaves nothing lost", () => 
           expect(differences(before, await snapshot(h))).toEqual([]);
           const [again, destroyed] = await run(stack, args, "up", "destroy");
           expect(errorOf(again!)).toBeUndefined();
-          expect(again!.outputs.mtu_originalMtu).toBe(1500);
+          expect(again!.outputs.mtu_originals).toMatchObject({ mtu: 1500 });
           expect(errorOf(destroyed!)).toBeUndefined();
           clean = true;
           expect(differences(before, await snapshot(h))).toEqual([]);
@@ -377,7 +377,7 @@ describe.concurrent("a cut path or a killed session leaves nothing lost", () => 
           // is the journal's 1500, and destroy puts it back.
           const [again, destroyed] = await run(stack, args, "up", "destroy");
           expect(errorOf(again!)).toBeUndefined();
-          expect(again!.outputs.mtu_originalMtu).toBe(1500);
+          expect(again!.outputs.mtu_originals).toMatchObject({ mtu: 1500 });
           expect(errorOf(destroyed!)).toBeUndefined();
           clean = true;
           expect(differences(before, await snapshot(h))).toEqual([]);

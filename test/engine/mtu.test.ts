@@ -35,7 +35,8 @@ describe("Mtu lifecycle on the interface SSH runs over", () => {
     const r = stack.up(args({ mtu: 1400, txQueueLength: 2000 }));
     expect(r.error).toBeUndefined();
     expect(r.outputs["eth0-mtu_carriesSsh"]).toBe(true);
-    expect(r.outputs["eth0-mtu_originalMtu"]).toBe(1500);
+    expect(r.outputs["eth0-mtu_originals"]).toEqual({ mtu: 1500, txQueueLength: 1000 });
+    expect(r.outputs["eth0-mtu_unitPath"]).toBe("/etc/systemd/system/nettune-mtu-eth0-mtu.service");
     expect(await mtuOf(host)).toBe(1400);
     expect((await onHost(host, "cat /sys/class/net/eth0/tx_queue_len")).trim()).toBe("2000");
     const timers = await onHost(

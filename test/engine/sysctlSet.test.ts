@@ -52,7 +52,13 @@ describe("SysctlSet lifecycle", () => {
       "net.ipv4.tcp_rmem": "4096 87380 33554432",
       "net.ipv4.tcp_max_syn_backlog": "16384",
     });
-    expect(r.outputs.web_originals).toEqual(originals);
+    // Typed as the values are: numbers, and a triplet as a list.
+    expect(r.outputs.web_originals).toEqual({
+      "net.core.somaxconn": Number(originals["net.core.somaxconn"]),
+      "net.ipv4.tcp_fin_timeout": Number(originals["net.ipv4.tcp_fin_timeout"]),
+      "net.ipv4.tcp_rmem": originals["net.ipv4.tcp_rmem"]!.split(" ").map(Number),
+      "net.ipv4.tcp_max_syn_backlog": Number(originals["net.ipv4.tcp_max_syn_backlog"]),
+    });
     const file = await onHost(host, "cat /etc/sysctl.d/90-nettune-web.conf");
     expect(file).toContain("net.core.somaxconn = 65535");
     expect(file).toContain("net.ipv4.tcp_rmem = 4096 87380 33554432");
@@ -365,7 +371,7 @@ describe("SysctlSet on an interface with a dot in its name", () => {
     expect(original).toBe("0");
     const up = stack.up(program({ [KEY]: 2 }));
     expect(up.error).toBeUndefined();
-    expect(up.outputs.web_originals).toEqual({ [KEY]: "0" });
+    expect(up.outputs.web_originals).toEqual({ [KEY]: 0 });
     expect((await onHost(host, `cat ${PROC}`)).trim()).toBe("2");
     const file = "/etc/sysctl.d/90-nettune-web.conf";
     expect(await onHost(host, `cat ${file}`)).toContain(`${KEY} = 2`);
@@ -497,6 +503,36 @@ describe("SysctlSet program-level checks and secrets", () => {
     } finally {
       stack.destroy(program({ "net.core.somaxconn": 1 }));
       stack.dispose();
+    }
+  });
+});
+
+describe("warnings show under their resource", () => {
+  const KEY = "net.ipv4.tcp_fin_timeout";
+  const stack = new EngineStack("sysctl", "warnings");
+  afterAll(() => stack.dispose());
+
+  test("destroy's warning about a value changed outside nettune is the resource's, not the stack's", async () => {
+    const before = (await liveSysctls(host, [KEY]))[KEY]!;
+    try {
+      expect(stack.up(program({ [KEY]: 33 })).error).toBeUndefined();
+      await onHost(host, `sysctl -q -w ${KEY}=37`);
+      const d = stack.destroy(program({ [KEY]: 33 }));
+      expect(d.error).toBeUndefined();
+      const warnings = d.events.filter(
+        (e) =>
+          e.type === "diagnostic" &&
+          e.severity === "warning" &&
+          (e.message ?? "").includes("changed outside nettune"),
+      );
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.message).toMatch(
+        /^net\.ipv4\.tcp_fin_timeout: left at 37 on .*: it was changed outside nettune after it was set to 33/,
+      );
+      // Under the resource, as the engine shows a provider's own log messages.
+      expect(warnings[0]!.urn).toMatch(/::pulumi-nodejs:dynamic\/nettune:SysctlSet::web$/);
+    } finally {
+      await onHost(host, `sysctl -q -w ${KEY}=${before}`);
     }
   });
 });

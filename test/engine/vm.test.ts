@@ -65,7 +65,7 @@ describe("on a VM host", () => {
         const up = stack.up(args);
         expect(up.error).toBeUndefined();
         expect(up.outputs["vm-bbr_observedAlgorithm"]).toBe("bbr");
-        expect(up.outputs["vm-bbr_originalAlgorithm"]).toBe("cubic");
+        expect(up.outputs["vm-bbr_originals"]).toMatchObject({ algorithm: "cubic" });
         const live = await onHost(
           vm,
           "sysctl -n net.ipv4.tcp_congestion_control net.core.default_qdisc; lsmod | grep -E '^(tcp_bbr|sch_fq) ' | cut -d' ' -f1 | sort; tc qdisc show dev eth0 root | cut -d' ' -f2; cat /etc/modules-load.d/nettune-vm-bbr.conf",

@@ -23,12 +23,12 @@ export default function program(args: { ccs: CongestionArg[] }): Record<string, 
     });
     out[`${c.name}_algorithm`] = r.algorithm;
     out[`${c.name}_observedAlgorithm`] = r.observedAlgorithm;
-    out[`${c.name}_originalAlgorithm`] = r.originalAlgorithm;
-    out[`${c.name}_originalDefaultQdisc`] = r.originalDefaultQdisc;
-    out[`${c.name}_originalQdiscs`] = r.originalQdiscs;
+    out[`${c.name}_originals`] = r.originals;
+    out[`${c.name}_applied`] = r.applied;
     out[`${c.name}_rootQdiscs`] = r.rootQdiscs;
-    out[`${c.name}_sysctlFile`] = r.sysctlFile;
-    out[`${c.name}_units`] = r.units;
+    out[`${c.name}_filePath`] = r.filePath;
+    out[`${c.name}_modulesFilePath`] = r.modulesFilePath;
+    out[`${c.name}_unitPaths`] = r.unitPaths;
     out[`${c.name}_warnings`] = r.warnings;
   }
   return out;

@@ -61,7 +61,7 @@ export default function program(args: FaultsProgramArgs): Record<string, unknown
       rollbackAfter: args.mtu.rollbackAfter,
       verifyPeers: args.mtu.verifyPeers,
     });
-    out.mtu_originalMtu = m.originalMtu;
+    out.mtu_originals = m.originals;
   }
   return out;
 }

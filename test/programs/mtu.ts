@@ -26,9 +26,10 @@ export default function program(args: { mtus: MtuArg[] }): Record<string, unknow
       rollbackAfter: m.rollbackAfter,
     });
     out[`${m.name}_mtu`] = r.mtu;
-    out[`${m.name}_originalMtu`] = r.originalMtu;
+    out[`${m.name}_originals`] = r.originals;
     out[`${m.name}_carriesSsh`] = r.carriesSsh;
-    out[`${m.name}_unit`] = r.unit;
+    out[`${m.name}_unitPath`] = r.unitPath;
+    out[`${m.name}_warnings`] = r.warnings;
   }
   return out;
 }

@@ -126,25 +126,28 @@ describe("a network namespace with everything built in (a sandbox host)", () => 
     expect(rootKind(host, "ntcc0")?.kind).toBe("pfifo_fast");
     expect(rootKind(host, "ntcc1")?.kind).toBe("pfifo_fast");
     expect(outs).toMatchObject({
-      originalAlgorithm: "bbr",
-      appliedAlgorithm: "reno",
-      originalDefaultQdisc: null,
-      appliedDefaultQdisc: null,
-      appliedQdisc: "pfifo_fast",
-      originalQdiscs: {
-        ntcc0: {
-          kind: "tbf",
-          handle: "8022:",
-          params: ["rate", "125000000bps", "burst", "262125", "limit", "6512144"],
-          kernelDefault: false,
+      originals: {
+        algorithm: "bbr",
+        defaultQdisc: null,
+        qdiscs: {
+          ntcc0: {
+            kind: "tbf",
+            handle: "8022:",
+            params: ["rate", "125000000bps", "burst", "262125", "limit", "6512144"],
+            kernelDefault: false,
+          },
+          ntcc1: { kind: "noqueue", handle: "0:", params: [], kernelDefault: true },
         },
-        ntcc1: { kind: "noqueue", handle: "0:", params: [], kernelDefault: true },
       },
+      applied: { algorithm: "reno", defaultQdisc: null, qdisc: "pfifo_fast" },
       rootQdiscs: { ntcc0: "pfifo_fast", ntcc1: "pfifo_fast" },
       modules: [],
-      modulesFile: null,
-      sysctlFile: SYSCTL_FILE,
-      units: ["nettune-qdisc-cc-ntcc0.service", "nettune-qdisc-cc-ntcc1.service"],
+      modulesFilePath: null,
+      filePath: SYSCTL_FILE,
+      unitPaths: [
+        "/etc/systemd/system/nettune-qdisc-cc-ntcc0.service",
+        "/etc/systemd/system/nettune-qdisc-cc-ntcc1.service",
+      ],
       observedAlgorithm: "reno",
     });
     // The only warning: the kernel-wide default qdisc does not exist in a namespace.
@@ -194,8 +197,8 @@ describe("a network namespace with everything built in (a sandbox host)", () => 
       qdisc: "pfifo",
       observedAlgorithm: "bbr",
       rootQdiscs: { ntcc0: "pfifo_fast", ntcc1: "pfifo" },
-      originalAlgorithm: "bbr",
-      appliedAlgorithm: "reno",
+      originals: { algorithm: "bbr" },
+      applied: { algorithm: "reno" },
     });
     expect(drift.inputs).toEqual({ ...inputsOf(DECL), algorithm: "bbr", qdisc: "pfifo" });
     expect(handler.diff(id, drift.props, inputsOf(DECL)).detailedDiff).toEqual({
@@ -328,8 +331,8 @@ describe("a network namespace with everything built in (a sandbox host)", () => 
     expect(rootKind(host, "ntcc0")?.kind).toBe("htb");
     expect(rootKind(host, "ntcc1")).toEqual(NOQUEUE);
     // The original of ntcc0 is still the tbf it had before nettune first touched it.
-    expect(updated.originalQdiscs).toEqual({ ntcc0: outs.originalQdiscs.ntcc0 });
-    expect(updated.units).toEqual(["nettune-qdisc-cc-ntcc0.service"]);
+    expect(updated.originals.qdiscs).toEqual({ ntcc0: outs.originals.qdiscs.ntcc0 });
+    expect(updated.unitPaths).toEqual(["/etc/systemd/system/nettune-qdisc-cc-ntcc0.service"]);
     expect(Object.keys(host.etc()).sort()).toEqual([unitFile("ntcc0"), SYSCTL_FILE].sort());
     expect(host.etc()[unitFile("ntcc0")]).toContain("root htb");
 
@@ -340,7 +343,7 @@ describe("a network namespace with everything built in (a sandbox host)", () => 
       persist: false,
     });
     const last = await handler.update(id, updated, runtimeOnly, ctx);
-    expect(last).toMatchObject({ sysctlFile: null, units: [] });
+    expect(last).toMatchObject({ filePath: null, unitPaths: [] });
     expect(host.etc()).toEqual({});
     expect(rootKind(host, "ntcc0")?.kind).toBe("htb");
 
@@ -361,12 +364,14 @@ describe("a first namespace whose kernel has bbr, fq and fq_codel as modules", (
     expect(host.proc(QDISC_KEY)).toBe("fq");
     expect(rootKind(host, "eth0")?.kind).toBe("fq");
     expect(outs).toMatchObject({
-      originalAlgorithm: "cubic",
-      originalDefaultQdisc: "fq_codel",
-      appliedDefaultQdisc: "fq",
-      originalQdiscs: { eth0: { kind: "fq_codel", handle: "0:", kernelDefault: true } },
+      originals: {
+        algorithm: "cubic",
+        defaultQdisc: "fq_codel",
+        qdiscs: { eth0: { kind: "fq_codel", handle: "0:", kernelDefault: true } },
+      },
+      applied: { defaultQdisc: "fq" },
       modules: ["tcp_bbr", "sch_fq"],
-      modulesFile: "/etc/modules-load.d/nettune-cc.conf",
+      modulesFilePath: "/etc/modules-load.d/nettune-cc.conf",
       observedAlgorithm: "bbr",
     });
     expect(host.etc()["/etc/modules-load.d/nettune-cc.conf"]).toBe(

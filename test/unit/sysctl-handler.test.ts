@@ -13,6 +13,7 @@ import type { HandlerContext } from "../../src/engine/lifecycle";
 import { sysctlSetHandler as handler, type SysctlSetOutputs } from "../../src/specs/sysctlSet";
 import { sysctlSetSchema, type SysctlSetInputs } from "../../src/schemas/sysctlSet";
 import { renderSysctlConf, renderSysctlRead, sysctlPath } from "../../src/host/sysctl";
+import { parseSysctlValue } from "../../src/schemas/sysctl";
 import { FakeHost } from "../helpers/fakeTransport";
 
 const CONNECTION = {
@@ -129,7 +130,7 @@ describe("create", () => {
     const { outs } = await handler.create(inputsOf(TUNED), ctx);
     const keys = Object.keys(TUNED);
     expect(outs.originals).toEqual(
-      Object.fromEntries(keys.map((k) => [k, ORIGINAL[k]!.split("\t").join(" ")])),
+      Object.fromEntries(keys.map((k) => [k, parseSysctlValue(ORIGINAL[k]!)])),
     );
     // Destroy puts those back and removes the journal.
     await handler.delete(`${TARGET}/sysctl/${FILE}`, outs, ctx);
@@ -150,10 +151,10 @@ describe("create", () => {
     expect(script.indexOf("cat /proc/sys/")).toBeLessThan(script.indexOf("tee /proc/sys/"));
     expect(id).toBe(`${TARGET}/sysctl/${FILE}`);
 
-    // Originals as the kernel printed them, normalized; applied as declared.
+    // Originals typed as the values are (what the kernel printed, parsed); applied as declared.
     const keys = Object.keys(TUNED);
     expect(outs.originals).toEqual(
-      Object.fromEntries(keys.map((k) => [k, ORIGINAL[k]!.split("\t").join(" ")])),
+      Object.fromEntries(keys.map((k) => [k, parseSysctlValue(ORIGINAL[k]!)])),
     );
     expect(outs.applied).toEqual(TUNED);
     expect(outs.filePath).toBe(FILE_PATH);
@@ -190,8 +191,8 @@ describe("create", () => {
       expect(other.getProc("net.core.somaxconn")).toBe("4096\n");
       expect(other.sysctlCalls()).toEqual([]);
       expect(file.outs.originals).toEqual({
-        "net.core.somaxconn": "4096",
-        "net.ipv4.tcp_rmem": "4096 131072 6291456",
+        "net.core.somaxconn": 4096,
+        "net.ipv4.tcp_rmem": [4096, 131072, 6291456],
       });
     } finally {
       await other.close();
@@ -296,11 +297,12 @@ describe("update", () => {
     expect(host.getProc("net.ipv4.tcp_fin_timeout")).toBe("30\n");
 
     expect(outs.originals).toEqual({
-      "net.core.somaxconn": "4096",
-      "net.ipv4.tcp_rmem": "4096 131072 6291456",
-      "net.ipv4.tcp_fin_timeout": "60",
-      "net.ipv4.tcp_keepalive_time": "7200",
+      "net.core.somaxconn": 4096,
+      "net.ipv4.tcp_rmem": [4096, 131072, 6291456],
+      "net.ipv4.tcp_fin_timeout": 60,
+      "net.ipv4.tcp_keepalive_time": 7200,
     });
+    expect(outs.originalsText).toEqual({});
     expect(outs.applied).toEqual(news.values);
     expect(outs.warnings).toEqual([]);
     expect(host.sysctlD()).toEqual({ [FILE]: renderSysctlConf(FILE, news.values) });
@@ -399,7 +401,14 @@ describe("delete", () => {
 describe("diff", () => {
   const olds = (values: Record<string, unknown>, extra = {}): SysctlSetOutputs => {
     const inputs = inputsOf(values, extra);
-    return { ...inputs, originals: {}, applied: inputs.values, filePath: FILE_PATH, warnings: [] };
+    return {
+      ...inputs,
+      originals: {},
+      originalsText: {},
+      applied: inputs.values,
+      filePath: FILE_PATH,
+      warnings: [],
+    };
   };
 
   it("reports one entry per key: add, update, delete", () => {
