@@ -5,7 +5,7 @@
  *
  * `qdisc` must be one the host's kernel has; preview fails on one it lacks, listing those it
  * has. A sandbox host (`nettune sandbox up`) has no fq: there set `qdisc` to pfifo_fast, and
- * bbr paces by itself (preview warns that fq is bbr's recommended pairing). VM sandbox hosts
+ * bbr paces by itself (nothing warns: the kernel offers no fq to pair it with). VM sandbox hosts
  * (`nettune sandbox up --vm`) have fq.
  *
  * The connection comes from the stack's configuration; the defaults are host1 of

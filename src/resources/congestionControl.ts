@@ -1,6 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { congestionWarnings } from "../schemas/congestionControl";
 import type { SavedQdisc } from "../schemas/publicTypes";
 import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
 import { providerFor, refuseImport } from "./provider";
@@ -118,12 +117,6 @@ export class CongestionControl extends pulumi.dynamic.Resource {
       "nettune",
       "CongestionControl",
     );
-    pulumi.all([pulumi.output(args.algorithm), pulumi.output(args.qdisc)]).apply(([a, q]) => {
-      if (typeof a !== "string") return;
-      for (const w of congestionWarnings(a, typeof q === "string" ? q : undefined)) {
-        void pulumi.log.warn(w, this);
-      }
-    });
     // One owner per setting: the algorithm and default qdisc keys, each interface's root qdisc.
     pulumi
       .all([

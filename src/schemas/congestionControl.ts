@@ -1,7 +1,6 @@
 /**
- * CongestionControl's inputs, the root qdisc it saves to put back (an output the resource class
- * types), and the warnings the class shows at preview. No I/O: shared by the resource class and
- * the handler.
+ * CongestionControl's inputs and the root qdisc it saves to put back (an output the resource
+ * class types). No I/O: shared by the resource class and the handler.
  */
 import { z } from "zod";
 import { isValidInterfaceName } from "../host/ip";
@@ -54,15 +53,3 @@ export type CongestionControlInputs = z.output<typeof congestionControlSchema>;
 
 /** An interface's root qdisc as it was (zod-free, in ./publicTypes: it is in the public types). */
 export type { SavedQdisc } from "./publicTypes";
-
-/** Warnings about the declaration alone, shown by the program at preview; never blocking. */
-export function congestionWarnings(algorithm: string, qdisc: string | undefined): string[] {
-  if (algorithm === "bbr" && qdisc !== "fq") {
-    return [
-      `bbr without the fq qdisc${qdisc ? ` (qdisc: ${qdisc})` : ""}: since Linux 4.13 bbr paces its ` +
-        `packets itself inside TCP, so it works with any qdisc; fq is still the recommended pairing ` +
-        `where the kernel has it (it paces in the qdisc, at lower CPU cost): set qdisc "fq" on hosts that offer it`,
-    ];
-  }
-  return [];
-}

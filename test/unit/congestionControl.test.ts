@@ -20,7 +20,7 @@ import {
   congestionControlHandler as handler,
   type CongestionControlOutputs,
 } from "../../src/specs/congestionControl";
-import { congestionControlSchema, congestionWarnings } from "../../src/schemas/congestionControl";
+import { congestionControlSchema } from "../../src/schemas/congestionControl";
 import { handle, setTransportFactory } from "../../src/engine/provider";
 import { checkFailures } from "../helpers/checkErrors";
 import { validate, type HandlerContext } from "../../src/engine/lifecycle";
@@ -410,8 +410,21 @@ describe("a first namespace whose kernel has bbr, fq and fq_codel as modules", (
     const { ctx, warnings } = await fake(MODULAR);
     await handler.create(inputsOf({ algorithm: "bbr", qdisc: "fq_codel" }), ctx);
     expect(warnings).toEqual([
-      `${TARGET} offers the fq qdisc: qdisc "fq" is the recommended pairing for bbr`,
+      `${TARGET} offers the fq qdisc: qdisc "fq" is the recommended pairing for bbr (bbr paces its ` +
+        `packets itself since Linux 4.13, so it works with any qdisc; fq paces them at lower CPU cost)`,
     ]);
+  });
+
+  it("bbr with another qdisc on a kernel without fq: no advice to use fq", async () => {
+    const noFq = {
+      ...MODULAR,
+      config: MODULAR.config!.replace("CONFIG_NET_SCH_FQ=m", "# CONFIG_NET_SCH_FQ is not set"),
+      loadable: MODULAR.loadable!.filter((m) => !m.endsWith("/sch_fq.ko.xz")),
+      kinds: MODULAR.kinds.filter((k) => k !== "fq"),
+    };
+    const { ctx, warnings } = await fake(noFq);
+    await handler.create(inputsOf({ algorithm: "bbr", qdisc: "fq_codel" }), ctx);
+    expect(warnings.filter((w) => w.includes('"fq"'))).toEqual([]);
   });
 
   it("without modprobe, a module algorithm fails at preview naming the module; a built-in one is fine", async () => {
@@ -510,19 +523,6 @@ describe("inputs", () => {
       qdisc: { kind: "delete", inputDiff: true },
       interfaces: { kind: "update", inputDiff: true },
     });
-  });
-
-  it("bbr without fq draws the explanatory warning; with fq or another algorithm, none", () => {
-    expect(congestionWarnings("bbr", undefined)).toEqual([
-      "bbr without the fq qdisc: since Linux 4.13 bbr paces its packets itself inside TCP, so it works " +
-        "with any qdisc; fq is still the recommended pairing where the kernel has it (it paces in the " +
-        'qdisc, at lower CPU cost): set qdisc "fq" on hosts that offer it',
-    ]);
-    expect(congestionWarnings("bbr", "pfifo_fast")[0]).toMatch(
-      /^bbr without the fq qdisc \(qdisc: pfifo_fast\)/,
-    );
-    expect(congestionWarnings("bbr", "fq")).toEqual([]);
-    expect(congestionWarnings("cubic", undefined)).toEqual([]);
   });
 });
 

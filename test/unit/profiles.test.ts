@@ -11,7 +11,7 @@ import { PROFILE_ROLES, profiles, type ProfileName } from "../../src/profiles";
 import * as nettune from "../../src/index";
 import { NetworkTuning, TUNING_ORDER, type TuningModel } from "../../src/resources/networkTuning";
 import { synFlood } from "../../src/resources/xdpLibrary";
-import { congestionControlSchema, congestionWarnings } from "../../src/schemas/congestionControl";
+import { congestionControlSchema } from "../../src/schemas/congestionControl";
 import { irqAffinitySchema } from "../../src/schemas/irqAffinity";
 import { mtuSchema } from "../../src/schemas/mtu";
 import { nicOffloadsSchema } from "../../src/schemas/nicOffloads";
@@ -131,7 +131,6 @@ describe.each(NAMES)("%s", (name) => {
     // bbr with fq (guideDefaults is the guide's file, which sets no qdisc: see its test).
     if (model.congestion && name !== "guideDefaults") {
       expect(model.congestion).toEqual({ algorithm: "bbr", qdisc: "fq" });
-      expect(congestionWarnings("bbr", "fq")).toEqual([]);
     }
   });
 
@@ -178,12 +177,6 @@ describe("guideDefaults", () => {
     expect(profiles.guideDefaults.sysctls).toEqual(rest);
     expect(profiles.guideDefaults.congestion).toEqual({ algorithm: cc });
     expect(Object.keys(profiles.guideDefaults).sort()).toEqual(["congestion", "sysctls"]);
-  });
-
-  test("the one preview warning it draws is bbr without fq", () => {
-    expect(
-      congestionWarnings("bbr", profiles.guideDefaults.congestion?.qdisc as undefined),
-    ).toEqual([expect.stringContaining("bbr without the fq qdisc")]);
   });
 });
 
