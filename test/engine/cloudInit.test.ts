@@ -258,6 +258,10 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
         "sysctl-90-nettune-gw-sysctls.conf",
       ]);
       expect(await onHost(ci, "ls -A /var/lib/nettune/originals 2>/dev/null || true")).toBe("");
+      // CongestionControl keeps no journal: the algorithm and default qdisc the user data set
+      // stay live until the next boot (docs/NetworkTuning.md), and are the image's after it.
+      cli(["sandbox", "reboot", ci.name, "--name", CI], VM_UP_TIMEOUT_MS);
+      expect(only(await state(ci), ["sysctl"])).toEqual(only(before, ["sysctl"]));
       // No nettune file left: only the sandbox's own seed unit, as on the untouched SSH host.
       expect(only(ciAfter, ["file"])).toEqual(only(before, ["file"]));
       expect(Object.keys(only(before, ["file"]))).toEqual(["file nettune-seed.service"]);
