@@ -246,8 +246,8 @@ describe("CongestionControl on an interface that has never been up (a bridge wit
     const u = stack.up(decl());
     expect(u.error).toBeUndefined();
     expect((await rootOf("tbr0"))?.kind).toBe("pfifo_fast");
-    expect(u.outputs.br_originalQdiscs).toEqual({
-      tbr0: { kind: "noop", handle: "0:", params: [], kernelDefault: true },
+    expect(u.outputs.br_originals).toMatchObject({
+      qdiscs: { tbr0: { kind: "noop", handle: "0:", params: [], kernelDefault: true } },
     });
     expect(u.outputs.br_rootQdiscs).toEqual({ tbr0: "pfifo_fast" });
     expect(stack.up(decl()).changes).toEqual({ same: 2 });

@@ -151,12 +151,13 @@ describe.concurrent("a cut path or a killed session leaves nothing lost", () => 
           `for f in /proc/sys/net/ipv4/neigh/*/* /proc/sys/net/ipv6/neigh/*/*; do case "\${f##*/}" in ${names.join("|")}) printf '%s %s\\n' "$f" "$(cat "$f")";; esac; done`,
         );
         const values: Record<string, number> = {};
-        const originals: Record<string, string> = {};
+        // Typed as the values are (SysctlSet's originals are numbers, like its values).
+        const originals: Record<string, number> = {};
         for (const line of listed.trim().split("\n")) {
           const [file, value] = line.split(" ");
           const key = file!.slice("/proc/sys/".length).split("/").join(".");
           values[key] = Number(value) + 1;
-          originals[key] = value!;
+          originals[key] = Number(value);
         }
         expect(Object.keys(values).length).toBeGreaterThan(30);
         const args: FaultsProgramArgs = { sysctl: { host: direct(h), values, persist: "both" } };
