@@ -74,6 +74,25 @@ export function prefixFirst(
   };
 }
 
+/**
+ * How long a failed operation waits to put its record back. A failure from a cut path would
+ * otherwise wait out every dial retry (minutes) before the error reaches the user; a record
+ * left behind names this resource's own identity and is rewritten by its next `up`.
+ */
+const RESTORE_WAIT_MS = 10_000;
+
+/** Waits for `p` (its failure ignored) at most `ms`. */
+function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    p.catch(() => undefined).finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** The ownership side of one operation of one resource. */
 export class Ownership {
   private records: OwnerRecord[] | undefined;
@@ -119,7 +138,7 @@ export class Ownership {
   /**
    * Runs `apply` on a transport whose first command also writes the record (and removes the
    * record of `previous`, an identity the resource had before); on failure the record is put
-   * back as it was.
+   * back as it was (waiting at most RESTORE_WAIT_MS for the host).
    */
   async writing<T>(apply: (t: Transport) => Promise<T>, previous?: string): Promise<T> {
     const remove = previous && previous !== this.owner ? `${renderRecordRemove(previous)}; ` : "";
@@ -129,7 +148,7 @@ export class Ownership {
     try {
       result = await apply(t);
     } catch (err) {
-      if (t.used) await this.restore(this.before()).catch(() => undefined);
+      if (t.used) await bounded(this.restore(this.before()), RESTORE_WAIT_MS);
       throw err;
     }
     if (!t.used) await this.t.exec({ script: write });
@@ -144,8 +163,9 @@ export class Ownership {
       await release(t);
     } catch (err) {
       if (t.used)
-        await this.restore({ path: "", owner: this.owner, settings: this.settings }).catch(
-          () => undefined,
+        await bounded(
+          this.restore({ path: "", owner: this.owner, settings: this.settings }),
+          RESTORE_WAIT_MS,
         );
       throw err;
     }
