@@ -193,6 +193,17 @@ export function journalBootcmd(tag: string, journal: string, rows: readonly stri
 const featureValue = (ifname: string, long: string) =>
   `$(ethtool -k ${shellQuote(ifname)} 2>/dev/null | awk -v k=${shellQuote(`${long}:`)} '{ sub(/^[ \\t]+/, "") } $1 == k { print ($2 == "on") ? "true" : "false"; exit }')`;
 
+/**
+ * The journal rows of the counts in `counts`, each the current value `ethtool -l`/`-g` shows
+ * under its label (RssQueues' and NicRings' journals hold the same JSON their creates write).
+ */
+const countRows = (
+  flag: "-l" | "-g",
+  ifname: string,
+  counts: Record<string, unknown>,
+  labels: Record<string, [string, string]>,
+) => Object.keys(counts).map((f) => journalRow(f, countValue(flag, ifname, labels[f]![0])));
+
 /** The current count labelled `label` in `ethtool -l`/`-g` (JSON: a number or null). */
 const countValue = (flag: "-l" | "-g", ifname: string, label: string) =>
   `$(ethtool ${flag} ${shellQuote(ifname)} 2>/dev/null | awk -F: -v k=${shellQuote(label)} '/^Current/ { c = 1 } c && $1 == k { gsub(/[ \\t]/, "", $2); print ($2 ~ /^[0-9]+$/) ? $2 : "null"; exit }')`;
@@ -229,6 +240,9 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
   const leftOver: { field: TuningField; why: string }[] = [];
   const unitFile = (u: LinkUnit) =>
     files.push({ path: `${UNIT_DIR}/${u.name}`, content: renderLinkUnit(u), permissions: "0644" });
+  /** A part's journal of originals, written at first boot before anything is applied. */
+  const journal = (path: string, rows: readonly string[]) =>
+    bootcmd.push(journalBootcmd(path.replace(/^.*\//, ""), path, rows));
   /** A link step: its boot unit, started now and at every boot; or its commands once. */
   const linkStep = (unit: LinkUnit, persist: boolean) => {
     if (persist) {
@@ -255,15 +269,9 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
         const counts = countsOf(p, ["rx", "tx", "other", "combined"]);
         if (Object.keys(counts).length > 0) {
           commands.push(countsScript("-l", ifname, counts, CHANNEL_LABELS));
-          const journal = linkJournalPathOf(RSS_JOURNAL, p);
-          bootcmd.push(
-            journalBootcmd(
-              journal.replace(/^.*\//, ""),
-              journal,
-              Object.keys(counts).map((f) =>
-                journalRow(f, countValue("-l", ifname, CHANNEL_LABELS[f]![0])),
-              ),
-            ),
+          journal(
+            linkJournalPathOf(RSS_JOURNAL, p),
+            countRows("-l", ifname, counts, CHANNEL_LABELS),
           );
         }
         if (p.indirection) commands.push(indirectionCommand(ifname, p.indirection));
@@ -282,16 +290,7 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       case "NicRings": {
         const p = parsed as NicRingsInputs;
         const counts = countsOf(p, ["rx", "rxMini", "rxJumbo", "tx"]);
-        const journal = linkJournalPathOf(RINGS_JOURNAL, p);
-        bootcmd.push(
-          journalBootcmd(
-            journal.replace(/^.*\//, ""),
-            journal,
-            Object.keys(counts).map((f) =>
-              journalRow(f, countValue("-g", ifname, RING_LABELS[f]![0])),
-            ),
-          ),
-        );
+        journal(linkJournalPathOf(RINGS_JOURNAL, p), countRows("-g", ifname, counts, RING_LABELS));
         linkStep(
           {
             name: p.unitName,
@@ -305,30 +304,23 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       }
       case "NicOffloads": {
         const p = parsed as NicOffloadsInputs;
-        const journal = linkJournalPathOf(OFFLOADS_JOURNAL, p);
-        bootcmd.push(
-          journalBootcmd(
-            journal.replace(/^.*\//, ""),
-            journal,
-            Object.keys(p.features).map((f) => {
-              const long = resolveFeatureName(f);
-              return journalRow(long, featureValue(ifname, long));
-            }),
-          ),
+        journal(
+          linkJournalPathOf(OFFLOADS_JOURNAL, p),
+          Object.keys(p.features).map((f) => {
+            const long = resolveFeatureName(f);
+            return journalRow(long, featureValue(ifname, long));
+          }),
         );
         linkStep(offloadsUnit(p), p.persist);
         break;
       }
       case "Mtu": {
         const p = parsed as MtuInputs;
-        const journal = mtuJournalPathOf(p);
         const sys = `/sys/class/net/${ifname}`;
-        bootcmd.push(
-          journalBootcmd(journal.replace(/^.*\//, ""), journal, [
-            journalRow("mtu", `$(cat ${shellQuote(`${sys}/mtu`)})`),
-            journalRow("txqlen", `$(cat ${shellQuote(`${sys}/tx_queue_len`)})`),
-          ]),
-        );
+        journal(mtuJournalPathOf(p), [
+          journalRow("mtu", `$(cat ${shellQuote(`${sys}/mtu`)})`),
+          journalRow("txqlen", `$(cat ${shellQuote(`${sys}/tx_queue_len`)})`),
+        ]);
         linkStep(mtuUnit(p), p.persist);
         break;
       }
@@ -360,11 +352,11 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
         const file = `/etc/sysctl.d/${p.fileName}`;
         // The values before anything is applied, once per instance, in the journal the
         // SysctlSet's create reads: destroy then puts back the image's own values.
-        const journal = journalPathOf(p.fileName);
         const rows = Object.keys(p.values).map((k) =>
           journalRow(k, `$(echo $(cat ${shellQuote(`/proc/sys/${sysctlPath(k)}`)}))`),
         );
-        bootcmd.push(journalBootcmd(p.fileName, journal, rows));
+        // Its marker keeps the file's name, as in user data rendered before the other journals.
+        bootcmd.push(journalBootcmd(p.fileName, journalPathOf(p.fileName), rows));
         if (p.persist !== "runtime")
           files.push({
             path: file,
