@@ -183,8 +183,8 @@ export async function applyConfirmed(
   } catch (err) {
     if (err instanceof CommandError && err.exitCode === ROLLED_BACK) {
       throw new ManagementPathError(
-        `${describe} cut the SSH connection to ${transport.target} for a while: the host undid the change by itself ` +
-          `after ${o.rollbackAfter} s (commit-confirmed rollback) before it could be confirmed, and is reachable again.`,
+        `${describe} cut the SSH connection to ${transport.target}: it could not be confirmed in time. ` +
+          `The host undid the change by itself after ${o.rollbackAfter} s (commit-confirmed rollback) and is reachable again.`,
       );
     }
     // Wait for the host's own rollback, then see whether it is back.

@@ -263,7 +263,7 @@ describe("CongestionControl on an interface that has never been up (a bridge wit
 });
 
 describe("CongestionControl warnings", () => {
-  test("bbr without fq on a host whose kernel has no fq: preview and up give no advice to use fq", async () => {
+  test("bbr without fq on a host whose kernel has no fq: preview gives no advice to use fq, and changes nothing", async () => {
     const stack = new EngineStack("congestion", "bbr");
     const decl = args({ algorithm: "bbr", qdisc: "pfifo_fast", interfaces: ["ntcc1"] });
     try {
@@ -273,17 +273,13 @@ describe("CongestionControl warnings", () => {
       expect(fq.error).toMatch(/fq is not available/);
       const p = stack.preview(decl);
       expect(p.error).toBeUndefined();
-      const up = stack.up(decl);
-      expect(up.error).toBeUndefined();
-      const warnings = [...p.events, ...up.events]
+      const warnings = p.events
         .filter((e) => e.type === "diagnostic" && e.severity === "warning")
         .map((e) => e.message ?? "")
         .join("\n");
       expect(warnings).not.toMatch(/fq/);
-      expect(stack.destroy(decl).error).toBeUndefined();
       expect(await hostState()).toEqual(before);
     } finally {
-      stack.destroy(decl);
       stack.dispose();
     }
   });
