@@ -24,7 +24,7 @@ import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, type EngineResult } from "../helpers/engine";
-import { liveSysctls, onHost, procSysNet } from "../helpers/hostShell";
+import { liveSysctls, onHost, procSysNet, typedSysctls } from "../helpers/hostShell";
 import { direct, ROOT, sandboxHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { NewProjectArgs } from "../programs/newproject";
@@ -118,16 +118,6 @@ const build = (project: string, ...args: string[]) =>
 beforeAll(() => {
   makeWorkspace();
 });
-
-/** A sysctl's text as SysctlSet's outputs type it: a number, or a list of numbers. */
-const typedSysctls = (text: Record<string, string>) =>
-  Object.fromEntries(
-    Object.entries(text).map(([k, v]) => {
-      const parts = v.trim().split(/\s+/);
-      const nums = parts.every((p) => /^-?\d+$/.test(p)) ? parts.map(Number) : undefined;
-      return [k, nums ? (nums.length === 1 ? nums[0] : nums) : v];
-    }),
-  );
 
 describe("each example is a project", () => {
   for (const x of EXAMPLES) {

@@ -25,7 +25,7 @@ import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, resourceOps } from "../helpers/engine";
-import { liveSysctls, onHost } from "../helpers/hostShell";
+import { liveSysctls, onHost, typedSysctls } from "../helpers/hostShell";
 import { direct, ROOT, sandboxHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { NewProjectArgs } from "../programs/newproject";
@@ -104,16 +104,6 @@ function tsc(...args: string[]) {
 beforeAll(() => {
   makeProject();
 });
-
-/** A sysctl's text as SysctlSet's outputs type it: a number, or a list of numbers. */
-const typedSysctls = (text: Record<string, string>) =>
-  Object.fromEntries(
-    Object.entries(text).map(([k, v]) => {
-      const parts = v.trim().split(/\s+/);
-      const nums = parts.every((p) => /^-?\d+$/.test(p)) ? parts.map(Number) : undefined;
-      return [k, nums ? (nums.length === 1 ? nums[0] : nums) : v];
-    }),
-  );
 
 describe("a pulumi new typescript project compiles against the packed nettune", () => {
   for (const config of ["tsconfig.json", "tsconfig.node10.json"]) {

@@ -3,6 +3,7 @@
  * a separate connection from the one the engine's provider uses).
  */
 import { connectionSchema } from "../../src/schemas/connection";
+import { parseSysctlValue, type SysctlValue } from "../../src/schemas/sysctl";
 import { SshTransport } from "../../src/transport/ssh";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import { connection } from "./sandbox";
@@ -39,4 +40,9 @@ export async function procSysNet(h: SandboxHost): Promise<string> {
     h,
     "find /proc/sys/net -type f -perm -u=r 2>/dev/null | sort | while read -r f; do printf '%s=%s\\n' \"$f\" \"$(cat \"$f\" 2>/dev/null | tr '\\n\\t' '  ')\"; done",
   );
+}
+
+/** Sysctl texts typed as SysctlSet's outputs type them (numbers, lists of numbers). */
+export function typedSysctls(text: Record<string, string>): Record<string, SysctlValue> {
+  return Object.fromEntries(Object.entries(text).map(([k, v]) => [k, parseSysctlValue(v)]));
 }
