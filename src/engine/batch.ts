@@ -5,7 +5,7 @@
  * where a tool's exit code cannot be trusted).
  */
 import { isScript, renderCommand } from "../transport/quote";
-import type { Command, Transport } from "../transport/types";
+import type { Command, ExecResult, Transport } from "../transport/types";
 import { ConnectError } from "../transport/errors";
 
 /** One command of a batch and how it ended. Failure is read from `exitCode`, never stderr. */
@@ -64,20 +64,25 @@ export function parseBatch(stdout: string, commands: readonly Command[]): StepRe
   return out;
 }
 
+/**
+ * Runs an idempotent script, once more on a new connection when the connection was lost under
+ * it: some drivers reset the link on a channel or feature change, which can drop the SSH session
+ * mid-command, and the script's own read-back then decides. A failing exit is returned.
+ */
+export async function execOnceMoreIfLost(t: Transport, script: string): Promise<ExecResult> {
+  try {
+    return await t.exec({ script }, { allowFailure: true });
+  } catch (err) {
+    if (!(err instanceof ConnectError && err.kind === "lost")) throw err;
+    return await t.exec({ script }, { allowFailure: true });
+  }
+}
+
 /** Runs commands in one round trip; see {@link renderBatch}. */
 export async function runBatch(t: Transport, commands: readonly Command[]): Promise<StepResult[]> {
   if (commands.length === 0) return [];
-  const script = { script: renderBatch(commands) };
-  let res;
-  try {
-    res = await t.exec(script, { allowFailure: true });
-  } catch (err) {
-    // Some drivers reset the link on a channel or feature change, which can drop the SSH
-    // session mid-command. Every batch here is idempotent (set, read back, install a unit),
-    // so it runs once more on a new connection and the read-back decides.
-    if (!(err instanceof ConnectError && err.kind === "lost")) throw err;
-    res = await t.exec(script, { allowFailure: true });
-  }
+  // Every batch here is idempotent (set, read back, install a unit).
+  const res = await execOnceMoreIfLost(t, renderBatch(commands));
   if (res.exitCode !== 0) {
     throw new Error(
       `nettune: could not run commands on ${t.target} (exit code ${res.exitCode ?? res.signal}): ` +

@@ -10,10 +10,10 @@ import { ParseError } from "../host/errors";
 import { parseIpLink, renderIpLinkShow, type IpLink } from "../host/ip";
 import { UNIT_DIR, renderUnitInstall, renderUnitRemove, type LinkUnit } from "../host/systemd";
 import { JOURNAL_DIR, parseJournal, renderJournal, renderJournalRemove } from "../host/steps";
-import { ConnectError } from "../transport/errors";
 import type { Command, Transport } from "../transport/types";
 import { isScript, renderCommand, shellQuote } from "../transport/quote";
 import {
+  execOnceMoreIfLost,
   messageOf,
   missingTool,
   outputOf,
@@ -206,14 +206,7 @@ export function journalFailure(stdout: string, target: string): string | undefin
  * when the link reset under it (as {@link runBatch}); returns what it printed.
  */
 async function runWith(t: Transport, prefix: string, batch: readonly Command[]): Promise<string> {
-  const script = { script: `${prefix}${renderBatch(batch)}` };
-  let res;
-  try {
-    res = await t.exec(script, { allowFailure: true });
-  } catch (err) {
-    if (!(err instanceof ConnectError && err.kind === "lost")) throw err;
-    res = await t.exec(script, { allowFailure: true });
-  }
+  const res = await execOnceMoreIfLost(t, `${prefix}${renderBatch(batch)}`);
   if (res.exitCode === 0) return res.stdout;
   const journal = journalFailure(res.stdout, t.target);
   if (journal) throw new Error(journal);

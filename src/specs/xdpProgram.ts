@@ -51,11 +51,10 @@ import {
 } from "../host/xdpProgram";
 import { renderUnitInstall } from "../host/systemd";
 import { DEFAULT_ROLLBACK_AFTER } from "../schemas/link";
-import { ConnectError } from "../transport/errors";
 import { applyConfirmed, ManagementPathError, renderDisarm, rollbackUnit } from "./confirm";
 import { isScript, renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
-import { messageOf, runBatch, type StepResult } from "../engine/batch";
+import { execOnceMoreIfLost, messageOf, runBatch, type StepResult } from "../engine/batch";
 import type { Failure } from "../engine/lifecycle";
 import { handlerOf, type Spec, type SpecContext } from "../engine/spec";
 import * as link from "./link";
@@ -406,14 +405,7 @@ const jsonLine = (stdout: string) =>
   stdout.split("\n").find((l) => l.trimStart().startsWith("{")) ?? "";
 
 /** Runs a script on the pooled connection, once more if the connection was lost. */
-async function execAgain(t: Transport, script: string) {
-  try {
-    return await t.exec({ script }, { allowFailure: true });
-  } catch (err) {
-    if (!(err instanceof ConnectError && err.kind === "lost")) throw err;
-    return await t.exec({ script }, { allowFailure: true });
-  }
-}
+const execAgain = execOnceMoreIfLost;
 
 /**
  * Attaches the uploaded object (`<object>.new`) and installs the boot unit in one script,
