@@ -664,6 +664,12 @@ export class SshTransport implements Transport {
           );
         });
       } catch (err) {
+        // ssh2 says "Not connected" when the socket is gone before its close event has marked
+        // the connection dead (a session killed on the host): it is dead all the same.
+        if (/^Not connected$/.test(errorText(err))) {
+          live.dead = true;
+          live.client.end();
+        }
         // Nothing ran yet, so a retry on a fresh connection cannot run the command twice.
         if (live.dead && attempt === 1) continue;
         throw new ConnectError({

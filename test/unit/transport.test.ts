@@ -607,6 +607,19 @@ describe("SshTransport: connections", () => {
     expect(t.stats.handshakes).toBe(2);
   });
 
+  it("reconnects when ssh2 says Not connected before the close event (a session killed on the host)", async () => {
+    const t = transport();
+    await t.exec(["true"]);
+    // The socket is gone, yet its close event has not marked the connection dead: ssh2's exec
+    // throws "Not connected" synchronously, as it does for a destroyed socket.
+    const live = (t as unknown as { live: { client: { exec: () => never } } }).live;
+    live.client.exec = () => {
+      throw new Error("Not connected");
+    };
+    expect((await t.exec(["echo", "back"])).stdout).toBe("back\n");
+    expect(t.stats.handshakes).toBe(2);
+  });
+
   it("prefixes sudo -n for a non-root user, not for root", async () => {
     const deploy = transport({ user: "deploy", sudo: true });
     await deploy.exec({ script: "echo hi" }, { allowFailure: true });
