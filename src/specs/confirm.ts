@@ -11,7 +11,7 @@
 import type { Connection } from "../schemas/connection";
 import { shellQuote } from "../transport/quote";
 import { SshTransport } from "../transport/ssh";
-import { CommandError } from "../transport/errors";
+import { CommandError, CommandTimeoutError, ConnectError } from "../transport/errors";
 import type { ExecResult, Transport } from "../transport/types";
 
 export interface ConfirmOptions {
@@ -133,6 +133,34 @@ async function probe(
 /** How long a changed link gets to settle before the new connection must carry data. */
 const SETTLE_MS = 2000;
 
+/**
+ * How long the apply's answer is awaited: it is of use only before the host's rollback fires,
+ * and a slow host (an emulated CPU, a daemon-reload under load) needs more than a few seconds.
+ * What is left of the window after it goes to confirming over a new connection.
+ */
+export function applyTimeoutMs(rollbackAfter: number): number {
+  return Math.max(20, rollbackAfter - 10) * 1000;
+}
+
+/**
+ * The apply's answer never came (the connection was lost, or it timed out), yet a new
+ * connection reached the host and undid the change. `reason` says what became of the answer.
+ */
+export class AnswerLost {
+  constructor(readonly reason: string) {}
+}
+
+/** What became of an answer that never came, in a few words. */
+function whyLost(err: unknown): string {
+  if (err instanceof CommandTimeoutError)
+    return `no answer within ${Math.round(err.timeoutMs / 1000)} s`;
+  if (err instanceof ConnectError)
+    return err.reason === "connection lost"
+      ? "the connection dropped"
+      : `the connection dropped: ${err.reason}`;
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
+}
+
 export class ManagementPathError extends Error {
   constructor(message: string) {
     super(message);
@@ -144,7 +172,9 @@ export class ManagementPathError extends Error {
  * Runs an apply script that may cut the SSH path with a rollback armed first, confirms the
  * host is still reachable over a new connection, and disarms. A script that fails (non-zero
  * exit) while the host stays reachable is undone at once and its result returned to the
- * caller, which names the reason. `describe` names the change in messages ("MTU 1400 on eth0").
+ * caller, which names the reason; an answer that never came, though a new connection reached
+ * the host and undid the change, is an {@link AnswerLost}. `describe` names the change in
+ * messages ("MTU 1400 on eth0").
  */
 export async function applyConfirmed(
   transport: Transport,
@@ -152,17 +182,19 @@ export async function applyConfirmed(
   o: ConfirmOptions,
   describe: string,
   options: { onlyIfSshOver?: string; sleep?: (ms: number) => Promise<void> } = {},
-): Promise<ExecResult | undefined> {
+): Promise<ExecResult | AnswerLost> {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const armedAt = Date.now();
   // The apply may cut this very connection: losing it here is not yet a failure.
   let result: ExecResult | undefined;
+  let lost = "";
   try {
     result = await transport.exec(
       { script: renderArmAndApply(o, options.onlyIfSshOver) },
-      { timeoutMs: 20_000, allowFailure: true },
+      { timeoutMs: applyTimeoutMs(o.rollbackAfter), allowFailure: true },
     );
-  } catch {
-    result = undefined;
+  } catch (err) {
+    lost = whyLost(err);
   }
   // Not armed (SSH runs over another interface): an ordinary apply, nothing to confirm.
   if (result && options.onlyIfSshOver !== undefined && !/^armed /m.test(result.stdout)) {
@@ -187,8 +219,8 @@ export async function applyConfirmed(
           `The host undid the change by itself after ${o.rollbackAfter} s (commit-confirmed rollback) and is reachable again.`,
       );
     }
-    // Wait for the host's own rollback, then see whether it is back.
-    await sleep((o.rollbackAfter + 3) * 1000);
+    // Wait for the host's own rollback (armed when the apply began), then see whether it is back.
+    await sleep(Math.max(0, armedAt + (o.rollbackAfter + 3) * 1000 - Date.now()));
     let back = false;
     for (let i = 0; i < 6 && !back; i++) {
       try {
@@ -205,5 +237,5 @@ export async function applyConfirmed(
           : `The host was told to undo it after ${o.rollbackAfter} s, but is still unreachable: check it from its console.`),
     );
   }
-  return result;
+  return result ?? new AnswerLost(lost);
 }

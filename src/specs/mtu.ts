@@ -17,7 +17,7 @@ import {
 } from "../host/systemd";
 import { renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
-import { applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
+import { AnswerLost, applyConfirmed, renderDisarm, SSH_INTERFACE_SCRIPT } from "./confirm";
 import { JOURNAL_DIR, parseJournal, renderJournal, renderJournalRemove } from "../host/steps";
 import type { Failure } from "../engine/lifecycle";
 import { restoreOrWarn } from "../engine/restore";
@@ -166,8 +166,13 @@ async function setLink(
           describe,
         )
       : await t.exec({ script }, { allowFailure: true });
-  if (res && res.exitCode === 0) return parseJournal(res.stdout);
-  const out = res?.stdout ?? "";
+  if (res instanceof AnswerLost) {
+    throw new Error(
+      `mtu: the answer to setting ${describe} on ${t.target} was lost (${res.reason}); the host is reachable, and it was put back.`,
+    );
+  }
+  if (res.exitCode === 0) return parseJournal(res.stdout);
+  const out = res.stdout;
   const peer = /^peer\t(.*)$/m.exec(out)?.[1];
   if (peer) {
     throw new Error(
@@ -175,7 +180,9 @@ async function setLink(
         `(ping with "don't fragment" failed): every device on the path must agree. The MTU was put back to ${before.mtu}.`,
     );
   }
-  const why = `${res?.stderr ?? ""}${out}`.trim() || "the answer was lost";
+  const why =
+    `${res.stderr}${out}`.trim() ||
+    `cut short (${res.signal ?? `exit ${res.exitCode ?? "unknown"}`})`;
   throw new Error(`mtu: setting ${describe} on ${t.target} failed: ${why}. Nothing was changed.`);
 }
 

@@ -15,7 +15,7 @@ import {
   type EthtoolFeature,
   type EthtoolFeatures,
 } from "../host/ethtool";
-import { applyConfirmed } from "./confirm";
+import { AnswerLost, applyConfirmed } from "./confirm";
 import { DEFAULT_ROLLBACK_AFTER } from "../schemas/link";
 import { nicOffloadsSchema, type NicOffloadsInputs } from "../schemas/nicOffloads";
 import { propertyPath, type Failure } from "../engine/lifecycle";
@@ -218,9 +218,14 @@ function keyed(
             `Offload changes on ${ifname}`,
             { onlyIfSshOver: ifname },
           );
-          const journal = res && link.journalFailure(res.stdout, t.target);
+          if (res instanceof AnswerLost) {
+            throw new Error(
+              `features: the answer to the offload changes on ${t.target} was lost (${res.reason}); they were put back`,
+            );
+          }
+          const journal = link.journalFailure(res.stdout, t.target);
           if (journal) throw new Error(journal);
-          if (res && res.exitCode !== 0 && !/^armed /m.test(res.stdout)) {
+          if (res.exitCode !== 0 && !/^armed /m.test(res.stdout)) {
             // Not armed (another interface) and cut short, a session killed mid-apply: nothing
             // was put back yet. Over a new connection, as the host's rollback would.
             try {
@@ -232,16 +237,18 @@ function keyed(
             }
           }
           // A script that ran to its end and said why failed; one cut short has no answer.
-          const code = res?.exitCode ?? 0;
-          const why = res && code > 0 ? res.stderr.trim().split("\n").slice(-3).join("; ") : "";
+          const code = res.exitCode ?? 0;
+          const why = code > 0 ? res.stderr.trim().split("\n").slice(-3).join("; ") : "";
           if (why) {
             throw new Error(
               `features: the offload changes on ${t.target} failed (exit ${code}): ${why}; they were put back`,
             );
           }
-          if (!res || res.exitCode !== 0) {
+          if (res.exitCode !== 0) {
             throw new Error(
-              `features: the answer to the offload changes on ${t.target} was lost; they were put back`,
+              res.signal
+                ? `features: the offload changes on ${t.target} were cut short (${res.signal}); they were put back`
+                : `features: the answer to the offload changes on ${t.target} was lost; they were put back`,
             );
           }
           return res.stdout;

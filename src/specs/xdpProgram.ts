@@ -51,7 +51,13 @@ import {
 } from "../host/xdpProgram";
 import { renderUnitInstall } from "../host/systemd";
 import { DEFAULT_ROLLBACK_AFTER } from "../schemas/link";
-import { applyConfirmed, ManagementPathError, renderDisarm, rollbackUnit } from "./confirm";
+import {
+  AnswerLost,
+  applyConfirmed,
+  ManagementPathError,
+  renderDisarm,
+  rollbackUnit,
+} from "./confirm";
 import { isScript, renderCommand, shellQuote } from "../transport/quote";
 import type { Transport } from "../transport/types";
 import { execOnceMoreIfLost, messageOf, runBatch, type StepResult } from "../engine/batch";
@@ -446,7 +452,7 @@ async function attachConfirmed(
     await dropMarks();
     throw new Error(`${err.message} ${undone}`);
   }
-  if (!res) {
+  if (res instanceof AnswerLost) {
     // No answer, yet a new connection got through and ran the rollback: if the timer was due
     // by then, the host had undone the change by itself (the path was cut until it did).
     await dropMarks();
@@ -456,7 +462,7 @@ async function attachConfirmed(
           `The host undid the change by itself after ${news.rollbackAfter} s (commit-confirmed rollback) and is reachable again. ${undone}`,
       );
     throw new Error(
-      `the answer to attaching ${describe} on ${t.target} was lost; the host is reachable, and the change was rolled back (${undone})`,
+      `the answer to attaching ${describe} on ${t.target} was lost (${res.reason}); the host is reachable, and the change was rolled back (${undone})`,
     );
   }
   const armed = /^armed /m.test(res.stdout);

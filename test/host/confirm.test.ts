@@ -2,12 +2,23 @@
  * The commit-confirmed rollback on a real systemd host (an nspawn sandbox host): armed, then an
  * apply that runs `systemctl daemon-reload` (as every apply that installs a unit does), and not
  * disarmed. systemd re-reads the transient timer's unit at the reload and mangles a command
- * line with newlines or `;`: the rollback must still run, every line of it.
+ * line with newlines or `;`: the rollback must still run, every line of it. And an apply that
+ * takes longer than a fast host's (an emulated CPU, a daemon-reload under load) is awaited.
  */
 import { expect, test } from "vitest";
-import { renderArmAndApply, renderDisarm, rollbackFile } from "../../src/specs/confirm";
+import {
+  AnswerLost,
+  applyConfirmed,
+  renderArmAndApply,
+  renderDisarm,
+  rollbackFile,
+  rollbackUnit,
+} from "../../src/specs/confirm";
+import { connectionSchema } from "../../src/schemas/connection";
+import { SshTransport } from "../../src/transport/ssh";
+import type { ExecResult } from "../../src/transport/types";
 import { onHost } from "../helpers/hostShell";
-import { sandboxHosts } from "../helpers/sandbox";
+import { connection, sandboxHosts } from "../helpers/sandbox";
 
 test("a multi-line rollback with ; runs whole after a daemon-reload, and leaves no file", async () => {
   const h = sandboxHosts()[0]!;
@@ -40,3 +51,35 @@ test("a multi-line rollback with ; runs whole after a daemon-reload, and leaves 
     ),
   ).toBe("disarmed\n0\n");
 });
+
+test("an apply slower than 20 s (a slow host) is awaited within the rollback window, confirmed and disarmed", async () => {
+  const h = sandboxHosts()[0]!;
+  const conn = connectionSchema.parse(connection(h));
+  const t = new SshTransport(conn);
+  const token = "host-test-slow";
+  const marker = "/tmp/nettune-confirm-slow";
+  try {
+    const res = await applyConfirmed(
+      t,
+      conn,
+      {
+        token,
+        rollbackAfter: 40,
+        rollback: `rm -f ${marker}`,
+        apply: `sleep 22; echo applied > ${marker}; echo applied`,
+      },
+      "a slow change",
+    );
+    expect(res).not.toBeInstanceOf(AnswerLost);
+    expect((res as ExecResult).stdout).toBe("armed systemd\napplied\n");
+    // Confirmed: the timer and its file are gone, and the change stays.
+    expect(
+      await onHost(
+        h,
+        `cat ${marker}; ls ${rollbackFile(token)} 2>/dev/null | wc -l; systemctl list-timers --all --no-legend | grep -c ${rollbackUnit(token)} || true; rm -f ${marker}`,
+      ),
+    ).toBe("applied\n0\n0\n");
+  } finally {
+    await t.close();
+  }
+}, 90_000);
