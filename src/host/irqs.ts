@@ -562,7 +562,7 @@ export function renderIrqPersist(
       "755",
     ),
     writeFile(unitPath(inputs.unitName), unitText(inputs, devices)),
-    `systemctl daemon-reload && systemctl enable --quiet ${unit}`,
+    `systemctl enable --quiet --no-reload ${unit} && systemctl daemon-reload`,
     `if [ -d ${UDEV_DIR} ]; then ${writeFile(rulePathOf(inputs.unitName), ruleText(inputs, devices))} && { udevadm control --reload-rules 2>/dev/null || true; }; fi`,
   ].join("\n");
 }
@@ -571,7 +571,7 @@ export function renderIrqPersist(
 export function renderIrqUnpersist(unitName: string): string {
   const unit = shellQuote(unitName);
   return [
-    `if [ -e ${shellQuote(unitPath(unitName))} ]; then systemctl disable --quiet ${unit} 2>/dev/null || true; rm -f ${shellQuote(unitPath(unitName))}; systemctl daemon-reload; fi`,
+    `if [ -e ${shellQuote(unitPath(unitName))} ]; then systemctl disable --quiet --no-reload ${unit} 2>/dev/null || true; rm -f ${shellQuote(unitPath(unitName))}; systemctl daemon-reload; fi`,
     `rm -f ${shellQuote(scriptPathOf(unitName))}`,
     `if [ -e ${shellQuote(rulePathOf(unitName))} ]; then rm -f ${shellQuote(rulePathOf(unitName))}; udevadm control --reload-rules 2>/dev/null || true; fi`,
     // The folders nettune created, once nothing of any resource is left in them.

@@ -83,7 +83,9 @@ export function renderUnitInstall(unit: LinkUnit): string {
   return [
     "command -v systemctl >/dev/null || { echo 'systemd is required to persist this setting (persist: false to skip)' >&2; exit 3; }",
     `umask 022 && printf '%s' ${shellQuote(renderLinkUnit(unit))} > ${tmp} && mv -f ${tmp} ${path}`,
-    `systemctl daemon-reload && systemctl enable --quiet ${shellQuote(unit.name)}`,
+    // One reload: `enable` would do one of its own after its symlinks (a second, at a second or
+    // more each on a slow host).
+    `systemctl enable --quiet --no-reload ${shellQuote(unit.name)} && systemctl daemon-reload`,
   ].join("\n");
 }
 
@@ -92,7 +94,7 @@ export function renderUnitRemove(name: string): string {
   const path = shellQuote(`${UNIT_DIR}/${name}`);
   return [
     `if [ -e ${path} ]; then`,
-    `  systemctl disable --quiet ${shellQuote(name)} 2>/dev/null || true`,
+    `  systemctl disable --quiet --no-reload ${shellQuote(name)} 2>/dev/null || true`,
     `  rm -f ${path} && systemctl daemon-reload`,
     "fi",
   ].join("\n");

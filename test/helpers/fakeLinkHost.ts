@@ -545,7 +545,7 @@ export class FakeLinkHost implements Transport {
   }
 
   private systemctl(args: string[]): Reply {
-    const [verb, ...rest] = args.filter((a) => a !== "--quiet");
+    const [verb, ...rest] = args.filter((a) => a !== "--quiet" && a !== "--no-reload");
     if (verb === "daemon-reload") return ok();
     const name = rest[0] ?? "";
     if (verb === "enable") {

@@ -2,6 +2,7 @@
  * Looking at a sandbox host from a test: run a command over SSH (the project's own transport,
  * a separate connection from the one the engine's provider uses).
  */
+import { afterAll } from "vitest";
 import { connectionSchema } from "../../src/schemas/connection";
 import { parseSysctlValue, type SysctlValue } from "../../src/schemas/sysctl";
 import { SshTransport } from "../../src/transport/ssh";
@@ -9,6 +10,7 @@ import type { SandboxHost } from "../../src/sandbox/sandbox";
 import { connection } from "./sandbox";
 
 export async function onHost(h: SandboxHost, script: string): Promise<string> {
+  if (h.kind === "vm") return (await vmTransport(h).exec({ script })).stdout;
   const t = new SshTransport(connectionSchema.parse(connection(h)));
   try {
     const res = await t.exec({ script });
@@ -16,6 +18,30 @@ export async function onHost(h: SandboxHost, script: string): Promise<string> {
   } finally {
     await t.close();
   }
+}
+
+/**
+ * One connection per VM host for the whole test file: a login on an emulated CPU costs about
+ * 2 s of its time (sshd's re-exec, key exchange, PAM), a command on an open connection a tenth
+ * of that. A connection a reboot ended is dialled again by the transport. nspawn hosts keep a
+ * connection per call: tests there count the host's SSH connections.
+ */
+const vmTransports = new Map<string, SshTransport>();
+// Closed once the file's tests are done (a hook at the top of a module joins the file's suite).
+afterAll(async () => {
+  const open = [...vmTransports.values()];
+  vmTransports.clear();
+  await Promise.all(open.map((t) => t.close()));
+});
+
+function vmTransport(h: SandboxHost): SshTransport {
+  const key = `${h.address}:${h.port}`;
+  let t = vmTransports.get(key);
+  if (!t) {
+    t = new SshTransport(connectionSchema.parse(connection(h)));
+    vmTransports.set(key, t);
+  }
+  return t;
 }
 
 /** Live values of sysctl keys, normalized to single spaces. */

@@ -43,7 +43,9 @@ test("arm-and-apply, disarm and unit texts are stable", () => {
   // CongestionControl's qdisc units of interfaces x+1 and x-1 are two units.
   expect(unitName("qdisc", "cc-x+1")).not.toBe(unitName("qdisc", "cc-x-1"));
   expect(renderLinkUnit(unit)).toMatchSnapshot();
-  expect(renderUnitInstall(unit)).toContain("systemctl daemon-reload && systemctl enable --quiet");
+  expect(renderUnitInstall(unit)).toContain(
+    "systemctl enable --quiet --no-reload nettune-mtu-eth0-jumbo-97b95cab.service && systemctl daemon-reload",
+  );
   expect(renderUnitRemove(unit.name)).toContain(
     "rm -f /etc/systemd/system/nettune-mtu-eth0-jumbo-97b95cab.service",
   );

@@ -171,10 +171,10 @@ describe("a network namespace with everything built in (a sandbox host)", () => 
       [unitFile("ntcc1")]: unit("ntcc1"),
     });
     expect(host.log("systemctl")).toEqual([
+      "enable --quiet --no-reload nettune-qdisc-cc-ntcc0.service",
       "daemon-reload",
-      "enable --quiet nettune-qdisc-cc-ntcc0.service",
+      "enable --quiet --no-reload nettune-qdisc-cc-ntcc1.service",
       "daemon-reload",
-      "enable --quiet nettune-qdisc-cc-ntcc1.service",
     ]);
     // Built in: modprobe is never run, and its absence would not matter.
     expect(host.log("modprobe")).toEqual([]);

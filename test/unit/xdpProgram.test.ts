@@ -450,7 +450,7 @@ describe("commit-confirmed scripts", () => {
       `/usr/local/lib/nettune/xdp-loader detach --dev eth0 --pin-dir ${p.pinDir} >/dev/null 2>&1 || rm -rf ${p.pinDir}`,
     );
     expect(script).toContain(`else rm -f ${p.object}; fi`);
-    expect(script).toContain(`systemctl disable --quiet ${UNIT}`);
+    expect(script).toContain(`systemctl disable --quiet --no-reload ${UNIT}`);
     expect(script).toContain("then rm -f /usr/local/lib/nettune/xdp-loader;");
     expect(lines.at(-1)).toBe(`rm -f ${p.pending} ${p.rollbackScript}; : > ${p.rolledBack}`);
   });
