@@ -250,6 +250,48 @@ function writeState(state: SandboxState): void {
   );
 }
 
+/**
+ * Picks a free address block and claims it (the state file, written at once) under a lock, so
+ * that two `up`s at once (two test runs, two terminals) never take the same block.
+ */
+function claimBlock(name: string): SandboxState {
+  fs.mkdirSync(stateRoot(), { recursive: true, mode: 0o700 });
+  const lock = path.join(stateRoot(), ".claim.lock");
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, `${process.pid}\n`, { flag: "wx" });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      // Held for milliseconds: one older than 10 s was left by a process that died holding it.
+      try {
+        if (Date.now() - fs.statSync(lock).mtimeMs > 10_000) fs.rmSync(lock, { force: true });
+      } catch {
+        /* gone meanwhile */
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `sandbox: ${lock} stays held; remove it if no other sandbox command is running`,
+        );
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+  }
+  try {
+    const used = usedBlocks();
+    let block = 0;
+    while (used.has(block)) block++;
+    if (block > 14) throw new Error("sandbox: too many sandboxes are up at once (15 at most)");
+    fs.mkdirSync(sandboxDir(name), { recursive: true, mode: 0o700 });
+    const state: SandboxState = { name, block, createdAt: new Date().toISOString(), hosts: [] };
+    writeState(state);
+    return state;
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}
+
 function usedBlocks(): Set<number> {
   const used = new Set<number>();
   if (!fs.existsSync(stateRoot())) return used;
@@ -385,14 +427,8 @@ export async function up(options: UpOptions): Promise<SandboxState> {
   const rootfs = prepareRootfs(log);
   const image = shape ? prepareVmImage(rootfs, cacheDir(), log, stateRoot()) : undefined;
   const accel = shape ? vmAccel() : undefined;
-  const used = usedBlocks();
-  let block = 0;
-  while (used.has(block)) block++;
-  if (block > 14) throw new Error("sandbox: too many sandboxes are up at once (15 at most)");
-
+  const state = claimBlock(name);
   const dir = sandboxDir(name);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const state: SandboxState = { name, block, createdAt: new Date().toISOString(), hosts: [] };
   try {
     // One client key per sandbox, fresh every time.
     const keyPath = path.join(dir, "id_ed25519");

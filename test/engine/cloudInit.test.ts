@@ -207,19 +207,28 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
     STEP_MS,
   );
 
+  /** The SSH host's reboot, begun while NetworkTuning runs on the cloud-init host. */
+  let sshRebooted: Promise<Record<string, string> | Error> | undefined;
+
   test(
     "NetworkTuning on the cloud-init host changes nothing the user data applied, adds the rest, and both hosts are equal",
     async () => {
-      const up = onCi.up(tuning(ci, { waitForCloudInit: true }));
-      expect(up.error).toBeUndefined();
+      // The next test's reboot of the other host runs meanwhile: neither host sees the other.
+      sshRebooted = cliAsync(["sandbox", "reboot", ssh.name, "--name", SSH], VM_UP_TIMEOUT_MS)
+        .then(() => state(ssh))
+        .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      const args = tuning(ci, { waitForCloudInit: true });
+      const [up, again] = await onCi.runStepsAsync([
+        { op: "up", args },
+        { op: "preview", args },
+      ]);
+      expect(up!.error).toBeUndefined();
       const after = await state(ci);
       expect(only(after, ["sysctl", "feature", "channels"])).toEqual(
         only(ciBefore, ["sysctl", "feature", "channels"]),
       );
       expect(after).toEqual(tuned);
-      expect(onCi.preview(tuning(ci, { waitForCloudInit: true })).changes).toEqual({
-        same: up.changes.create,
-      });
+      expect(again!.changes).toEqual({ same: up!.changes.create });
     },
     STEP_MS,
   );
@@ -227,8 +236,10 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
   test(
     "a real reboot of the SSH host: the same tuning, no drift",
     async () => {
-      cli(["sandbox", "reboot", ssh.name, "--name", SSH], VM_UP_TIMEOUT_MS);
-      expect(await state(ssh)).toEqual(tuned);
+      expect(sshRebooted).toBeDefined();
+      const rebooted = await sshRebooted!;
+      if (rebooted instanceof Error) throw rebooted;
+      expect(rebooted).toEqual(tuned);
       const r = onSsh.refresh(tuning(ssh));
       expect(r.error).toBeUndefined();
       expect(onSsh.preview(tuning(ssh)).changes).toEqual({ same: r.changes.same });
@@ -239,9 +250,14 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
   test(
     "destroy: the SSH host as it was; the cloud-init host back on the image's sysctl values",
     async () => {
-      expect(onSsh.destroy(tuning(ssh)).error).toBeUndefined();
+      // Both hosts at once.
+      const [[onSshDown], [onCiDown]] = await Promise.all([
+        onSsh.runStepsAsync([{ op: "destroy", args: tuning(ssh) }]),
+        onCi.runStepsAsync([{ op: "destroy", args: tuning(ci) }]),
+      ]);
+      expect(onSshDown!.error).toBeUndefined();
       expect(await state(ssh)).toEqual(before);
-      expect(onCi.destroy(tuning(ci)).error).toBeUndefined();
+      expect(onCiDown!.error).toBeUndefined();
       const ciAfter = await state(ci);
       // The journal the user data wrote before applying: the image's own values. The congestion
       // control the user data set stays (CongestionControl found it set: docs/NetworkTuning.md).

@@ -1,34 +1,20 @@
 /**
  * PacketSteering through the real Pulumi engine: on sandbox host 2 (nspawn), whose eth0 is a
  * veth with 4 rx and 4 tx queues that carries the SSH connection and whose network namespace
- * is its own (no net.core.rps_sock_flow_entries, so rfs fails at preview); and on a VM sandbox
- * host (QEMU, virtio_net with 4 queue pairs, 4 vCPUs) where RFS is real.
+ * is its own (no net.core.rps_sock_flow_entries, so rfs fails at preview). On a VM host, where
+ * RFS is real: packetSteeringVm.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EngineStack, resourceOps } from "../helpers/engine";
 import { namesField } from "../helpers/checkErrors";
 import { onHost } from "../helpers/hostShell";
-import {
-  cli,
-  direct,
-  sandboxHosts,
-  SANDBOX,
-  sharedVmHosts,
-  VM_UP_TIMEOUT_MS,
-} from "../helpers/sandbox";
+import { STEERING_STATE as STATE_SCRIPT } from "../helpers/steeringState";
+import { cli, direct, sandboxHosts, SANDBOX } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { SteeringArg, SteeringProgramArgs } from "../programs/packetSteering";
 
 const STEERING = "pulumi-nodejs:dynamic/nettune:PacketSteering";
 const UNIT_DIR = "/etc/systemd/system";
-
-/** Every steering file of eth0 as `path text`, the flow table sysctl, and nettune's units. */
-const STATE_SCRIPT = [
-  'for f in /sys/class/net/eth0/queues/*/rps_cpus /sys/class/net/eth0/queues/*/rps_flow_cnt /sys/class/net/eth0/queues/*/xps_cpus /sys/class/net/eth0/queues/*/xps_rxqs; do echo "$f $(cat $f)"; done',
-  "cat /proc/sys/net/core/rps_sock_flow_entries 2>&1 || true",
-  `ls ${UNIT_DIR} | grep nettune || true`,
-].join("; ");
-
 /** One queue file's text. */
 const file = (h: SandboxHost, key: string) =>
   onHost(h, `cat /sys/class/net/eth0/queues/${key}`).then((s) => s.trim());
@@ -204,63 +190,4 @@ describe("on an nspawn host's veth (4 rx, 4 tx queues, 2 CPUs, its own network n
     }
     expect(await onHost(host, STATE_SCRIPT)).toBe(stateBefore);
   });
-});
-
-describe("on a VM host (virtio_net, 4 queue pairs, 4 vCPUs, the initial network namespace)", () => {
-  /** The second of the run's shared VM hosts (test/helpers/sandbox.ts). */
-  let vm: SandboxHost;
-
-  beforeAll(() => {
-    vm = sharedVmHosts()[1];
-  }, VM_UP_TIMEOUT_MS + 60_000);
-
-  test(
-    "rps, rfs and xps set and verified, net.core.rps_sock_flow_entries included; a second preview changes nothing; destroy puts every file back byte for byte",
-    async () => {
-      const before = await onHost(vm, STATE_SCRIPT);
-      // virtio_net pins tx queue N to CPU N by itself.
-      expect(before).toMatch(/tx-2\/xps_cpus 4\n/);
-      expect(before).toMatch(/\n0\n/);
-      const args: SteeringProgramArgs = {
-        steering: [
-          {
-            name: "vm-steering",
-            host: direct(vm),
-            interface: "eth0",
-            rps: "0-3",
-            rfs: { flowEntries: 32768 },
-            xps: { cpus: { 0: "0-1", 1: "2-3" } },
-          },
-        ],
-      };
-      const stack = new EngineStack("packetSteering", "vm");
-      try {
-        const up = stack.up(args);
-        expect(up.error).toBeUndefined();
-        expect(up.outputs["vm-steering_rpsFlowCnt"]).toBe(8192);
-        const live = await onHost(vm, STATE_SCRIPT);
-        for (const q of [0, 1, 2, 3]) {
-          expect(live).toContain(`/rx-${q}/rps_cpus f\n`);
-          expect(live).toContain(`/rx-${q}/rps_flow_cnt 8192\n`);
-        }
-        expect(live).toContain("/tx-0/xps_cpus 3\n");
-        expect(live).toContain("/tx-1/xps_cpus c\n");
-        expect(live).toContain("/tx-2/xps_cpus 4\n");
-        expect(live).toMatch(/\n32768\n/);
-        expect(live).toContain("nettune-packetsteering-vm-steering.service");
-        expect(up.outputs["vm-steering_originals"]).toMatchObject({
-          "net.core.rps_sock_flow_entries": "0",
-          "tx-0/xps_cpus": "1",
-          "tx-1/xps_cpus": "2",
-        });
-        expect(stack.preview(args).changes).toEqual({ same: 2 });
-        expect(stack.destroy(args).error).toBeUndefined();
-        expect(await onHost(vm, STATE_SCRIPT)).toBe(before);
-      } finally {
-        stack.destroy(args);
-        stack.dispose();
-      }
-    },
-    VM_UP_TIMEOUT_MS,
-  );
 });
