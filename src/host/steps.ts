@@ -47,6 +47,8 @@ export interface StepsOptions {
    * survive an apply whose answer never arrived, and a failed apply leaves nothing behind.
    */
   readonly journal?: string;
+  /** What a new journal holds instead of the captured values (a resource's own originals). */
+  readonly journalValues?: Readonly<Record<string, string>>;
 }
 
 /** Where a resource's journal of originals lives on the host. */
@@ -155,9 +157,9 @@ export function renderSteps(steps: readonly Step[], options: StepsOptions = {}):
     );
   }
   if (options.journal !== undefined) {
-    const rows = capture.map(
-      (key) => `printf '%s\\t%s\\n' ${shellQuote(key)} "$${captureVar(key)}"`,
-    );
+    const rows = options.journalValues
+      ? journalText(options.journalValues).map((row) => `printf '%s\\n' ${shellQuote(row)}`)
+      : capture.map((key) => `printf '%s\\t%s\\n' ${shellQuote(key)} "$${captureVar(key)}"`);
     lines.push(...journalLines(options.journal, rows));
   }
   steps.forEach((s, i) => {

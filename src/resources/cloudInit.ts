@@ -27,6 +27,8 @@ import { journalPathOf as linkJournalPathOf } from "../specs/link";
 import { resolveFeatureName } from "../host/ethtool";
 import { indirectionCommand, JOURNAL as RSS_JOURNAL } from "../specs/rssQueues";
 import {
+  JOURNAL as CC_JOURNAL,
+  journalPathOf as ccJournalPathOf,
   linkUnitOf as qdiscUnit,
   modulesFileOf,
   safeName,
@@ -189,6 +191,13 @@ export function journalBootcmd(tag: string, journal: string, rows: readonly stri
   ];
 }
 
+/**
+ * The root qdisc of `dev` as CongestionControl journals it (JSON), when it is the kernel's
+ * default (handle `0:`, as `tc qdisc show dev X root` prints it); nothing otherwise.
+ */
+const defaultRootJson = (dev: string) =>
+  `$(tc qdisc show dev ${shellQuote(dev)} root 2>/dev/null | awk 'NR == 1 && $3 == "0:" { printf "{\\"kind\\":\\"%s\\",\\"handle\\":\\"0:\\",\\"params\\":[],\\"kernelDefault\\":true}", $2 }')`;
+
 /** `true`/`false` (JSON) for feature `long` in `ethtool -k`, as NicOffloads journals it. */
 const featureValue = (ifname: string, long: string) =>
   `$(ethtool -k ${shellQuote(ifname)} 2>/dev/null | awk -v k=${shellQuote(`${long}:`)} '{ sub(/^[ \\t]+/, "") } $1 == k { print ($2 == "on") ? "true" : "false"; exit }')`;
@@ -327,6 +336,21 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       case "CongestionControl": {
         const p = parsed as CongestionControlInputs;
         const owner = safeName(p.resourceName);
+        // What CongestionControl's create journals, read before anything is applied. A root
+        // qdisc is journalled when it is the kernel's default (as at first boot), which delete
+        // gives back by removing the root; any other is left to the create to read live.
+        const proc = (key: string) => `$(cat ${shellQuote(`/proc/sys/${sysctlPath(key)}`)})`;
+        journal(ccJournalPathOf(p.resourceName), [
+          journalRow(CC_JOURNAL.algorithm, proc(CC_KEY)),
+          ...(p.qdisc === undefined
+            ? []
+            : [
+                journalRow(CC_JOURNAL.defaultQdisc, proc(DEFAULT_QDISC_KEY)),
+                ...p.interfaces.map((dev) =>
+                  journalRow(CC_JOURNAL.qdisc(dev), defaultRootJson(dev)),
+                ),
+              ]),
+        ]);
         const values: Record<string, string> = { [CC_KEY]: p.algorithm };
         if (p.qdisc !== undefined) values[DEFAULT_QDISC_KEY] = p.qdisc;
         const modules = [`tcp_${p.algorithm}`, ...(p.qdisc ? [`sch_${p.qdisc}`] : [])];

@@ -92,6 +92,54 @@ export const sysctlFileOf = (resourceName: string) =>
 export const modulesFileOf = (resourceName: string) =>
   `${MODULES_LOAD_D}/nettune-${safeName(resourceName)}.conf`;
 
+/**
+ * The resource's journal of originals on the host (src/host/steps.ts): written by create before
+ * its first change (or by cloud-init at first boot, src/resources/cloudInit.ts), read by a create
+ * that finds it (an earlier create whose answer was lost, or cloud-init's), removed by delete.
+ */
+export const journalPathOf = (resourceName: string) =>
+  `${protocol.JOURNAL_DIR}/cc-${safeName(resourceName)}`;
+
+/** The journal's keys: the algorithm, the default qdisc, an interface's root qdisc (JSON). */
+export const JOURNAL = {
+  algorithm: "algorithm",
+  defaultQdisc: "defaultQdisc",
+  qdisc: (dev: string) => `qdisc ${dev}`,
+} as const;
+
+type Originals = CongestionControlOutputs["originals"];
+
+/** Originals as the journal holds them. */
+function journalValues(o: Originals): Record<string, string> {
+  const values: Record<string, string> = { [JOURNAL.algorithm]: o.algorithm };
+  if (o.defaultQdisc !== null) values[JOURNAL.defaultQdisc] = o.defaultQdisc;
+  for (const [dev, q] of Object.entries(o.qdiscs)) values[JOURNAL.qdisc(dev)] = JSON.stringify(q);
+  return values;
+}
+
+/**
+ * The originals with what a journal that was there already holds: its values were read before
+ * nettune (or cloud-init) first changed anything. A value it lacks, or cannot give, stays.
+ */
+export function withJournal(o: Originals, journal: Readonly<Record<string, string>>): Originals {
+  const qdiscs = { ...o.qdiscs };
+  for (const dev of Object.keys(qdiscs)) {
+    const text = journal[JOURNAL.qdisc(dev)];
+    if (text === undefined) continue;
+    try {
+      const q = JSON.parse(text) as SavedQdisc;
+      if (typeof q.kind === "string" && typeof q.handle === "string") qdiscs[dev] = q;
+    } catch {
+      /* not JSON: the live one stays */
+    }
+  }
+  return {
+    algorithm: journal[JOURNAL.algorithm] || o.algorithm,
+    defaultQdisc: o.defaultQdisc === null ? null : journal[JOURNAL.defaultQdisc] || o.defaultQdisc,
+    qdiscs,
+  };
+}
+
 interface Facts {
   readonly probe: CongestionProbe;
   /** On refresh: the algorithm a new TCP connection got, or null when none could be opened. */
@@ -184,7 +232,8 @@ function hostFailures(inputs: CongestionControlInputs, p: CongestionProbe, targe
   return failures;
 }
 
-function save(q: TcQdisc): SavedQdisc {
+/** A root qdisc as the originals keep it (and the journal, as JSON). */
+export function saveQdisc(q: TcQdisc): SavedQdisc {
   return {
     kind: q.kind,
     handle: q.handle,
@@ -207,7 +256,7 @@ function replaceStep(dev: string, kind: string, live: TcQdisc): protocol.Step {
     property: "interfaces",
     action: `tc qdisc replace dev ${dev} root ${kind}`,
     run: `${renderCommand(renderTcQdiscReplace(dev, kind))} || exit 1\n${rootKindCheck(dev, kind)}`,
-    undo: restoreCommand(dev, save(live)),
+    undo: restoreCommand(dev, saveQdisc(live)),
   };
 }
 
@@ -336,7 +385,7 @@ function plan(
     if (!qs || !live) throw new Error(`interfaces: no interface ${dev} on ${target}`);
     const kind = news!.qdisc!;
     const known = olds?.originals.qdiscs[dev];
-    originalQdiscs[dev] = known ?? save(live);
+    originalQdiscs[dev] = known ?? saveQdisc(live);
     rootQdiscs[dev] = kind;
     if (!known) {
       const children = childQdiscs(qs, dev).length;
@@ -484,16 +533,22 @@ function explain(step: protocol.Step, status: number, reason: string, p: Congest
   return reason;
 }
 
-/** Runs the steps all-or-nothing, then (if asked) opens a connection and reads its algorithm. */
+/**
+ * Runs the steps all-or-nothing, then (if asked) opens a connection and reads its algorithm.
+ * With `journal`, a create's: written with its values before the first step, or read where it
+ * is there already (what it held is returned).
+ */
 async function run(
   t: Transport,
   steps: protocol.Step[],
   p: CongestionProbe,
   observe: boolean,
-): Promise<string | null> {
-  if (steps.length === 0 && !observe) return null;
+  journal?: { path: string; values: Record<string, string> },
+): Promise<{ observed: string | null; journal: Readonly<Record<string, string>> }> {
+  if (steps.length === 0 && !observe && !journal) return { observed: null, journal: {} };
   const script = protocol.renderSteps(steps, {
     after: observe ? renderObserveConnection() : undefined,
+    ...(journal ? { journal: journal.path, journalValues: journal.values } : {}),
   });
   const res = await t.exec({ script }, { allowFailure: true });
   const out = protocol.parseSteps(res.stdout, res.exitCode);
@@ -506,7 +561,10 @@ async function run(
       `${what} failed on ${t.target}: ${why}; nothing was changed: every step already applied was undone`,
     );
   }
-  return observe ? (parseObservedAlgorithm(out.after) ?? null) : null;
+  return {
+    observed: observe ? (parseObservedAlgorithm(out.after) ?? null) : null,
+    journal: out.journal,
+  };
 }
 
 /** Warnings that need the host: what a new connection really got, fq where bbr runs without it. */
@@ -590,10 +648,15 @@ export const congestionControlSpec: Spec<CongestionControlInputs, CongestionCont
       const t = ctx.transport;
       const p = facts.probe;
       const { steps, warnings, state } = plan(p, olds, news, t.target);
-      const observed = await run(t, steps, p, true);
-      warnings.push(...hostWarnings(news, p, observed, t.target));
+      // A create keeps a journal of what it found, so a lost answer loses no original.
+      const journal = olds
+        ? undefined
+        : { path: journalPathOf(news.resourceName), values: journalValues(state.originals) };
+      const out = await run(t, steps, p, true, journal);
+      const originals = journal ? withJournal(state.originals, out.journal) : state.originals;
+      warnings.push(...hostWarnings(news, p, out.observed, t.target));
       for (const w of warnings) ctx.warn(w);
-      return { ...state, observedAlgorithm: observed, warnings: [] };
+      return { ...state, originals, observedAlgorithm: out.observed, warnings: [] };
     },
 
     async release(ctx, facts, olds) {
@@ -601,6 +664,12 @@ export const congestionControlSpec: Spec<CongestionControlInputs, CongestionCont
       if (!facts) return;
       const { steps, warnings } = plan(facts.probe, olds, undefined, t.target);
       for (const w of warnings) ctx.warn(w);
+      // Last: the journal goes once every original is back.
+      steps.push({
+        property: "journal",
+        action: "remove the journal of originals",
+        run: protocol.renderJournalRemove(journalPathOf(olds.resourceName)),
+      });
       await run(t, steps, facts.probe, false);
     },
 

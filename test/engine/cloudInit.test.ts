@@ -7,7 +7,7 @@
  * name on "ci" (waitForCloudInit) changes none of it, adds what the user data leaves to it
  * (IRQ pins, the XDP filter), and both hosts are then equal in every key; a second preview shows
  * no change. The SSH host goes through the profile's whole life: preview, up, no-op, a real
- * reboot, destroy restoring everything; destroy on "ci" puts the image's own sysctl values back
+ * reboot, destroy restoring everything; destroy on "ci" puts the image's own values back
  * (the journal the user data wrote at first boot). Then every other profile, two at a time on
  * the two hosts: up, no-op, a real reboot (the same state, no drift), destroy restoring
  * everything. The SSH host is the second of the run's shared VM hosts.
@@ -259,25 +259,18 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       expect(await state(ssh)).toEqual(before);
       expect(onCiDown!.error).toBeUndefined();
       const ciAfter = await state(ci);
-      // The journal the user data wrote before applying: the image's own values. The congestion
-      // control the user data set stays (CongestionControl found it set: docs/NetworkTuning.md).
-      const cc = (k: string) => k.includes("tcp_congestion_control") || k.includes("default_qdisc");
-      const plain = (x: Record<string, string>) =>
-        Object.fromEntries(Object.entries(only(x, ["sysctl"])).filter(([k]) => !cc(k)));
-      expect(plain(ciAfter)).toEqual(plain(before));
-      expect(ciAfter["sysctl net.ipv4.tcp_congestion_control"]).toBe("bbr");
+      // The journals the user data wrote before applying: the image's own values, congestion
+      // control included.
+      expect(only(ciAfter, ["sysctl"])).toEqual(only(before, ["sysctl"]));
       // The offloads and channel count from their journals too; every journal removed.
       expect(only(ciAfter, ["feature", "channels"])).toEqual(only(before, ["feature", "channels"]));
       expect(ciJournals).toEqual([
+        "cc-gw-congestion",
         "offloads-eth0-nettune-nicoffloads-gw-offloads",
         "rss-eth0-nettune-rssqueues-gw-queues",
         "sysctl-90-nettune-gw-sysctls.conf",
       ]);
       expect(await onHost(ci, "ls -A /var/lib/nettune/originals 2>/dev/null || true")).toBe("");
-      // CongestionControl keeps no journal: the algorithm and default qdisc the user data set
-      // stay live until the next boot (docs/NetworkTuning.md), and are the image's after it.
-      cli(["sandbox", "reboot", ci.name, "--name", CI], VM_UP_TIMEOUT_MS);
-      expect(only(await state(ci), ["sysctl"])).toEqual(only(before, ["sysctl"]));
       // No nettune file left: only the sandbox's own seed unit, as on the untouched SSH host.
       expect(only(ciAfter, ["file"])).toEqual(only(before, ["file"]));
       expect(Object.keys(only(before, ["file"]))).toEqual(["file nettune-seed.service"]);

@@ -45,6 +45,7 @@ const REWRITES: ReadonlyArray<readonly [string, string]> = [
   ["/boot/", "boot/"],
   ["/sys/class/net/", "sys-class-net/"],
   ["/etc/", "etc/"],
+  ["/var/lib/nettune", "var-lib-nettune"],
 ];
 
 export interface FakeQdisc {
@@ -365,9 +366,27 @@ export class FakeNetHost implements Transport {
     return out;
   }
 
-  /** Everything a change could touch: the two keys, qdiscs, /etc, modules. */
+  /** nettune's journals of originals (/var/lib/nettune/originals), by name. */
+  journals(): Record<string, string> {
+    const dir = path.join(this.root, "var-lib-nettune", "originals");
+    if (!fs.existsSync(dir)) return {};
+    return Object.fromEntries(
+      fs.readdirSync(dir).map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")]),
+    );
+  }
+
+  /** Writes a journal of originals, as an earlier apply (or cloud-init) left it. */
+  setJournal(name: string, text: string): void {
+    const dir = path.join(this.root, "var-lib-nettune", "originals");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+  }
+
+  /** Everything a change could touch: the two keys, qdiscs, /etc, modules, journals. */
   snapshot(): unknown {
     return {
+      journals: this.journals(),
+      stateDir: fs.existsSync(path.join(this.root, "var-lib-nettune")),
       algorithm: this.proc("net.ipv4.tcp_congestion_control"),
       available: this.proc("net.ipv4.tcp_available_congestion_control"),
       defaultQdisc: this.proc("net.core.default_qdisc"),
@@ -384,7 +403,7 @@ export class FakeNetHost implements Transport {
     for (const [from, to] of REWRITES) out = out.split(from).join(`${this.root}/${to}`);
     const rest = out.split(`${this.root}/`).join("@");
     if (
-      /\/proc\/sys|\/proc\/config|\/proc\/modules|\/etc\/|\/lib\/modules|\/sys\/class|\/boot\//.test(
+      /\/proc\/sys|\/proc\/config|\/proc\/modules|\/etc\/|\/lib\/modules|\/sys\/class|\/boot\/|\/var\/lib\//.test(
         rest,
       )
     ) {

@@ -15,6 +15,8 @@ import { describe, expect, test } from "vitest";
 import * as nettune from "../../src";
 import { countsScript, renderCloudInit, USER_DATA_MAX_BYTES } from "../../src/resources/cloudInit";
 import { renderSysctlConf } from "../../src/host/sysctl";
+import { parseTcQdiscs, rootQdisc } from "../../src/host/tc";
+import { saveQdisc } from "../../src/specs/congestionControl";
 import {
   parseEthtoolChannels,
   parseEthtoolFeatures,
@@ -129,21 +131,22 @@ describe("nettune.cloudInit", () => {
       ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-gw-sysctls.conf"],
     ]);
     // The instance's own values go to the journals first, once per instance: the queues', the
-    // offloads' (below) and the SysctlSet's.
+    // offloads' (below), the congestion control's and the SysctlSet's.
     const bootcmd = (cc as { bootcmd?: string[][] }).bootcmd!;
     expect(bootcmd.map((c) => c[2])).toEqual([
       "nettune-journal-rss-ens5-nettune-rssqueues-gw-queues",
       "nettune-journal-offloads-ens5-nettune-nicoffloads-gw-offloads",
+      "nettune-journal-cc-gw-congestion",
       "nettune-journal-90-nettune-gw-sysctls.conf",
     ]);
-    expect(bootcmd[2]!.slice(0, 5)).toEqual([
+    expect(bootcmd[3]!.slice(0, 5)).toEqual([
       "cloud-init-per",
       "instance",
       "nettune-journal-90-nettune-gw-sysctls.conf",
       "sh",
       "-c",
     ]);
-    expect(bootcmd[2]![5]).toContain(
+    expect(bootcmd[3]![5]).toContain(
       "/var/lib/nettune/originals/sysctl-90-nettune-gw-sysctls.conf",
     );
     expect(Buffer.byteLength(r.userData)).toBeLessThan(USER_DATA_MAX_BYTES);
@@ -251,6 +254,8 @@ describe("journals of originals at first boot", () => {
       profile: nettune.profiles.apiGateway,
       rings: { rx: 128 },
       mtu: { mtu: 9000, verifyPeers: ["198.18.0.1"] },
+      // With eth0's root qdisc too, so its journal row is there.
+      congestion: { algorithm: "bbr", qdisc: "fq", interfaces: ["eth0"] },
     });
     const cc = JSON.parse(
       spawnSync(
@@ -279,6 +284,12 @@ describe("journals of originals at first boot", () => {
         ].join("\n"),
         { mode: 0o755 },
       );
+      // `tc qdisc show dev eth0 root` as a new veth showed it (a kernel default).
+      fs.writeFileSync(
+        path.join(dir, "tc"),
+        `#!/bin/sh\ncat ${JSON.stringify(path.join(FIX, "../tc/veth-default.txt"))}\n`,
+        { mode: 0o755 },
+      );
       // Every bootcmd runs (as cloud-init-per would, once), with this machine's paths moved into
       // the temp folder: the journals, and /sys/class/net/eth0 for the MTU.
       const tags: string[] = [];
@@ -300,6 +311,7 @@ describe("journals of originals at first boot", () => {
         "nettune-journal-rings-eth0-nettune-nicrings-gw-rings",
         "nettune-journal-offloads-eth0-nettune-nicoffloads-gw-offloads",
         "nettune-journal-mtu-eth0",
+        "nettune-journal-cc-gw-congestion",
         "nettune-journal-90-nettune-gw-sysctls.conf",
       ]);
       const journal = (name: string) =>
@@ -329,6 +341,21 @@ describe("journals of originals at first boot", () => {
         rx: JSON.stringify(parseEthtoolRings(read("g")).current.rx),
       });
       expect(journal("mtu-eth0")).toEqual({ mtu: "1500", txqlen: "1000" });
+      // CongestionControl's: this machine's algorithm and default qdisc (read only), and the
+      // root qdisc `tc` shows (a captured kernel default), as the resource saves it.
+      const live = (k: string) =>
+        fs.readFileSync(`/proc/sys/${k.replaceAll(".", "/")}`, "utf8").trim();
+      const defaultRoot = saveQdisc(
+        rootQdisc(
+          parseTcQdiscs(fs.readFileSync(path.join(FIX, "../tc/veth-default.json"), "utf8")),
+          "ntcc0",
+        )!,
+      );
+      expect(journal("cc-gw-congestion")).toEqual({
+        algorithm: live("net.ipv4.tcp_congestion_control"),
+        defaultQdisc: live("net.core.default_qdisc"),
+        "qdisc eth0": JSON.stringify(defaultRoot),
+      });
       // Once there, a journal is never rewritten: a later boot keeps the first values.
       fs.writeFileSync(path.join(sys, "mtu"), "9000\n");
       const mtu = cc.bootcmd.find((c) => c[2] === "nettune-journal-mtu-eth0")!;

@@ -477,6 +477,53 @@ describe("a first namespace whose kernel has bbr, fq and fq_codel as modules", (
   });
 });
 
+describe("the journal of originals (/var/lib/nettune/originals)", () => {
+  const BBR_FQ = { algorithm: "bbr", qdisc: "fq", interfaces: ["eth0"] };
+  const FOUND =
+    "algorithm\tcubic\ndefaultQdisc\tfq_codel\n" +
+    'qdisc eth0\t{"kind":"fq_codel","handle":"0:","params":[],"kernelDefault":true}\n';
+
+  it("create writes what it found before its first change; delete puts it back and removes the journal", async () => {
+    const { host, ctx } = await fake(MODULAR);
+    const { id, outs } = await handler.create(inputsOf(BBR_FQ), ctx);
+    expect(host.journals()).toEqual({ "cc-cc": FOUND });
+    await handler.delete(id, outs, ctx);
+    expect(host.proc(CC_KEY)).toBe("cubic");
+    expect(host.journals()).toEqual({});
+    expect(host.snapshot()).toMatchObject({ stateDir: false });
+  });
+
+  it("a create whose answer was lost, run again on the tuned host, records the first originals; delete restores them", async () => {
+    const { host, ctx } = await fake(MODULAR);
+    // The engine recorded nothing of the first create; the host is tuned.
+    await handler.create(inputsOf(BBR_FQ), ctx);
+    expect(host.proc(CC_KEY)).toBe("bbr");
+    const { id, outs } = await handler.create(inputsOf(BBR_FQ), ctx);
+    expect(outs.originals).toEqual({
+      algorithm: "cubic",
+      defaultQdisc: "fq_codel",
+      qdiscs: { eth0: { kind: "fq_codel", handle: "0:", params: [], kernelDefault: true } },
+    });
+    await handler.delete(id, outs, ctx);
+    expect(host.proc(CC_KEY)).toBe("cubic");
+    expect(host.proc(QDISC_KEY)).toBe("fq_codel");
+    expect(rootKind(host, "eth0")).toEqual(FQ_CODEL);
+    expect(host.journals()).toEqual({});
+  });
+
+  it("a journal another writer left (cloud-init at first boot) gives the originals; a garbled root qdisc is read live", async () => {
+    const { host, ctx } = await fake(MODULAR);
+    host.setProc(CC_KEY, "bbr");
+    host.setJournal("cc-cc", "algorithm\treno\ndefaultQdisc\tpfifo_fast\nqdisc eth0\tnot json\n");
+    const { outs } = await handler.create(inputsOf(BBR_FQ), ctx);
+    expect(outs.originals).toMatchObject({
+      algorithm: "reno",
+      defaultQdisc: "pfifo_fast",
+      qdiscs: { eth0: { kind: "fq_codel", kernelDefault: true } },
+    });
+  });
+});
+
 describe("inputs", () => {
   it.each([
     [{ algorithm: "bbr; reboot" }, "algorithm", /lower-case name/],
