@@ -1,10 +1,6 @@
 /**
  * Once per test run: snapshot this machine's own network state (for the guard test), build,
  * and bring up the test sandbox (2 hosts, 50 ms added delay on the relayed SSH path).
- *
- * Under scripts/test.sh's groups (NETTUNE_TEST_GROUP, vitest.config.ts): the `vm` group needs
- * no nspawn host (its files start the shared VM hosts themselves), and the `guard` group keeps
- * the snapshot the `main` group took before anything ran.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -14,23 +10,15 @@ import { cli, SANDBOX, SHARED_VMS } from "./sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
 export default function setup(project: TestProject): () => void {
-  const group = process.env.NETTUNE_TEST_GROUP;
-  if (group === "guard") {
-    project.provide("sandboxHosts", []);
-    return () => undefined;
-  }
   fs.mkdirSync(path.dirname(SNAPSHOT_FILE), { recursive: true });
   // Leftovers of a crashed earlier run of the tests go first.
   cli(["sandbox", "down", "--name", SANDBOX]);
   cli(["sandbox", "down", "--name", `${SANDBOX}c`]);
   cli(["sandbox", "down", "--name", SHARED_VMS]);
   fs.writeFileSync(SNAPSHOT_FILE, JSON.stringify(machineSnapshot()));
-  const hosts =
-    group === "vm"
-      ? []
-      : (JSON.parse(
-          cli(["sandbox", "up", "--name", SANDBOX, "--hosts", "2", "--delay", "50", "--json"]),
-        ) as SandboxHost[]);
+  const hosts = JSON.parse(
+    cli(["sandbox", "up", "--name", SANDBOX, "--hosts", "2", "--delay", "50", "--json"]),
+  ) as SandboxHost[];
   project.provide("sandboxHosts", hosts);
   return () => {
     cli(["sandbox", "down", "--name", SANDBOX]);

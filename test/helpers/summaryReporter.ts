@@ -1,4 +1,3 @@
-import * as fs from "node:fs";
 import type { Reporter, TestModule } from "vitest/node";
 
 /** Prints the plain closing line `N passed, N failed, N skipped` that CI reads. */
@@ -17,8 +16,5 @@ export default class SummaryReporter implements Reporter {
       if (m.state() === "failed" && [...m.children.allTests()].length === 0) failed++;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
-    // scripts/test.sh adds up the counts of the groups it runs side by side.
-    const file = process.env.NETTUNE_TEST_SUMMARY_FILE;
-    if (file) fs.appendFileSync(file, `${passed} ${failed} ${skipped}\n`);
   }
 }
