@@ -93,10 +93,12 @@ if [ -L "$tools/pulumi" ] || [ ! "$tools/pulumi" -ef "$pulumi_dir/pulumi" ]; the
   ln "$pulumi_dir/pulumi" "$tools/pulumi" 2>/dev/null || cp "$pulumi_dir/pulumi" "$tools/pulumi"
 fi
 # The engine runs dynamic providers through this plugin; it must use the checkout's node and
-# the checkout's @pulumi/pulumi.
+# the checkout's @pulumi/pulumi, whose entry is resolved here once (not by a node started at
+# every engine operation).
+dynamic_provider="$(cd "$root" && node -p "require.resolve('@pulumi/pulumi/cmd/dynamic-provider')")"
 cat >"$tools/pulumi-resource-pulumi-nodejs.tmp" <<EOF
 #!/bin/sh
-exec "$(command -v node)" "\$(cd "$root" && "$(command -v node)" -p "require.resolve('@pulumi/pulumi/cmd/dynamic-provider')")" "\$@"
+exec "$(command -v node)" "$dynamic_provider" "\$@"
 EOF
 chmod +x "$tools/pulumi-resource-pulumi-nodejs.tmp"
 mv "$tools/pulumi-resource-pulumi-nodejs.tmp" "$tools/pulumi-resource-pulumi-nodejs"

@@ -92,24 +92,41 @@ function simplify(e: auto.EngineEvent): EngineEvent | undefined {
   return undefined;
 }
 
+/**
+ * The stack of this driver process, made once: its steps share the CLI found at the start (one
+ * `pulumi version`) and the selected stack (one `pulumi stack select`); each step gives the
+ * workspace its own program.
+ */
+let stackOnce: Promise<auto.Stack> | undefined;
+function stackOf(req: EngineRequest): Promise<auto.Stack> {
+  stackOnce ??= (async () => {
+    const workDir = path.join(req.stateDir, "work");
+    fs.mkdirSync(workDir, { recursive: true });
+    const pulumiCommand = await auto.PulumiCommand.get();
+    return auto.LocalWorkspace.createOrSelectStack(
+      { stackName: req.stack, projectName: req.project, program: () => Promise.resolve({}) },
+      {
+        workDir,
+        pulumiCommand,
+        envVars: {
+          PULUMI_BACKEND_URL: `file://${req.stateDir}`,
+          // nettune checks changed resources against their hosts in diff: in parallel with this.
+          PULUMI_PARALLEL_DIFF: "true",
+          PULUMI_CONFIG_PASSPHRASE:
+            process.env.PULUMI_CONFIG_PASSPHRASE ?? "nettune-test-passphrase",
+        },
+      },
+    );
+  })();
+  return stackOnce;
+}
+
 async function runStep(req: EngineRequest, step: EngineStep): Promise<EngineResult> {
   const mod = require(path.resolve(req.program)) as {
     default: (args: unknown) => Promise<Record<string, unknown>>;
   };
-  const workDir = path.join(req.stateDir, "work");
-  fs.mkdirSync(workDir, { recursive: true });
-  const stack = await auto.LocalWorkspace.createOrSelectStack(
-    { stackName: req.stack, projectName: req.project, program: () => mod.default(step.args) },
-    {
-      workDir,
-      envVars: {
-        PULUMI_BACKEND_URL: `file://${req.stateDir}`,
-        // nettune checks changed resources against their hosts in diff: in parallel with this.
-        PULUMI_PARALLEL_DIFF: "true",
-        PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "nettune-test-passphrase",
-      },
-    },
-  );
+  const stack = await stackOf(req);
+  (stack.workspace as auto.LocalWorkspace).program = () => mod.default(step.args);
   // The engine runs providers in the project's `main` folder: the folder this step runs in
   // (an upgrade test installs another nettune there between steps).
   await stack.workspace.saveProjectSettings({
