@@ -80,6 +80,11 @@ export interface Spec<I extends BaseInputs, O extends I, F> {
   /** What the host cannot take, by field: fails preview, and apply before anything changes. */
   check?(inputs: I, facts: F, target: string): Failure[];
   /**
+   * What the host makes of the inputs that the user should know at preview (a choice made for
+   * them, such as a fallback): shown as warnings when a new resource is checked.
+   */
+  notes?(inputs: I, facts: F, target: string): string[];
+  /**
    * Makes the host what `news` declares, all-or-nothing, and returns the outputs beyond the
    * inputs. `olds` is the state for an update, undefined for a create.
    */
@@ -228,10 +233,14 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
       const own = ownershipOf(ctx);
       const p = await spec.probe(own?.reading() ?? ctx.transport, inputs, { op: "check" });
       if ("missing" in p) return [p.missing];
-      return [
+      const failures = [
         ...(spec.check?.(inputs, p.facts, ctx.transport.target) ?? []),
         ...(await ownFailures(own)),
       ];
+      if (failures.length === 0)
+        for (const note of spec.notes?.(inputs, p.facts, ctx.transport.target) ?? [])
+          ctx.warn(note);
+      return failures;
     },
 
     diff: (_id, olds, news) => specDiff(spec, current(olds), news),

@@ -28,8 +28,8 @@ export const apiGateway: TuningModel = profileWithLazy(
     },
     // The case set bbr for its clients across the WAN; fq is bbr's recommended qdisc (its
     // pacing at lower CPU cost). Both are loaded as modules where the kernel has them as such;
-    // a kernel without fq fails preview listing the qdiscs it has.
-    congestion: { algorithm: "bbr", qdisc: "fq" },
+    // where the host cannot take fq, bbr runs alone (it paces by itself) and preview says so.
+    congestion: { algorithm: "bbr", qdisc: "fq", qdiscFallback: "none" },
     // The case's `ethtool -K`: checksums, scatter-gather, TSO, GSO and GRO on, which took much
     // of the segmentation and reassembly work off the CPU; LRO off, as it conflicts with GRO.
     offloads: {

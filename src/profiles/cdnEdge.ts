@@ -32,8 +32,8 @@ export const cdnEdge: TuningModel = profile({
     "net.ipv4.tcp_syncookies": 1,
   },
   // The case's main change: bbr on every node, for clients far away or on lossy networks;
-  // fq paces it at the lowest CPU cost.
-  congestion: { algorithm: "bbr", qdisc: "fq" },
+  // fq paces it at the lowest CPU cost where the host has fq; elsewhere bbr paces by itself.
+  congestion: { algorithm: "bbr", qdisc: "fq", qdiscFallback: "none" },
   // Segmentation offloads matter most for a host that sends large objects; LRO off (GRO on).
   offloads: {
     features: { rx: true, tx: true, sg: true, tso: true, gso: true, gro: true, lro: false },

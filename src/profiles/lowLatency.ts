@@ -19,8 +19,9 @@ export const lowLatency: TuningModel = profile({
     "net.ipv4.tcp_slow_start_after_idle": 0,
   },
   // bbr keeps the bottleneck queue short by measuring bandwidth and minimum RTT instead of
-  // filling buffers until loss; the guide cites lower latency with it. fq paces its packets.
-  congestion: { algorithm: "bbr", qdisc: "fq" },
+  // filling buffers until loss; the guide cites lower latency with it. fq paces its packets
+  // where the host has fq; elsewhere bbr paces by itself (preview says so).
+  congestion: { algorithm: "bbr", qdisc: "fq", qdiscFallback: "none" },
   // LRO off: it conflicts with GRO and merges packets in the NIC.
   offloads: { features: { gro: true, lro: false } },
   // One queue per core and each interrupt on its own core of the NIC's NUMA node first: no

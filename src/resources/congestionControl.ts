@@ -27,6 +27,13 @@ export interface CongestionControlArgs {
    */
   readonly qdisc?: pulumi.Input<string>;
   /**
+   * Where the host cannot take `qdisc` (a kernel without it, no modprobe for its module, a
+   * container without net.core.default_qdisc): the qdisc to set instead, or `"none"` to set no
+   * qdisc (the algorithm runs alone; bbr then paces by itself). Preview says what was chosen and
+   * why; `applied` shows it. Default: a host without `qdisc` fails at preview naming it.
+   */
+  readonly qdiscFallback?: pulumi.Input<string>;
+  /**
    * Interfaces whose root qdisc is replaced by `qdisc` now (`tc qdisc replace dev IF root QDISC`),
    * and put back on destroy. Needs `qdisc`. Default: none.
    */
@@ -100,6 +107,7 @@ export class CongestionControl extends pulumi.dynamic.Resource {
         connection: pulumi.secret(args.connection),
         algorithm: args.algorithm,
         qdisc: args.qdisc,
+        qdiscFallback: args.qdiscFallback,
         interfaces: args.interfaces,
         persist: args.persist,
         resourceName: name,

@@ -588,8 +588,15 @@ export interface TuningChoices {
   readonly irqs?: IrqPin[];
   /** Ring sizes, `"max"` resolved (NicRings' `applied`). */
   readonly rings?: { rx?: number; tx?: number };
-  /** The algorithm a new connection got, and the kernel modules loaded for it and the qdisc. */
-  readonly congestion?: { observedAlgorithm: string | null; modules: string[] };
+  /**
+   * The algorithm a new connection got, the kernel modules loaded for it and the qdisc, and
+   * what was set (`applied`: the qdisc, or its fallback where the host has no `qdisc`).
+   */
+  readonly congestion?: {
+    observedAlgorithm: string | null;
+    modules: string[];
+    applied: { algorithm: string; defaultQdisc: string | null; qdisc: string | null };
+  };
   /** The sysctls as applied. */
   readonly sysctls?: Record<string, SysctlValue>;
   /** The XDP program attached. */
@@ -699,7 +706,11 @@ export class NetworkTuning extends pulumi.ComponentResource {
       irqs: this.irqs?.applied,
       rings: this.rings?.applied,
       congestion: this.congestion
-        ? { observedAlgorithm: this.congestion.observedAlgorithm, modules: this.congestion.modules }
+        ? {
+            observedAlgorithm: this.congestion.observedAlgorithm,
+            modules: this.congestion.modules,
+            applied: this.congestion.applied,
+          }
         : undefined,
       sysctls: this.sysctls?.applied,
       xdp: this.xdp?.attached,

@@ -23,6 +23,14 @@ export const congestionControlSchema = z
         if (why) ctx.addIssue({ code: "custom", message: why });
       })
       .optional(),
+    qdiscFallback: z
+      .string({ error: 'qdiscFallback must be a qdisc name such as fq_codel, or "none"' })
+      .regex(NAME, "must be a lower-case name of letters, digits and _ (at most 15 characters)")
+      .superRefine((kind, ctx) => {
+        const why = kind === "none" ? undefined : unfitRootQdisc(kind);
+        if (why) ctx.addIssue({ code: "custom", message: why });
+      })
+      .optional(),
     interfaces: z
       .array(
         z
@@ -40,6 +48,13 @@ export const congestionControlSchema = z
     resourceName: z.string().min(1),
   })
   .superRefine((v, ctx) => {
+    if (v.qdiscFallback !== undefined && v.qdisc === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: "qdiscFallback needs qdisc: it is used where the host cannot take qdisc",
+        path: ["qdiscFallback"],
+      });
+    }
     if (v.interfaces.length > 0 && v.qdisc === undefined) {
       ctx.addIssue({
         code: "custom",

@@ -166,6 +166,82 @@ function isLoaded(p: CongestionProbe, mod: string): boolean {
   return (p.loaded ?? []).includes(mod) || p.kinds.some((k) => `sch_${k}` === mod);
 }
 
+/** Why this host cannot take `kind` as the qdisc of `inputs`, under the input `property`. */
+function qdiscFailures(
+  kind: string,
+  property: string,
+  inputs: CongestionControlInputs,
+  p: CongestionProbe,
+  target: string,
+): Failure[] {
+  const failures: Failure[] = [];
+  const q = qdiscOffer(p);
+  const fit = q.names.filter((n) => !unfitRootQdisc(n));
+  const qmod = q.modules[kind];
+  if (q.complete && !q.names.includes(kind)) {
+    failures.push({
+      property,
+      reason: `${kind} is not available on ${target}; available: ${fit.join(" ")}`,
+    });
+  } else if (qmod && !isLoaded(p, qmod) && !p.tools.includes("modprobe")) {
+    failures.push({
+      property,
+      reason: `${kind} comes as the module ${qmod}, which is not loaded, and ${target} has no modprobe (install kmod)`,
+    });
+  }
+  if (p.defaultQdisc === undefined && inputs.interfaces.length === 0) {
+    failures.push({
+      property,
+      reason:
+        `${DEFAULT_QDISC_KEY} does not exist on ${target}: it is kernel-wide and absent inside a network ` +
+        `namespace (a container); list the interfaces whose root qdisc to replace, or leave qdisc out`,
+    });
+  }
+  return failures;
+}
+
+/**
+ * The qdisc this host gets: `qdisc`, or where the host cannot take it and `qdiscFallback` is
+ * set, the fallback (`"none"`: no qdisc at all, the algorithm runs alone). `note` says what was
+ * chosen instead and why; `failures` are what stops the resource.
+ */
+export function chooseQdisc(
+  inputs: CongestionControlInputs,
+  p: CongestionProbe,
+  target: string,
+): { qdisc: string | undefined; failures: Failure[]; note?: string } {
+  if (inputs.qdisc === undefined) return { qdisc: undefined, failures: [] };
+  const first = qdiscFailures(inputs.qdisc, "qdisc", inputs, p, target);
+  const fallback = inputs.qdiscFallback;
+  if (first.length === 0 || fallback === undefined) return { qdisc: inputs.qdisc, failures: first };
+  const why = first.map((f) => f.reason).join("; ");
+  if (fallback === "none") {
+    const n = inputs.interfaces.length;
+    const left =
+      n === 0
+        ? ""
+        : `, and ${inputs.interfaces.join(", ")} ${n === 1 ? "keeps its" : "keep their"} root qdisc`;
+    return {
+      qdisc: undefined,
+      failures: [],
+      note: `qdisc: ${why}. qdiscFallback is "none": no qdisc is set (${inputs.algorithm} runs alone${left})`,
+    };
+  }
+  return {
+    qdisc: fallback,
+    failures: qdiscFailures(fallback, "qdiscFallback", inputs, p, target),
+    note: `qdisc: ${why}. ${fallback} (qdiscFallback) is set instead`,
+  };
+}
+
+/** The inputs as this host applies them: the qdisc {@link chooseQdisc} chose. */
+function asApplied(inputs: CongestionControlInputs, p: CongestionProbe, target: string) {
+  const { qdisc } = chooseQdisc(inputs, p, target);
+  if (qdisc === inputs.qdisc) return inputs;
+  const { qdisc: _declared, ...rest } = inputs;
+  return qdisc === undefined ? rest : { ...rest, qdisc };
+}
+
 /** Read-only checks of the inputs against what the host offers (used at preview and create). */
 function hostFailures(inputs: CongestionControlInputs, p: CongestionProbe, target: string) {
   const failures: Failure[] = [];
@@ -194,31 +270,9 @@ function hostFailures(inputs: CongestionControlInputs, p: CongestionProbe, targe
       reason: `${alg} comes as the module ${ccmod}, which is not loaded, and ${target} has no modprobe (install kmod)`,
     });
   }
-  if (inputs.qdisc !== undefined) {
-    const q = qdiscOffer(p);
-    const fit = q.names.filter((n) => !unfitRootQdisc(n));
-    const qmod = q.modules[inputs.qdisc];
-    if (q.complete && !q.names.includes(inputs.qdisc)) {
-      failures.push({
-        property: "qdisc",
-        reason: `${inputs.qdisc} is not available on ${target}; available: ${fit.join(" ")}`,
-      });
-    } else if (qmod && !isLoaded(p, qmod) && !hasModprobe) {
-      failures.push({
-        property: "qdisc",
-        reason: `${inputs.qdisc} comes as the module ${qmod}, which is not loaded, and ${target} has no modprobe (install kmod)`,
-      });
-    }
-    if (p.defaultQdisc === undefined && inputs.interfaces.length === 0) {
-      failures.push({
-        property: "qdisc",
-        reason:
-          `${DEFAULT_QDISC_KEY} does not exist on ${target}: it is kernel-wide and absent inside a network ` +
-          `namespace (a container); list the interfaces whose root qdisc to replace, or leave qdisc out`,
-      });
-    }
-  }
-  if (inputs.interfaces.length > 0 && !p.tools.includes("tc")) {
+  const chosen = chooseQdisc(inputs, p, target);
+  failures.push(...chosen.failures);
+  if (chosen.qdisc !== undefined && inputs.interfaces.length > 0 && !p.tools.includes("tc")) {
     failures.push({
       property: "interfaces",
       reason: `tc is not installed on ${target} (install iproute2)`,
@@ -643,11 +697,17 @@ export const congestionControlSpec: Spec<CongestionControlInputs, CongestionCont
     },
 
     check: (inputs, facts, target) => hostFailures(inputs, facts.probe, target),
+    notes: (inputs, facts, target) => {
+      const { note } = chooseQdisc(inputs, facts.probe, target);
+      return note ? [note] : [];
+    },
 
     async apply(ctx, facts, olds, news) {
       const t = ctx.transport;
       const p = facts.probe;
-      const { steps, warnings, state } = plan(p, olds, news, t.target);
+      const chosen = chooseQdisc(news, p, t.target);
+      if (chosen.note) ctx.warn(chosen.note);
+      const { steps, warnings, state } = plan(p, olds, asApplied(news, p, t.target), t.target);
       // A create keeps a journal of what it found, so a lost answer loses no original.
       const journal = olds
         ? undefined

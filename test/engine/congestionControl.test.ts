@@ -54,6 +54,9 @@ const hostState = async () => ({
   ),
 });
 
+/** The target nettune names in messages: `user@address:port`. */
+const TARGET_OF = (h: SandboxHost) => `${h.user}@${h.hostAddress}:${h.directPort}`;
+
 const args = (c: Omit<CongestionArg, "name" | "host">, name = "cc") => ({
   ccs: [{ name, host: direct(host), ...c }],
 });
@@ -280,6 +283,50 @@ describe("CongestionControl warnings", () => {
       expect(warnings).not.toMatch(/fq/);
       expect(await hostState()).toEqual(before);
     } finally {
+      stack.dispose();
+    }
+  });
+});
+
+describe("CongestionControl qdiscFallback on this kernel without fq", () => {
+  test('fq with qdiscFallback "none": preview says the algorithm runs alone, under the resource; up sets it alone; destroy puts the host back', async () => {
+    const stack = new EngineStack("congestion", "fallback");
+    // The algorithm the host is not on (this namespace may set reno and bbr).
+    const live = (await onHost(host, "cat /proc/sys/net/ipv4/tcp_congestion_control")).trim();
+    const algorithm = live === "bbr" ? "reno" : "bbr";
+    const decl = args({ algorithm, qdisc: "fq", qdiscFallback: "none", interfaces: ["ntcc1"] });
+    const state = async () => ({
+      proc: await procSysNet(host),
+      tc: await onHost(host, "tc qdisc show"),
+      files: await onHost(host, "ls /etc/sysctl.d /etc/systemd/system /etc/modules-load.d"),
+    });
+    try {
+      const before = await state();
+      const p = stack.preview(decl);
+      expect(p.error).toBeUndefined();
+      const notes = p.events.filter(
+        (e) =>
+          e.type === "diagnostic" &&
+          e.severity === "warning" &&
+          /qdiscFallback/.test(e.message ?? ""),
+      );
+      expect(notes.map((e) => e.message?.trim())).toEqual([
+        `qdisc: fq is not available on ${TARGET_OF(host)}; available: bfifo htb noqueue pfifo pfifo_fast pfifo_head_drop. ` +
+          `qdiscFallback is "none": no qdisc is set (${algorithm} runs alone, and ntcc1 keeps its root qdisc)`,
+      ]);
+      expect(notes[0]!.urn).toMatch(/CongestionControl::cc$/);
+      expect(await state()).toEqual(before);
+      const up = stack.up(decl);
+      expect(up.error).toBeUndefined();
+      expect(up.outputs.cc_applied).toEqual({ algorithm, defaultQdisc: null, qdisc: null });
+      expect((await onHost(host, "cat /proc/sys/net/ipv4/tcp_congestion_control")).trim()).toBe(
+        algorithm,
+      );
+      expect(stack.preview(decl).changes).toEqual({ same: 2 });
+      expect(stack.destroy(decl).error).toBeUndefined();
+      expect(await state()).toEqual(before);
+    } finally {
+      stack.destroy(decl);
       stack.dispose();
     }
   });

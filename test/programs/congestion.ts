@@ -7,6 +7,7 @@ export interface CongestionArg {
   host: HostArg;
   algorithm: string;
   qdisc?: string;
+  qdiscFallback?: string;
   interfaces?: string[];
   persist?: boolean;
 }
@@ -18,6 +19,7 @@ export default function program(args: { ccs: CongestionArg[] }): Record<string, 
       connection: connectionOf(c.host),
       algorithm: c.algorithm,
       qdisc: c.qdisc,
+      qdiscFallback: c.qdiscFallback,
       interfaces: c.interfaces,
       persist: c.persist,
     });

@@ -477,6 +477,87 @@ describe("a first namespace whose kernel has bbr, fq and fq_codel as modules", (
   });
 });
 
+describe("qdiscFallback: where the host cannot take qdisc", () => {
+  const NO_FQ = `fq is not available on ${TARGET}; available: bfifo htb noqueue pfifo pfifo_fast pfifo_head_drop`;
+
+  it('"none": preview says what it chose and why; create sets the algorithm alone', async () => {
+    const { host, ctx, warnings } = await fake(NAMESPACE);
+    const inputs = inputsOf({ algorithm: "reno", qdisc: "fq", qdiscFallback: "none" });
+    expect(await handler.hostCheck!(inputs, ctx)).toEqual([]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      /^qdisc: fq is not available on \S+; available: .*\. qdiscFallback is "none": no qdisc is set \(reno runs alone\)$/,
+    );
+    const before = host.qdiscs();
+    const { outs } = await handler.create(inputs, ctx);
+    expect(host.proc(CC_KEY)).toBe("reno");
+    expect(host.qdiscs()).toEqual(before);
+    expect(outs.applied).toEqual({ algorithm: "reno", defaultQdisc: null, qdisc: null });
+    expect(outs.qdisc).toBe("fq");
+    expect(outs.warnings[0]).toBe(warnings[0]);
+  });
+
+  it("another qdisc: set on the listed interfaces instead, put back by delete", async () => {
+    const { host, ctx } = await fake(NAMESPACE);
+    const before = host.snapshot();
+    const inputs = inputsOf({
+      algorithm: "reno",
+      qdisc: "fq",
+      qdiscFallback: "pfifo_fast",
+      interfaces: ["ntcc1"],
+    });
+    const { id, outs } = await handler.create(inputs, ctx);
+    expect(rootKind(host, "ntcc1")?.kind).toBe("pfifo_fast");
+    expect(outs.applied).toEqual({ algorithm: "reno", defaultQdisc: null, qdisc: "pfifo_fast" });
+    expect(outs.unitPaths).toEqual([unitFile("ntcc1")]);
+    await handler.delete(id, outs, ctx);
+    expect(host.snapshot()).toEqual(before);
+  });
+
+  it("a fallback the host cannot take either fails naming qdiscFallback; none at all names qdisc", async () => {
+    const { ctx } = await fake(NAMESPACE);
+    expect(
+      await handler.hostCheck!(
+        inputsOf({
+          algorithm: "reno",
+          qdisc: "fq",
+          qdiscFallback: "fq_codel",
+          interfaces: ["ntcc1"],
+        }),
+        ctx,
+      ),
+    ).toEqual([
+      {
+        property: "qdiscFallback",
+        reason: NO_FQ.replace("fq is", "fq_codel is"),
+      },
+    ]);
+    expect(
+      await handler.hostCheck!(
+        inputsOf({ algorithm: "reno", qdisc: "fq", interfaces: ["ntcc1"] }),
+        ctx,
+      ),
+    ).toEqual([{ property: "qdisc", reason: NO_FQ }]);
+  });
+
+  it("where the host has qdisc, the fallback is not used and nothing is said", async () => {
+    const { host, ctx, warnings } = await fake(MODULAR);
+    const inputs = inputsOf({ algorithm: "bbr", qdisc: "fq", qdiscFallback: "none" });
+    expect(await handler.hostCheck!(inputs, ctx)).toEqual([]);
+    const { outs } = await handler.create(inputs, ctx);
+    expect(host.proc(QDISC_KEY)).toBe("fq");
+    expect(outs.applied.defaultQdisc).toBe("fq");
+    expect(warnings).toEqual([]);
+  });
+
+  it("inputs: it needs qdisc, and refuses a qdisc that needs parameters", () => {
+    expect(() => inputsOf({ algorithm: "bbr", qdiscFallback: "none" })).toThrow(
+      /qdiscFallback needs qdisc/,
+    );
+    expect(() => inputsOf({ algorithm: "bbr", qdisc: "fq", qdiscFallback: "tbf" })).toThrow(/tbf/);
+  });
+});
+
 describe("the journal of originals (/var/lib/nettune/originals)", () => {
   const BBR_FQ = { algorithm: "bbr", qdisc: "fq", interfaces: ["eth0"] };
   const FOUND =

@@ -128,9 +128,10 @@ describe.each(NAMES)("%s", (name) => {
     if (name === "apiGatewayEna") expect(model.rings).toEqual({ rx: 4096 });
     else if (model.rings) expect(Object.values(model.rings).every((v) => v === "max")).toBe(true);
     if (model.irq) expect(["spread", "numa-local"]).toContain(model.irq.policy);
-    // bbr with fq (guideDefaults is the guide's file, which sets no qdisc: see its test).
+    // bbr with fq where the host has fq, alone where it has not (guideDefaults is the guide's
+    // file, which sets no qdisc: see its test).
     if (model.congestion && name !== "guideDefaults") {
-      expect(model.congestion).toEqual({ algorithm: "bbr", qdisc: "fq" });
+      expect(model.congestion).toEqual({ algorithm: "bbr", qdisc: "fq", qdiscFallback: "none" });
     }
   });
 
