@@ -382,6 +382,9 @@ function widthsOf(facts: Facts): Widths | undefined {
   return { nrCpuIds, rxqBits };
 }
 
+/** The journal of originals' kind (./link.ts): `steering-<interface>-<unit name>`. */
+export const JOURNAL = "steering";
+
 /** A keyed value as the file takes it: a mask for lists, the number for counts. */
 function fileText(key: string, value: string, w: Widths): string {
   if (key === SOCK_FLOW_KEY || !isList(key)) return value;
@@ -571,7 +574,7 @@ export const packetSteeringSpec: Spec<PacketSteeringInputs, PacketSteeringOutput
     }
     const unit = news.persist ? unitOf(news, values, widths) : undefined;
     const oldUnit = olds?.persist ? unitOf(olds, olds.applied, widths) : undefined;
-    await link.applyKeyed(
+    const journaled = await link.applyKeyed(
       t,
       info,
       k,
@@ -580,12 +583,20 @@ export const packetSteeringSpec: Spec<PacketSteeringInputs, PacketSteeringOutput
       link.persistCommands(unit, oldUnit ? [oldUnit.name] : []),
       link.persistCommands(oldUnit, unit ? [unit.name] : []),
       (m) => ctx.warn(m),
+      link.journalOf(JOURNAL, olds, news),
     );
-    // Originals as first read: kept from the state for files set before, read now for new ones.
+    // Originals as first read: kept from the state for files set before, from the journal an
+    // earlier create left (its values from before nettune), read now for the others.
     const originals: Record<string, string> = {};
     for (const key of Object.keys(values)) {
+      const found = journaled[key];
       const before =
-        olds?.originals[key] ?? (key === SOCK_FLOW_KEY ? own.sockFlowEntries : own.files[key]);
+        olds?.originals[key] ??
+        (found !== undefined
+          ? fileText(key, found, widths)
+          : key === SOCK_FLOW_KEY
+            ? own.sockFlowEntries
+            : own.files[key]);
       if (before !== undefined) originals[key] = before;
     }
     return {
@@ -608,6 +619,7 @@ export const packetSteeringSpec: Spec<PacketSteeringInputs, PacketSteeringOutput
       olds.applied,
       originalValues(olds.originals),
       olds.persist ? [olds.unitName] : [],
+      link.journalPathOf(JOURNAL, olds),
     );
   },
 

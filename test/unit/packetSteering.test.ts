@@ -585,6 +585,32 @@ describe("refresh, update, destroy", () => {
     expect(warnings).toEqual([]);
   });
 
+  it("the journal of originals: a create run again after a lost answer records the first values; delete puts them back and removes it", async () => {
+    const sys: SysOptions = {
+      possible: "0-39",
+      sockFlowEntries: "0",
+      files: { "tx-1/xps_cpus": "00,00000002" },
+    };
+    const decl = { rps: "0-1", rfs: { flowEntries: 1024 }, xps: { cpus: "0-39" } };
+    const { h, ctx } = await fake(sys);
+    const pristine = h.snapshot();
+    // The engine recorded nothing of the first create; the host is tuned.
+    const first = await steering.create(inputs(decl), ctx);
+    expect(Object.keys(h.link.journals())).toEqual([
+      "steering-eth0-nettune-packetsteering-eth0-steering",
+    ]);
+    const again = await steering.create(inputs(decl), ctx);
+    expect(again.outs.originals).toEqual({
+      ...first.outs.originals,
+      // Read back from the journal's cpulist, at the host's mask width.
+      "tx-1/xps_cpus": "00,00000002",
+    });
+    await steering.delete(again.id, again.outs, ctx);
+    expect(h.snapshot()).toEqual(pristine);
+    expect(h.link.hasStateDir()).toBe(false);
+    expect(h.units()).toEqual({});
+  });
+
   it("destroy: a file changed outside nettune is left as it is, with a warning", async () => {
     const { h, ctx, id, outs } = await created({}, { rps: "0-1", persist: false });
     h.write("rx-1/rps_cpus", "8");
