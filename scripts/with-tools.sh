@@ -10,6 +10,6 @@ export PULUMI_HOME="${PULUMI_HOME:-$root/.tools/pulumi-home}"
 export NETTUNE_ROOT="$root"
 # Node keeps the compiled code of the modules it loads here, so the many short node processes of
 # a run (the engine's dynamic provider at every operation, the test driver) start faster: five
-# SysctlSet previews in one driver took 16 CPU-seconds with it, 28 without.
+# SysctlSet previews in one driver took 19 CPU-seconds with it, 28 without.
 export NODE_COMPILE_CACHE="${NODE_COMPILE_CACHE:-${NETTUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nettune}/node-compile-cache}"
 exec "$@"
