@@ -254,7 +254,7 @@ function writeState(state: SandboxState): void {
  * Picks a free address block and claims it (the state file, written at once) under a lock, so
  * that two `up`s at once (two test runs, two terminals) never take the same block.
  */
-function claimBlock(name: string): SandboxState {
+export function claimBlock(name: string): SandboxState {
   fs.mkdirSync(stateRoot(), { recursive: true, mode: 0o700 });
   const lock = path.join(stateRoot(), ".claim.lock");
   const deadline = Date.now() + 30_000;

@@ -234,9 +234,8 @@ export function chooseQdisc(
   };
 }
 
-/** The inputs as this host applies them: the qdisc {@link chooseQdisc} chose. */
-function asApplied(inputs: CongestionControlInputs, p: CongestionProbe, target: string) {
-  const { qdisc } = chooseQdisc(inputs, p, target);
+/** The inputs as this host applies them: with `qdisc`, the one {@link chooseQdisc} chose. */
+function asApplied(inputs: CongestionControlInputs, qdisc: string | undefined) {
   if (qdisc === inputs.qdisc) return inputs;
   const { qdisc: _declared, ...rest } = inputs;
   return qdisc === undefined ? rest : { ...rest, qdisc };
@@ -707,7 +706,7 @@ export const congestionControlSpec: Spec<CongestionControlInputs, CongestionCont
       const p = facts.probe;
       const chosen = chooseQdisc(news, p, t.target);
       if (chosen.note) ctx.warn(chosen.note);
-      const { steps, warnings, state } = plan(p, olds, asApplied(news, p, t.target), t.target);
+      const { steps, warnings, state } = plan(p, olds, asApplied(news, chosen.qdisc), t.target);
       // A create keeps a journal of what it found, so a lost answer loses no original.
       const journal = olds
         ? undefined
