@@ -25,6 +25,7 @@ import {
 import { ownedSettings } from "../specs/owned";
 import { migrateState } from "./migrate";
 import { urnOf, warnAbout } from "./log";
+import { keepDeployedNames } from "./names";
 import { sysctlSetHandler } from "../specs/sysctlSet";
 import { mtuHandler } from "../specs/mtu";
 import { nicOffloadsHandler } from "../specs/nicOffloads";
@@ -229,8 +230,11 @@ async function check(
   const urn = urnOf(news);
   // Values not known yet (preview of a resource that depends on another) are checked at apply.
   if (containsUnknown(raw)) return { inputs: withUrn(raw, urn) };
-  const { value, failures } = validate(handler.schema, raw);
-  if (!value) throw checkError(kind, news.__nettuneName, failures);
+  const { value: checked, failures } = validate(handler.schema, raw);
+  if (!checked) throw checkError(kind, news.__nettuneName, failures);
+  // A deployed resource keeps the file and unit names it has (./names.ts).
+  const name = typeof news.__nettuneName === "string" ? news.__nettuneName : undefined;
+  const value = keepDeployedNames(kind, name, urn, olds, checked);
   const owner = ownerIdentityOf(news);
   const isNew = Object.keys(userInputs(olds ?? {})).length === 0;
   if (isNew && previewHostChecks() === "all") {

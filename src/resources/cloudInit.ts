@@ -20,6 +20,8 @@ import { renderLinkUnit, UNIT_DIR, type LinkUnit } from "../host/systemd";
 import { renderEthtoolChannels, renderEthtoolRings } from "../host/ethtool";
 import { formatSysctl } from "../schemas/sysctl";
 import { renderCommand, shellQuote } from "../transport/quote";
+import { stackTag } from "../engine/names";
+import { programStackTag } from "./owners";
 import { unitOf as offloadsUnit, JOURNAL as OFFLOADS_JOURNAL } from "../specs/nicOffloads";
 import { JOURNAL as RINGS_JOURNAL } from "../specs/nicRings";
 import { linkUnit as mtuUnit, journalPathOf as mtuJournalPathOf } from "../specs/mtu";
@@ -59,6 +61,14 @@ export interface CloudInitArgs extends TuningOverrides {
   readonly interface: string;
   /** The model to start from; the other fields override it, as in NetworkTuning. */
   readonly profile?: TuningModel;
+  /**
+   * The Pulumi project and stack whose NetworkTuning manages the host after boot. Its children's
+   * files and units carry a tag of their stack (`nettune-nicoffloads-gw-offloads-1a2b3c.service`),
+   * and the user data must write the same names. Default: the program's own project and stack,
+   * which is right when one program renders the user data and declares the NetworkTuning (the
+   * usual case). Outside a program, without it, the names carry no tag.
+   */
+  readonly stack?: { readonly project: string; readonly stack: string };
 }
 
 /** What a rendering covers. */
@@ -229,7 +239,13 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
     throw new Error(
       "nettune.cloudInit: name must be the NetworkTuning's name (letters, digits, . _ -, at most 63)",
     );
-  const { name, interface: ifname, profile, ...overrides } = args;
+  const { name, interface: ifname, profile, stack, ...overrides } = args;
+  if (
+    stack !== undefined &&
+    (typeof stack?.project !== "string" || typeof stack?.stack !== "string")
+  )
+    throw new Error("nettune.cloudInit: stack must be { project, stack }, both strings");
+  const tag = stack ? stackTag(stack.project, stack.stack) : programStackTag();
   const { model, problems } = checkTuning(name, {
     ...overrides,
     ...(profile === undefined ? {} : { profile }),
@@ -262,7 +278,7 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
 
   for (const step of TUNING_ORDER) {
     const childName = `${name}-${step.child}`;
-    const parsed = stepProviderInputs(step, model, childName, ifname);
+    const parsed = stepProviderInputs(step, model, childName, ifname, tag);
     if (parsed === undefined) continue;
     const fields = step.fields.filter((f) => model[f] !== undefined);
     const why = fields.map((f) => LEFT_OVER[f]).find((w) => w !== undefined);

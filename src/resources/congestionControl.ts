@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import type { SavedQdisc } from "../schemas/publicTypes";
-import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
+import { claimSettings, hostIdOf, type Setting, ownerIdentity, programStackTag } from "./owners";
+import { deployName } from "../engine/names";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -110,7 +111,7 @@ export class CongestionControl extends pulumi.dynamic.Resource {
         qdiscFallback: args.qdiscFallback,
         interfaces: args.interfaces,
         persist: args.persist,
-        resourceName: name,
+        resourceName: deployName(name, programStackTag()),
         observedAlgorithm: undefined,
         originals: undefined,
         applied: undefined,

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { defaultUnitName } from "../schemas/link";
-import { claimSettings, hostIdOf, ownerIdentity } from "./owners";
+import { defaultUnitName } from "../engine/names";
+import { claimSettings, hostIdOf, ownerIdentity, programStackTag } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -47,7 +47,7 @@ export interface IrqAffinityArgs {
   readonly irqbalance?: pulumi.Input<"ban" | "stop">;
   /**
    * Re-apply at every boot and whenever the interface's queues change (a udev rule on its
-   * queues), by queue name, through `nettune-irqaffinity-<name>.service`; removed on destroy.
+   * queues), by queue name, through `nettune-irqaffinity-<name>-<tag>.service` (`<tag>`: its stack\'s); removed on destroy.
    * Default true.
    */
   readonly persist?: pulumi.Input<boolean>;
@@ -122,7 +122,7 @@ export class IrqAffinity extends pulumi.dynamic.Resource {
         exclude: args.exclude,
         irqbalance: args.irqbalance,
         persist: args.persist,
-        unitName: defaultUnitName("IrqAffinity", name),
+        unitName: defaultUnitName("IrqAffinity", name, programStackTag()),
         applied: undefined,
         originals: undefined,
         devices: undefined,

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { ownerIdentity } from "./owners";
+import { ownerIdentity, programStackTag } from "./owners";
+import { deployName } from "../engine/names";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -75,7 +76,7 @@ export class Mtu extends pulumi.dynamic.Resource {
         verifyPeers: args.verifyPeers,
         persist: args.persist,
         rollbackAfter: args.rollbackAfter,
-        resourceName: name,
+        resourceName: deployName(name, programStackTag()),
         originals: undefined,
         carriesSsh: undefined,
         unitPath: undefined,

@@ -12,7 +12,7 @@ import type { z } from "zod";
 import { propertyPath, userInputs } from "../engine/lifecycle";
 import { congestionControlSchema } from "../schemas/congestionControl";
 import { irqAffinitySchema } from "../schemas/irqAffinity";
-import { defaultUnitName } from "../schemas/link";
+import { defaultSysctlFileName, defaultUnitName, deployName } from "../engine/names";
 import { mtuSchema } from "../schemas/mtu";
 import { nicOffloadsSchema } from "../schemas/nicOffloads";
 import { nicRingsSchema } from "../schemas/nicRings";
@@ -29,12 +29,7 @@ import { NicOffloads, type NicOffloadsArgs } from "./nicOffloads";
 import { NicRings, type NicRingsArgs } from "./nicRings";
 import { PacketSteering, type PacketSteeringArgs } from "./packetSteering";
 import { RssQueues, type RssQueuesArgs } from "./rssQueues";
-import {
-  defaultSysctlFileName,
-  SysctlSet,
-  type SysctlSetArgs,
-  type SysctlValues,
-} from "./sysctlSet";
+import { SysctlSet, type SysctlSetArgs, type SysctlValues } from "./sysctlSet";
 import { XdpProgram, xdpObjectOf, type XdpAttached, type XdpProgramArgs } from "./xdpProgram";
 
 /** A resource's inputs without the two NetworkTuning gives every child: the host and the interface. */
@@ -294,12 +289,14 @@ function wireConstants(c: unknown): unknown {
 /**
  * The inputs a step's resource class sends to the provider, with a placeholder connection, and
  * how a path in them maps back to the model's field. Undefined when the step is not in the model.
+ * `tag` is the stack tag the default file and unit names carry (../engine/names.ts).
  */
 function stepInputs(
   step: TuningStep,
   model: TuningModel,
   childName: string,
   ifname: string,
+  tag: string | undefined,
 ):
   { inputs: Record<string, unknown>; field: (path: readonly PropertyKey[]) => string } | undefined {
   const connection = PLACEHOLDER_CONNECTION;
@@ -313,7 +310,7 @@ function stepInputs(
           ...model.queues,
           indirection: model.rss,
           ...iface,
-          unitName: defaultUnitName("RssQueues", childName),
+          unitName: defaultUnitName("RssQueues", childName, tag),
         },
         field: ([head, ...rest]) =>
           head === "indirection"
@@ -327,7 +324,11 @@ function stepInputs(
       return model.irq === undefined
         ? undefined
         : {
-            inputs: { ...model.irq, ...iface, unitName: defaultUnitName("IrqAffinity", childName) },
+            inputs: {
+              ...model.irq,
+              ...iface,
+              unitName: defaultUnitName("IrqAffinity", childName, tag),
+            },
             field: under("irq"),
           };
     case "steering":
@@ -337,7 +338,7 @@ function stepInputs(
             inputs: {
               ...model.steering,
               ...iface,
-              unitName: defaultUnitName("PacketSteering", childName),
+              unitName: defaultUnitName("PacketSteering", childName, tag),
             },
             field: under("steering"),
           };
@@ -345,7 +346,11 @@ function stepInputs(
       return model.rings === undefined
         ? undefined
         : {
-            inputs: { ...model.rings, ...iface, unitName: defaultUnitName("NicRings", childName) },
+            inputs: {
+              ...model.rings,
+              ...iface,
+              unitName: defaultUnitName("NicRings", childName, tag),
+            },
             field: under("rings"),
           };
     case "offloads":
@@ -355,7 +360,7 @@ function stepInputs(
             inputs: {
               ...model.offloads,
               ...iface,
-              unitName: defaultUnitName("NicOffloads", childName),
+              unitName: defaultUnitName("NicOffloads", childName, tag),
             },
             field: under("offloads"),
           };
@@ -363,14 +368,18 @@ function stepInputs(
       return model.mtu === undefined
         ? undefined
         : {
-            inputs: { ...(model.mtu as object), ...iface, resourceName: childName },
+            inputs: {
+              ...(model.mtu as object),
+              ...iface,
+              resourceName: deployName(childName, tag),
+            },
             field: under("mtu"),
           };
     case "congestion":
       return model.congestion === undefined
         ? undefined
         : {
-            inputs: { ...model.congestion, connection, resourceName: childName },
+            inputs: { ...model.congestion, connection, resourceName: deployName(childName, tag) },
             field: under("congestion"),
           };
     case "sysctls":
@@ -379,7 +388,7 @@ function stepInputs(
         : {
             inputs: {
               ...model.sysctlOptions,
-              fileName: model.sysctlOptions?.fileName ?? defaultSysctlFileName(childName),
+              fileName: model.sysctlOptions?.fileName ?? defaultSysctlFileName(childName, tag),
               values: model.sysctls,
               connection,
             },
@@ -397,7 +406,7 @@ function stepInputs(
           ...rest,
           ...(constants === undefined ? {} : { constants: wireConstants(constants) }),
           ...iface,
-          unitName: defaultUnitName("XdpProgram", childName),
+          unitName: defaultUnitName("XdpProgram", childName, tag),
           objectSha256: "0".repeat(64),
           objectBase64: "",
         },
@@ -433,8 +442,9 @@ export function stepProviderInputs(
   model: TuningModel,
   childName: string,
   ifname: string,
+  tag: string | undefined,
 ): unknown {
-  const built = stepInputs(step, model, childName, ifname);
+  const built = stepInputs(step, model, childName, ifname, tag);
   return built === undefined
     ? undefined
     : TUNING_SCHEMAS[step.kind].parse(userInputs(built.inputs));
@@ -562,7 +572,8 @@ export function checkTuning(
         add(`xdp.${m?.[1] ?? "program"}`, m?.[2] ?? String(e));
       }
     }
-    const built = stepInputs(step, model, childName, ifname);
+    // Names do not matter to the shape check: no stack tag.
+    const built = stepInputs(step, model, childName, ifname, undefined);
     if (!built || holdsDeferred(built.inputs)) continue;
     const res = TUNING_SCHEMAS[step.kind].safeParse(built.inputs);
     if (res.success) continue;

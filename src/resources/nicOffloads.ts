@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { defaultUnitName } from "../schemas/link";
-import { ownerIdentity } from "./owners";
+import { defaultUnitName } from "../engine/names";
+import { ownerIdentity, programStackTag } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -48,7 +48,7 @@ export interface NicOffloadsArgs {
   /** The features to set. A `[fixed]` feature asked to change, or LRO and GRO both on, fails preview. */
   readonly features: pulumi.Input<NicFeatures>;
   /**
-   * Re-apply the features at every boot with a systemd unit `nettune-nicoffloads-<name>.service`,
+   * Re-apply the features at every boot with a systemd unit `nettune-nicoffloads-<name>-<tag>.service` (`<tag>`: its stack\'s),
    * removed on destroy. Default true; false sets the live state only.
    */
   readonly persist?: pulumi.Input<boolean>;
@@ -101,7 +101,7 @@ export class NicOffloads extends pulumi.dynamic.Resource {
         features: args.features,
         persist: args.persist,
         rollbackAfter: args.rollbackAfter,
-        unitName: defaultUnitName("NicOffloads", name),
+        unitName: defaultUnitName("NicOffloads", name, programStackTag()),
         originals: undefined,
         applied: undefined,
         driver: undefined,

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { defaultUnitName } from "../schemas/link";
-import { ownerIdentity } from "./owners";
+import { defaultUnitName } from "../engine/names";
+import { ownerIdentity, programStackTag } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -22,7 +22,7 @@ export interface NicRingsArgs {
   /** Transmit ring size in descriptors, or "max". Default: unchanged. */
   readonly tx?: pulumi.Input<number | "max">;
   /**
-   * Re-apply at every boot with a systemd unit `nettune-nicrings-<name>.service`, removed on
+   * Re-apply at every boot with a systemd unit `nettune-nicrings-<name>-<tag>.service` (`<tag>`: its stack\'s), removed on
    * destroy. Default true.
    */
   readonly persist?: pulumi.Input<boolean>;
@@ -73,7 +73,7 @@ export class NicRings extends pulumi.dynamic.Resource {
         rx: args.rx,
         tx: args.tx,
         persist: args.persist,
-        unitName: defaultUnitName("NicRings", name),
+        unitName: defaultUnitName("NicRings", name, programStackTag()),
         originals: undefined,
         applied: undefined,
         maximums: undefined,

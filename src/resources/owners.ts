@@ -15,6 +15,7 @@ export interface Setting {
 }
 
 import * as pulumi from "@pulumi/pulumi";
+import { stackTag } from "../engine/names";
 
 const claims = new Map<string, Map<string, { owner: string; input: string }>>();
 /** The run the claims belong to: its resource monitor (one per program run). */
@@ -67,6 +68,14 @@ export function hostIdOf(conn: { host?: unknown; port?: unknown } | undefined): 
  * on its host (src/host/owners.ts), so another stack's resource setting the same thing is
  * refused at preview, naming this one.
  */
+/**
+ * The tag of the program's stack that makes its resources' default file and unit names its own
+ * (../engine/names.ts); undefined outside a program.
+ */
+export function programStackTag(): string | undefined {
+  return stackTag(pulumi.getProject(), pulumi.getStack());
+}
+
 export function ownerIdentity(kind: string, name: string): string {
   return `${pulumi.getProject()}/${pulumi.getStack()}/${kind} ${name}`;
 }

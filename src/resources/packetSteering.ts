@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { defaultUnitName } from "../schemas/link";
-import { claimSettings, hostIdOf, type Setting, ownerIdentity } from "./owners";
+import { defaultUnitName } from "../engine/names";
+import { claimSettings, hostIdOf, type Setting, ownerIdentity, programStackTag } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -55,7 +55,7 @@ export interface PacketSteeringArgs {
   readonly xps?: pulumi.Input<XpsArgs>;
   /**
    * Write the files again at every boot with a systemd unit
-   * `nettune-packetsteering-<name>.service`, removed on destroy. Default true.
+   * `nettune-packetsteering-<name>-<tag>.service` (`<tag>`: its stack\'s), removed on destroy. Default true.
    */
   readonly persist?: pulumi.Input<boolean>;
 }
@@ -111,7 +111,7 @@ export class PacketSteering extends pulumi.dynamic.Resource {
         rfs: args.rfs,
         xps: args.xps,
         persist: args.persist,
-        unitName: defaultUnitName("PacketSteering", name),
+        unitName: defaultUnitName("PacketSteering", name, programStackTag()),
         originals: undefined,
         applied: undefined,
         rpsFlowCnt: undefined,

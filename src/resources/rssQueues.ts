@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { defaultUnitName } from "../schemas/link";
-import { ownerIdentity } from "./owners";
+import { defaultUnitName } from "../engine/names";
+import { ownerIdentity, programStackTag } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -36,7 +36,7 @@ export interface RssQueuesArgs {
    */
   readonly indirection?: pulumi.Input<RssIndirection>;
   /**
-   * Re-apply at every boot with a systemd unit `nettune-rssqueues-<name>.service`, removed on
+   * Re-apply at every boot with a systemd unit `nettune-rssqueues-<name>-<tag>.service` (`<tag>`: its stack\'s), removed on
    * destroy. Default true.
    */
   readonly persist?: pulumi.Input<boolean>;
@@ -100,7 +100,7 @@ export class RssQueues extends pulumi.dynamic.Resource {
         tx: args.tx,
         indirection: args.indirection,
         persist: args.persist,
-        unitName: defaultUnitName("RssQueues", name),
+        unitName: defaultUnitName("RssQueues", name, programStackTag()),
         originals: undefined,
         applied: undefined,
         maximums: undefined,

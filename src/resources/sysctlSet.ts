@@ -2,7 +2,15 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import type { SysctlValue } from "../schemas/publicTypes";
 import { sysctlWarnings } from "../schemas/sysctlSet";
-import { claimSettings, hostIdOf, resetClaims, type Setting, ownerIdentity } from "./owners";
+import {
+  claimSettings,
+  hostIdOf,
+  resetClaims,
+  type Setting,
+  ownerIdentity,
+  programStackTag,
+} from "./owners";
+import { defaultSysctlFileName } from "../engine/names";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -74,7 +82,10 @@ export interface SysctlSetArgs {
    * the next boot); "both" (default) does both and reloads the file so it matches what is live.
    */
   readonly persist?: pulumi.Input<"runtime" | "persistent" | "both">;
-  /** The file in /etc/sysctl.d this resource owns. Default `90-nettune-<name>.conf`. */
+  /**
+   * The file in /etc/sysctl.d this resource owns. Default `90-nettune-<name>-<tag>.conf`, the tag
+   * being its stack's (6 hex digits): two stacks' resources of one name never share a file.
+   */
   readonly fileName?: pulumi.Input<string>;
   /**
    * Set when the host is a server reached through NAT: then tcp_tw_reuse = 1 draws a warning,
@@ -85,10 +96,6 @@ export interface SysctlSetArgs {
 
 /** Forgets the claims of earlier programs (tests run several programs in one process). */
 export const resetSysctlClaims = resetClaims;
-
-export function defaultSysctlFileName(name: string): string {
-  return `90-nettune-${name.replace(/[^A-Za-z0-9._-]/g, "-")}.conf`;
-}
 
 /**
  * A set of kernel parameters on one host: validated at preview, applied all-or-nothing, read
@@ -134,7 +141,7 @@ export class SysctlSet extends pulumi.dynamic.Resource {
         connection,
         values: args.values,
         persist: args.persist,
-        fileName: args.fileName ?? defaultSysctlFileName(name),
+        fileName: args.fileName ?? defaultSysctlFileName(name, programStackTag()),
         behindNat: args.behindNat,
         originals: undefined,
         applied: undefined,
@@ -151,7 +158,7 @@ export class SysctlSet extends pulumi.dynamic.Resource {
         pulumi.unsecret(pulumi.output(args.connection)),
         pulumi.output(args.values),
         pulumi.output(args.behindNat),
-        pulumi.output(args.fileName ?? defaultSysctlFileName(name)),
+        pulumi.output(args.fileName ?? defaultSysctlFileName(name, programStackTag())),
         pulumi.output(args.persist),
       ])
       .apply(([conn, values, behindNat, fileName, persist]) => {

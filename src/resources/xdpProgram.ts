@@ -5,8 +5,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
-import { defaultUnitName } from "../schemas/link";
-import { claimSettings, hostIdOf, ownerIdentity } from "./owners";
+import { defaultUnitName } from "../engine/names";
+import { claimSettings, hostIdOf, ownerIdentity, programStackTag } from "./owners";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 
@@ -71,7 +71,7 @@ export interface XdpProgramArgs {
   readonly takeOver?: pulumi.Input<boolean>;
   /**
    * Keep the object and the loader on the host and attach again at every boot through
-   * `nettune-xdpprogram-<name>.service`; removed on destroy. Default true.
+   * `nettune-xdpprogram-<name>-<tag>.service` (`<tag>`: its stack\'s); removed on destroy. Default true.
    */
   readonly persist?: pulumi.Input<boolean>;
   /**
@@ -280,7 +280,7 @@ export class XdpProgram extends pulumi.dynamic.Resource {
         takeOver: args.takeOver,
         persist: args.persist,
         rollbackAfter: args.rollbackAfter,
-        unitName: defaultUnitName("XdpProgram", name),
+        unitName: defaultUnitName("XdpProgram", name, programStackTag()),
         objectSha256: sha256(object),
         // Secret: the preview prints [secret], not the blob.
         objectBase64: pulumi.secret(object.toString("base64")),

@@ -6,7 +6,6 @@
  */
 import { z } from "zod";
 import { isValidInterfaceName } from "../host/ip";
-import { unitName as renderUnitName } from "../host/systemd";
 
 /**
  * An interface name: what the kernel accepts (1-15 characters, IFNAMSIZ - 1, no `/`, `:` or
@@ -64,8 +63,3 @@ export const rollbackAfterSchema = z
   .min(5, "rollbackAfter must be at least 5 seconds")
   .max(3600, "rollbackAfter must be at most 3600 seconds")
   .default(DEFAULT_ROLLBACK_AFTER);
-
-/** The default unit name of a resource: `nettune-<kind>-<resource name>.service`. */
-export function defaultUnitName(kind: string, resourceName: string): string {
-  return renderUnitName(kind, resourceName);
-}

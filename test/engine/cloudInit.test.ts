@@ -46,6 +46,9 @@ const STEP_MS = 600_000;
 
 let ci: SandboxHost;
 let ssh: SandboxHost;
+/** The stacks of the NetworkTuning over SSH and of the one on the cloud-init host. */
+const SSH_STACK = new EngineStack("tuning", "cissh");
+const CI_STACK = new EngineStack("tuning", "cici");
 let dir = "";
 
 /** Keys the comparison reads: the profile's sysctls and the two CongestionControl sets. */
@@ -79,8 +82,13 @@ const STATE_SCRIPT = [
   "ls /etc/sysctl.d /etc/modules-load.d /etc/systemd/system | grep nettune | sed 's/^/file /' || true",
 ].join("\n");
 
-async function state(h: SandboxHost): Promise<Record<string, string>> {
-  const out = await onHost(h, STATE_SCRIPT);
+/**
+ * The host's tuning (STATE_SCRIPT). `tag` is the stack tag its nettune file and unit names carry
+ * (src/engine/names.ts): shown as `<tag>`, so two stacks' hosts compare.
+ */
+async function state(h: SandboxHost, tag?: string): Promise<Record<string, string>> {
+  const raw = await onHost(h, STATE_SCRIPT);
+  const out = tag === undefined ? raw : raw.replaceAll(`-${tag}`, "-<tag>");
   return Object.fromEntries(
     out
       .trim()
@@ -108,6 +116,8 @@ beforeAll(() => {
     name: NAME,
     interface: "eth0",
     profile: nettune.profiles.apiGateway,
+    // The stack whose NetworkTuning manages the host after boot: the same file and unit names.
+    stack: { project: `nettune-test-${CI_STACK.program}`, stack: CI_STACK.stack },
   });
   expect(cloudInitSchema(userData).errors).toEqual([]);
   const file = path.join(dir, "user-data");
@@ -122,8 +132,8 @@ afterAll(() => {
 }, 180_000);
 
 describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
-  const onSsh = new EngineStack("tuning", "cissh");
-  const onCi = new EngineStack("tuning", "cici");
+  const onSsh = SSH_STACK;
+  const onCi = CI_STACK;
   let before: Record<string, string>;
   let ciBefore: Record<string, string>;
   let ciJournals: string[];
@@ -139,7 +149,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
   test(
     "the SSH host: preview, then up applies the profile; a second up is a no-op",
     async () => {
-      before = await state(ssh);
+      before = await state(ssh, onSsh.tag);
       expect(before["xdp eth0"]).toBe("none");
       const p = onSsh.preview(tuning(ssh));
       expect(p.error).toBeUndefined();
@@ -147,7 +157,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       expect(p.changes.create).toBeGreaterThanOrEqual(7);
       const up = onSsh.up(tuning(ssh));
       expect(up.error).toBeUndefined();
-      tuned = await state(ssh);
+      tuned = await state(ssh, onSsh.tag);
       expect(tuned["sysctl net.core.somaxconn"]).toBe("16384");
       expect(tuned["sysctl net.ipv4.tcp_congestion_control"]).toBe("bbr");
       expect(tuned["channels combined"]).toBe("4");
@@ -190,7 +200,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
         "0",
         "0",
       ]);
-      ciBefore = await state(ci);
+      ciBefore = await state(ci, onCi.tag);
       // The journals of originals the first boot wrote before applying anything.
       ciJournals = (await onHost(ci, "ls /var/lib/nettune/originals")).trim().split("\n");
       const applied = ["sysctl", "feature", "channels", "file"];
@@ -215,7 +225,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
     async () => {
       // The next test's reboot of the other host runs meanwhile: neither host sees the other.
       sshRebooted = cliAsync(["sandbox", "reboot", ssh.name, "--name", SSH], VM_UP_TIMEOUT_MS)
-        .then(() => state(ssh))
+        .then(() => state(ssh, onSsh.tag))
         .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
       const args = tuning(ci, { waitForCloudInit: true });
       const [up, again] = await onCi.runStepsAsync([
@@ -223,7 +233,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
         { op: "preview", args },
       ]);
       expect(up!.error).toBeUndefined();
-      const after = await state(ci);
+      const after = await state(ci, onCi.tag);
       expect(only(after, ["sysctl", "feature", "channels"])).toEqual(
         only(ciBefore, ["sysctl", "feature", "channels"]),
       );
@@ -256,19 +266,19 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
         onCi.runStepsAsync([{ op: "destroy", args: tuning(ci) }]),
       ]);
       expect(onSshDown!.error).toBeUndefined();
-      expect(await state(ssh)).toEqual(before);
+      expect(await state(ssh, onSsh.tag)).toEqual(before);
       expect(onCiDown!.error).toBeUndefined();
-      const ciAfter = await state(ci);
+      const ciAfter = await state(ci, onCi.tag);
       // The journals the user data wrote before applying: the image's own values, congestion
       // control included.
       expect(only(ciAfter, ["sysctl"])).toEqual(only(before, ["sysctl"]));
       // The offloads and channel count from their journals too; every journal removed.
       expect(only(ciAfter, ["feature", "channels"])).toEqual(only(before, ["feature", "channels"]));
       expect(ciJournals).toEqual([
-        "cc-gw-congestion",
-        "offloads-eth0-nettune-nicoffloads-gw-offloads",
-        "rss-eth0-nettune-rssqueues-gw-queues",
-        "sysctl-90-nettune-gw-sysctls.conf",
+        `cc-${onCi.named("gw-congestion")}`,
+        `offloads-eth0-nettune-nicoffloads-${onCi.named("gw-offloads")}`,
+        `rss-eth0-nettune-rssqueues-${onCi.named("gw-queues")}`,
+        `sysctl-90-nettune-${onCi.named("gw-sysctls")}.conf`,
       ]);
       expect(await onHost(ci, "ls -A /var/lib/nettune/originals 2>/dev/null || true")).toBe("");
       // No nettune file left: only the sandbox's own seed unit, as on the untouched SSH host.

@@ -19,7 +19,10 @@ import type { SandboxHost } from "../../src/sandbox/sandbox";
 import type { CongestionArg } from "../programs/congestion";
 
 const TYPE = "pulumi-nodejs:dynamic/nettune:CongestionControl";
-const SYSCTL_FILE = "/etc/sysctl.d/90-nettune-congestion-cc.conf";
+/** The lifecycle stack, and its resource's file and units: named after `cc` and the stack. */
+const LIFECYCLE = new EngineStack("congestion", "lifecycle");
+const CC = LIFECYCLE.named("cc");
+const SYSCTL_FILE = `/etc/sysctl.d/90-nettune-congestion-${CC}.conf`;
 
 let host: SandboxHost;
 
@@ -80,7 +83,7 @@ afterAll(async () => {
 });
 
 describe("CongestionControl lifecycle", () => {
-  const stack = new EngineStack("congestion", "lifecycle");
+  const stack = LIFECYCLE;
   const DECL = { algorithm: "reno", qdisc: "pfifo_fast", interfaces: ["ntcc0", "ntcc1"] };
   let originalAlgorithm: string;
   let tbfBefore: Qdisc;
@@ -139,12 +142,12 @@ describe("CongestionControl lifecycle", () => {
     expect(file).not.toContain("default_qdisc");
     expect(r.outputs.cc_filePath).toBe(SYSCTL_FILE);
     expect(r.outputs.cc_unitPaths).toEqual([
-      "/etc/systemd/system/nettune-qdisc-cc-ntcc0.service",
-      "/etc/systemd/system/nettune-qdisc-cc-ntcc1.service",
+      `/etc/systemd/system/nettune-qdisc-${CC}-ntcc0.service`,
+      `/etc/systemd/system/nettune-qdisc-${CC}-ntcc1.service`,
     ]);
     const enabled = await onHost(
       host,
-      "systemctl is-enabled nettune-qdisc-cc-ntcc0.service nettune-qdisc-cc-ntcc1.service",
+      `systemctl is-enabled nettune-qdisc-${CC}-ntcc0.service nettune-qdisc-${CC}-ntcc1.service`,
     );
     expect(enabled.trim().split("\n")).toEqual(["enabled", "enabled"]);
   });

@@ -239,7 +239,9 @@ describe("each example and the template deploy on a sandbox host, and destroy pu
           "net.ipv4.tcp_max_syn_backlog": "8192",
         });
         expect(up!.outputs.originals).toMatchObject(typedSysctls(sysctlsBefore));
-        expect(up!.outputs.file).toBe("/etc/sysctl.d/90-nettune-api-gateway.conf");
+        expect(up!.outputs.file).toBe(
+          `/etc/sysctl.d/90-nettune-${stack.named("api-gateway")}.conf`,
+        );
       }
       if (x === "nic-tuning") expect(up!.outputs.ringsBefore).toBeNull();
 

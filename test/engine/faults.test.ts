@@ -311,7 +311,7 @@ describe.concurrent("a cut path or a killed session leaves nothing lost", () => 
           // Once the unit is written (after the features are set), the session is killed.
           const w = killSessionsWhen(
             h,
-            `[ -e /proc/${initPid(h)}/root/etc/systemd/system/nettune-nicoffloads-faults.service ]`,
+            `[ -e /proc/${initPid(h)}/root/etc/systemd/system/nettune-nicoffloads-${stack.named("faults")}.service ]`,
           );
           try {
             const r = (await run(stack, args, "up"))[0]!;

@@ -269,7 +269,7 @@ describe("IrqAffinity on VM hosts", () => {
         cli(["sandbox", "reboot", a.name, "--name", NAME], UP_TIMEOUT_MS);
         await onHost(
           a,
-          "for i in $(seq 60); do systemctl is-active --quiet nettune-irqaffinity-vm-irq.service && break; sleep 1; done",
+          `for i in $(seq 60); do systemctl is-active --quiet nettune-irqaffinity-${stack.named("vm-irq")}.service && break; sleep 1; done`,
         );
         expect(pinsOf(await onHost(a, PINS_SCRIPT))).toEqual(expected);
         expect(

@@ -80,10 +80,15 @@ describe("NicOffloads lifecycle", () => {
     });
     expect(r.outputs["eth0-offloads_driver"]).toBe("veth");
     expect(r.outputs["eth0-offloads_unitPath"]).toBe(
-      `${UNIT_DIR}/nettune-nicoffloads-eth0-offloads.service`,
+      `${UNIT_DIR}/nettune-nicoffloads-${stack.named("eth0-offloads")}.service`,
     );
     expect(
-      (await onHost(host, "systemctl is-enabled nettune-nicoffloads-eth0-offloads.service")).trim(),
+      (
+        await onHost(
+          host,
+          `systemctl is-enabled nettune-nicoffloads-${stack.named("eth0-offloads")}.service`,
+        )
+      ).trim(),
     ).toBe("enabled");
   });
 

@@ -36,7 +36,9 @@ describe("Mtu lifecycle on the interface SSH runs over", () => {
     expect(r.error).toBeUndefined();
     expect(r.outputs["eth0-mtu_carriesSsh"]).toBe(true);
     expect(r.outputs["eth0-mtu_originals"]).toEqual({ mtu: 1500, txQueueLength: 1000 });
-    expect(r.outputs["eth0-mtu_unitPath"]).toBe("/etc/systemd/system/nettune-mtu-eth0-mtu.service");
+    expect(r.outputs["eth0-mtu_unitPath"]).toBe(
+      `/etc/systemd/system/nettune-mtu-${stack.named("eth0-mtu")}.service`,
+    );
     expect(await mtuOf(host)).toBe(1400);
     expect((await onHost(host, "cat /sys/class/net/eth0/tx_queue_len")).trim()).toBe("2000");
     const timers = await onHost(
@@ -44,7 +46,10 @@ describe("Mtu lifecycle on the interface SSH runs over", () => {
       "systemctl list-units --all --no-legend 'nettune-rollback-*' | wc -l",
     );
     expect(timers.trim()).toBe("0");
-    const unit = await onHost(host, "systemctl is-enabled nettune-mtu-eth0-mtu.service");
+    const unit = await onHost(
+      host,
+      `systemctl is-enabled nettune-mtu-${stack.named("eth0-mtu")}.service`,
+    );
     expect(unit.trim()).toBe("enabled");
   });
 
@@ -82,7 +87,7 @@ describe("Mtu lifecycle on the interface SSH runs over", () => {
     expect(await mtuOf(host)).toBe(1500);
     expect((await onHost(host, "cat /sys/class/net/eth0/tx_queue_len")).trim()).toBe("1000");
     expect((await onHost(host, "ls /etc/systemd/system/")).split(/\s+/)).not.toContain(
-      "nettune-mtu-eth0-mtu.service",
+      `nettune-mtu-${stack.named("eth0-mtu")}.service`,
     );
     cli(["sandbox", "reboot", "host1", "--name", SANDBOX]);
     expect(await mtuOf(host)).toBe(1500);

@@ -24,7 +24,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { EngineStack, resourceOps } from "../helpers/engine";
+import { EngineStack, resourceOps, stackNamed } from "../helpers/engine";
 import { liveSysctls, onHost, typedSysctls } from "../helpers/hostShell";
 import { direct, ROOT, sandboxHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
@@ -34,7 +34,8 @@ const TYPE = "pulumi-nodejs:dynamic/nettune:SysctlSet";
 const MACHINE = "pulumi-nodejs:dynamic:Resource";
 const SOURCE = path.join(ROOT, "test/programs/newproject");
 const KEYS = ["net.core.somaxconn", "net.ipv4.tcp_rmem"];
-const FILE = "/etc/sysctl.d/90-nettune-tuned.conf";
+/** The SysctlSet `tuned` of stack `newproject`: its file carries the stack's tag. */
+const FILE = `/etc/sysctl.d/90-nettune-${stackNamed("newproject", "newproject", "tuned")}.conf`;
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-newproject-"));
 const project = path.join(work, "project");

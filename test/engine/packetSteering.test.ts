@@ -86,7 +86,7 @@ describe("on an nspawn host's veth (4 rx, 4 tx queues, 2 CPUs, its own network n
       "tx-1/xps_cpus": "0",
     });
     expect(r.outputs["eth0-steering_unitPath"]).toBe(
-      `${UNIT_DIR}/nettune-packetsteering-eth0-steering.service`,
+      `${UNIT_DIR}/nettune-packetsteering-${stack.named("eth0-steering")}.service`,
     );
     // 4 rx queues for 2 CPUs: the redundancy warning, which says what it did not check.
     expect(r.outputs["eth0-steering_warnings"]).toEqual([

@@ -52,7 +52,7 @@ describe("on a VM host (virtio_net, 4 queue pairs, 4 vCPUs, the initial network 
         expect(live).toContain("/tx-1/xps_cpus c\n");
         expect(live).toContain("/tx-2/xps_cpus 4\n");
         expect(live).toMatch(/\n32768\n/);
-        expect(live).toContain("nettune-packetsteering-vm-steering.service");
+        expect(live).toContain(`nettune-packetsteering-${stack.named("vm-steering")}.service`);
         expect(up.outputs["vm-steering_originals"]).toMatchObject({
           "net.core.rps_sock_flow_entries": "0",
           "tx-0/xps_cpus": "1",

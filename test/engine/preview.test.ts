@@ -155,7 +155,7 @@ describe("NETTUNE_PREVIEW_HOST_CHECKS=changed: no host read in Check", () => {
     const up = stack.up(bad);
     expect(up.error).toMatch(/net\.ipv4\.tcp_no_such_key_here/);
     expect(await liveSysctls(host, [SOMAXCONN])).toEqual(before);
-    expect(await onHost(host, "ls /etc/sysctl.d")).not.toContain("90-nettune-lazy.conf");
+    expect(await onHost(host, "ls /etc/sysctl.d")).not.toContain(stack.named("lazy"));
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * Ownership across stacks: two stacks of one project on sandbox host 1. A setting one stack
- * owns is refused at the other's preview, naming the owner; stacks with disjoint settings (the
- * same SysctlSet name in both) deploy side by side and, destroyed in either order, leave the
- * host byte-identical: its sysctls, files, units and ownership records.
+ * owns is refused at the other's preview, naming the owner; stacks with disjoint settings (a
+ * SysctlSet and a NicOffloads of the same names in both: each stack's files and units carry its
+ * own tag) deploy side by side and, destroyed in either order, leave the host byte-identical:
+ * its sysctls, files, units and ownership records.
  */
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { EngineStack } from "../helpers/engine";
@@ -38,31 +39,14 @@ function snapshot(): Promise<string> {
 
 type Args = { sets?: SetArg[]; offloads?: StackOffloadsArg[] };
 
+// The same resource names in both stacks, default file and unit names.
 const argsA = (): Args => ({
-  sets: [
-    {
-      name: "web",
-      host: direct(host),
-      values: { "net.ipv4.tcp_fin_timeout": 33 },
-      fileName: "90-nettune-web-a.conf",
-    },
-  ],
-  offloads: [
-    { name: "a-offloads", host: direct(host), interface: "eth0", features: { gro: true } },
-  ],
+  sets: [{ name: "web", host: direct(host), values: { "net.ipv4.tcp_fin_timeout": 33 } }],
+  offloads: [{ name: "offloads", host: direct(host), interface: "eth0", features: { gro: true } }],
 });
 const argsB = (): Args => ({
-  sets: [
-    {
-      name: "web",
-      host: direct(host),
-      values: { "net.ipv4.tcp_keepalive_time": 777 },
-      fileName: "90-nettune-web-b.conf",
-    },
-  ],
-  offloads: [
-    { name: "b-offloads", host: direct(host), interface: "eth0", features: { tso: false } },
-  ],
+  sets: [{ name: "web", host: direct(host), values: { "net.ipv4.tcp_keepalive_time": 777 } }],
+  offloads: [{ name: "offloads", host: direct(host), interface: "eth0", features: { tso: false } }],
 });
 
 beforeAll(() => {
@@ -84,15 +68,18 @@ test("a setting another stack owns is refused at preview, naming the field and t
   const before = await snapshot();
   expect(a.up(argsA()).error).toBeUndefined();
   // The engine stops a preview at its first refused resource: one preview per case.
-  const [sysctl, feature, unit] = b.previewEach([
-    // A key and the file of the other stack's set, under the same set name.
+  const fileA = `/etc/sysctl.d/90-nettune-${a.named("web")}.conf`;
+  const [sysctl, file, feature] = b.previewEach([
+    // A key of the other stack's set, under the same set name.
+    { sets: [{ name: "web", host: direct(host), values: { "net.ipv4.tcp_fin_timeout": 44 } }] },
+    // Another key, in the file of the other stack's set, named by hand.
     {
       sets: [
         {
           name: "web",
           host: direct(host),
-          values: { "net.ipv4.tcp_fin_timeout": 44 },
-          fileName: "90-nettune-web-a.conf",
+          values: { "net.ipv4.tcp_keepalive_time": 777 },
+          fileName: fileA.slice("/etc/sysctl.d/".length),
         },
       ],
     },
@@ -100,17 +87,11 @@ test("a setting another stack owns is refused at preview, naming the field and t
     {
       offloads: [
         {
-          name: "b-offloads",
+          name: "offloads",
           host: direct(host),
           interface: "eth0",
           features: { "generic-receive-offload": false },
         },
-      ],
-    },
-    // Another feature, but the same resource name: its unit would be the other stack's.
-    {
-      offloads: [
-        { name: "a-offloads", host: direct(host), interface: "eth0", features: { tso: false } },
       ],
     },
   ]);
@@ -118,13 +99,15 @@ test("a setting another stack owns is refused at preview, naming the field and t
   expect(namesField(text, 'values["net.ipv4.tcp_fin_timeout"]')).toBe(true);
   expect(text).toMatch(/sysctl net\.ipv4\.tcp_fin_timeout on \S+ is owned by/);
   expect(text).toContain(`is owned by ${PROJECT}/alpha/SysctlSet web`);
-  expect(namesField(text, "fileName")).toBe(true);
-  expect(text).toContain("file /etc/sysctl.d/90-nettune-web-a.conf");
+  // Its own file has its own stack's name: not refused.
+  expect(namesField(text, "fileName")).toBe(false);
+  expect(namesField(file!.error ?? "", "fileName")).toBe(true);
+  expect(file!.error).toContain(`file ${fileA}`);
+  expect(file!.error).toContain(`owned by ${PROJECT}/alpha/SysctlSet web`);
   expect(namesField(feature!.error ?? "", "features.generic-receive-offload")).toBe(true);
-  expect(feature!.error).toContain(`owned by ${PROJECT}/alpha/NicOffloads a-offloads`);
-  expect(namesField(unit!.error ?? "", "unitName")).toBe(true);
-  expect(unit!.error).toContain("unit nettune-nicoffloads-a-offloads.service");
-  expect(unit!.error).not.toContain("features.tso");
+  expect(feature!.error).toContain(`owned by ${PROJECT}/alpha/NicOffloads offloads`);
+  // The same NicOffloads name: its unit is its own stack's, so no unit is refused.
+  expect(feature!.error).not.toContain("unitName");
   // Another stack's preview changed nothing; the owner's own preview is not refused.
   expect(a.preview(argsA()).error).toBeUndefined();
   expect(a.destroy(argsA()).error).toBeUndefined();
@@ -144,10 +127,19 @@ test("disjoint stacks deploy side by side and destroy in either order back to th
       "cat /proc/sys/net/ipv4/tcp_fin_timeout /proc/sys/net/ipv4/tcp_keepalive_time; ls /etc/sysctl.d /var/lib/nettune/owners",
     );
     expect(both).toMatch(/^33\n777\n/);
-    expect(both).toContain("90-nettune-web-a.conf");
-    expect(both).toContain("90-nettune-web-b.conf");
+    // The same resource names, each stack's own file, unit and journal.
+    expect(both).toContain(`90-nettune-${a.named("web")}.conf`);
+    expect(both).toContain(`90-nettune-${b.named("web")}.conf`);
+    const units = await onHost(
+      host,
+      `systemctl is-enabled ${[a, b].map((s) => `nettune-nicoffloads-${s.named("offloads")}.service`).join(" ")}; ls /var/lib/nettune/originals`,
+    );
+    expect(units).toMatch(/^enabled\nenabled\n/);
+    for (const s of [a, b])
+      expect(units).toContain(`offloads-eth0-nettune-nicoffloads-${s.named("offloads")}`);
     // One record per resource and stack: the same name in two stacks, two records.
     expect(both.match(/^SysctlSet-web-[0-9a-f]{8}$/gm)).toHaveLength(2);
+    expect(both.match(/^NicOffloads-offloads-[0-9a-f]{8}$/gm)).toHaveLength(2);
     for (const s of order) expect(s.destroy(s === a ? argsA() : argsB()).error).toBeUndefined();
     expect(await snapshot()).toBe(before);
   }

@@ -59,7 +59,7 @@ describe("SysctlSet lifecycle", () => {
       "net.ipv4.tcp_rmem": originals["net.ipv4.tcp_rmem"]!.split(" ").map(Number),
       "net.ipv4.tcp_max_syn_backlog": Number(originals["net.ipv4.tcp_max_syn_backlog"]),
     });
-    const file = await onHost(host, "cat /etc/sysctl.d/90-nettune-web.conf");
+    const file = await onHost(host, `cat /etc/sysctl.d/90-nettune-${stack.named("web")}.conf`);
     expect(file).toContain("net.core.somaxconn = 65535");
     expect(file).toContain("net.ipv4.tcp_rmem = 4096 87380 33554432");
   });
@@ -110,9 +110,9 @@ describe("SysctlSet lifecycle", () => {
     expect(r.error).toBeUndefined();
     const live = await liveSysctls(host, ["net.ipv4.tcp_fin_timeout"]);
     expect(live["net.ipv4.tcp_fin_timeout"]).toBe(originals["net.ipv4.tcp_fin_timeout"]);
-    expect(await onHost(host, "cat /etc/sysctl.d/90-nettune-web.conf")).not.toContain(
-      "tcp_fin_timeout",
-    );
+    expect(
+      await onHost(host, `cat /etc/sysctl.d/90-nettune-${stack.named("web")}.conf`),
+    ).not.toContain("tcp_fin_timeout");
   });
 
   test("a change behind Pulumi's back shows as drift on refresh and is repaired by up", async () => {
@@ -141,7 +141,7 @@ describe("SysctlSet lifecycle", () => {
     expect(r.changes.delete).toBe(2);
     expect(await liveSysctls(host, KEYS)).toEqual(originals);
     expect((await onHost(host, "ls /etc/sysctl.d/")).split(/\s+/)).not.toContain(
-      "90-nettune-web.conf",
+      `90-nettune-${stack.named("web")}.conf`,
     );
   });
 });
@@ -373,7 +373,7 @@ describe("SysctlSet on an interface with a dot in its name", () => {
     expect(up.error).toBeUndefined();
     expect(up.outputs.web_originals).toEqual({ [KEY]: 0 });
     expect((await onHost(host, `cat ${PROC}`)).trim()).toBe("2");
-    const file = "/etc/sysctl.d/90-nettune-web.conf";
+    const file = `/etc/sysctl.d/90-nettune-${stack.named("web")}.conf`;
     expect(await onHost(host, `cat ${file}`)).toContain(`${KEY} = 2`);
     // The file is what the host applies at boot: sysctl reads the key in the same form.
     await onHost(host, `echo 0 > ${PROC}; sysctl -q -p ${file}`);
@@ -383,7 +383,7 @@ describe("SysctlSet on an interface with a dot in its name", () => {
     expect(d.error).toBeUndefined();
     expect((await onHost(host, `cat ${PROC}`)).trim()).toBe("0");
     expect((await onHost(host, "ls /etc/sysctl.d/")).split(/\s+/)).not.toContain(
-      "90-nettune-web.conf",
+      `90-nettune-${stack.named("web")}.conf`,
     );
   });
 });

@@ -6,7 +6,7 @@
  * back by destroy.
  */
 import { beforeAll, describe, expect, test } from "vitest";
-import { EngineStack } from "../helpers/engine";
+import { EngineStack, stackNamed } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
 import { cli, direct, SHARED_VMS, sharedVmHosts } from "../helpers/sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
@@ -39,7 +39,14 @@ const LINK_SCRIPT = [
   "ethtool -x eth0 | grep -E '^ +[0-9]+:' | cut -d: -f2 | tr -s ' ' '\\n' | grep . | sort -u | tr '\\n' ' '",
   "echo",
   "ethtool -k eth0 | grep '^generic-receive-offload:'",
-  "systemctl is-enabled nettune-nicrings-vm-rings.service nettune-rssqueues-vm-rss.service nettune-nicoffloads-vm-offloads.service",
+  // The units of stack vmlink's resources (their names carry the stack's tag).
+  `systemctl is-enabled ${[
+    ["nicrings", "vm-rings"],
+    ["rssqueues", "vm-rss"],
+    ["nicoffloads", "vm-offloads"],
+  ]
+    .map(([kind, name]) => `nettune-${kind}-${stackNamed("link", "vmlink", name!)}.service`)
+    .join(" ")}`,
 ].join("; ");
 
 beforeAll(() => {

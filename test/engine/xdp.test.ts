@@ -25,8 +25,10 @@ import type { XdpArg, XdpProgramArgs } from "../programs/xdp";
 
 const FIXTURES = path.join(ROOT, "test/fixtures/xdp");
 const NAME = "xdp-count";
-const UNIT = `nettune-xdpprogram-${NAME}.service`;
-const PIN_DIR = `/sys/fs/bpf/nettune/nettune-xdpprogram-${NAME}`;
+/** The main stack's unit and pin folder: named after the resource, tagged with the stack. */
+const MAIN = new EngineStack("xdp", "xdp");
+const UNIT = `nettune-xdpprogram-${MAIN.named(NAME)}.service`;
+const PIN_DIR = `/sys/fs/bpf/nettune/nettune-xdpprogram-${MAIN.named(NAME)}`;
 const XDP = "pulumi-nodejs:dynamic/nettune:XdpProgram";
 
 let host: SandboxHost;
@@ -122,7 +124,7 @@ afterAll(async () => {
 });
 
 describe("XdpProgram lifecycle on a veth", () => {
-  const stack = new EngineStack("xdp", "xdp");
+  const stack = MAIN;
   let files: string;
   afterAll(() => {
     stack.destroy(args());
@@ -285,7 +287,7 @@ describe("commit-confirmed on eth0, which carries the SSH session", () => {
       const files = await onHost(host, FILES);
       const stack = new EngineStack("xdp", "xdpupd");
       const name = "xdp-upd";
-      const unitFile = `/etc/systemd/system/nettune-xdpprogram-${name}.service`;
+      const unitFile = `/etc/systemd/system/nettune-xdpprogram-${stack.named(name)}.service`;
       const pass = args({ name, source: passSource, rollbackAfter: ROLLBACK });
       const drop = args({
         name,
@@ -327,9 +329,9 @@ describe("commit-confirmed on eth0, which carries the SSH session", () => {
         expect(
           await onHost(
             host,
-            `ls /usr/local/lib/nettune/xdp; sha256sum /usr/local/lib/nettune/xdp/nettune-xdpprogram-${name}.o | cut -c1-64`,
+            `ls /usr/local/lib/nettune/xdp; sha256sum /usr/local/lib/nettune/xdp/nettune-xdpprogram-${stack.named(name)}.o | cut -c1-64`,
           ),
-        ).toBe(`nettune-xdpprogram-${name}.o\n${objSha}\n`);
+        ).toBe(`nettune-xdpprogram-${stack.named(name)}.o\n${objSha}\n`);
         console.log(
           `drop-all update rolled back to program ${after.progId} (was ${before.progId}, tag ${before.tag}) on link ${after.linkId}; up took ${took.toFixed(1)} s`,
         );

@@ -13,7 +13,7 @@
 import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { EngineStack } from "../helpers/engine";
+import { EngineStack, stackNamed } from "../helpers/engine";
 import { onHost } from "../helpers/hostShell";
 import { connection, direct, ROOT, sandboxHosts } from "../helpers/sandbox";
 import { connectionSchema } from "../../src/schemas/connection";
@@ -24,7 +24,8 @@ import type { XdpArg, XdpProgramArgs } from "../programs/xdp";
 
 const PORT = 8080;
 const NAME = "xdp-lib";
-const PIN_DIR = `/sys/fs/bpf/nettune/nettune-xdpprogram-${NAME}`;
+/** The pin folder of stack xdplib's program (its name carries the stack's tag). */
+const PIN_DIR = `/sys/fs/bpf/nettune/nettune-xdpprogram-${stackNamed("xdp", "xdplib", NAME)}`;
 let host: SandboxHost;
 
 /** Connects to the host's port from this machine; true when the handshake completed in time. */

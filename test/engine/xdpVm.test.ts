@@ -105,7 +105,7 @@ describe("XdpProgram on a virtio_net VM (eth0 carries SSH)", () => {
         const dump = JSON.parse(
           await onHost(
             vm,
-            "bpftool -j map dump pinned /sys/fs/bpf/nettune/nettune-xdpprogram-vm-xdp/maps/pkt_count",
+            `bpftool -j map dump pinned /sys/fs/bpf/nettune/nettune-xdpprogram-${stack.named("vm-xdp")}/maps/pkt_count`,
           ),
         ) as { value: number | string[] }[];
         const value = dump[0]!.value;

@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import type { EngineRequest, EngineResult, EngineStep } from "./engineDriver";
+import { stackTag } from "../../src/engine/names";
 
 export type { EngineResult, EngineEvent } from "./engineDriver";
 
@@ -24,6 +25,14 @@ function findRoot(dir: string): string {
   throw new Error(`no nettune checkout above ${dir}`);
 }
 const ROOT = findRoot(__dirname);
+
+/**
+ * `name` as the resources of test program `program`'s stack `stack` name their files and units
+ * after it: `<name>-<tag>`, the tag being the stack's (src/engine/names.ts).
+ */
+export function stackNamed(program: string, stack: string, name: string): string {
+  return `${name}-${stackTag(`nettune-test-${program}`, stack)!}`;
+}
 
 export class EngineStack {
   readonly stateDir: string;
@@ -44,6 +53,16 @@ export class EngineStack {
     readonly env: Record<string, string> = {},
   ) {
     this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-engine-"));
+  }
+
+  /** The tag this stack's default file and unit names carry (src/engine/names.ts). */
+  get tag(): string {
+    return stackTag(`nettune-test-${this.program}`, this.stack)!;
+  }
+
+  /** `name` as this stack's resources name their files and units after it: `<name>-<tag>`. */
+  named(name: string): string {
+    return stackNamed(this.program, this.stack, name);
   }
 
   run(op: EngineStep["op"], args: unknown): EngineResult {

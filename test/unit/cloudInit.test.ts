@@ -23,7 +23,12 @@ import {
   parseEthtoolRings,
   resolveFeatureName,
 } from "../../src/host/ethtool";
-import { defaultUnitName } from "../../src/schemas/link";
+import { defaultUnitName as unitNameOf, stackTag } from "../../src/engine/names";
+
+/** The stack whose NetworkTuning the renderings below are for, and the tag its names carry. */
+const STACK = { project: "shop", stack: "prod" };
+const TAG = stackTag(STACK.project, STACK.stack)!;
+const defaultUnitName = (kind: string, name: string) => unitNameOf(kind, name, TAG);
 import { cloudInitSchema } from "../helpers/cloudInitSchema";
 
 interface CloudConfig {
@@ -86,6 +91,7 @@ function runWithEthtool(
 describe("nettune.cloudInit", () => {
   test("apiGateway: the resources' own files under their children's names, in NetworkTuning's order", () => {
     const r = renderCloudInit({
+      stack: STACK,
       name: "gw",
       interface: "ens5",
       profile: nettune.profiles.apiGateway,
@@ -99,15 +105,15 @@ describe("nettune.cloudInit", () => {
     expect(Object.keys(files)).toEqual([
       `/etc/systemd/system/${defaultUnitName("RssQueues", "gw-queues")}`,
       `/etc/systemd/system/${defaultUnitName("NicOffloads", "gw-offloads")}`,
-      "/etc/modules-load.d/nettune-gw-congestion.conf",
-      "/etc/sysctl.d/90-nettune-congestion-gw-congestion.conf",
-      "/etc/sysctl.d/90-nettune-gw-sysctls.conf",
+      `/etc/modules-load.d/nettune-gw-congestion-${TAG}.conf`,
+      `/etc/sysctl.d/90-nettune-congestion-gw-congestion-${TAG}.conf`,
+      `/etc/sysctl.d/90-nettune-gw-sysctls-${TAG}.conf`,
     ]);
     // SysctlSet's file, byte for byte.
-    expect(files["/etc/sysctl.d/90-nettune-gw-sysctls.conf"]!.content).toBe(
-      renderSysctlConf("90-nettune-gw-sysctls.conf", nettune.profiles.apiGateway.sysctls!),
+    expect(files[`/etc/sysctl.d/90-nettune-gw-sysctls-${TAG}.conf`]!.content).toBe(
+      renderSysctlConf(`90-nettune-gw-sysctls-${TAG}.conf`, nettune.profiles.apiGateway.sysctls!),
     );
-    expect(files["/etc/sysctl.d/90-nettune-congestion-gw-congestion.conf"]!.content).toMatch(
+    expect(files[`/etc/sysctl.d/90-nettune-congestion-gw-congestion-${TAG}.conf`]!.content).toMatch(
       /^net\.core\.default_qdisc = fq\nnet\.ipv4\.tcp_congestion_control = bbr\n$/m,
     );
     const offloads = files[`/etc/systemd/system/${defaultUnitName("NicOffloads", "gw-offloads")}`]!;
@@ -127,32 +133,61 @@ describe("nettune.cloudInit", () => {
       ],
       ["sh", "-c", "modprobe -q tcp_bbr || true"],
       ["sh", "-c", "modprobe -q sch_fq || true"],
-      ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-congestion-gw-congestion.conf"],
-      ["sysctl", "-q", "-p", "/etc/sysctl.d/90-nettune-gw-sysctls.conf"],
+      ["sysctl", "-q", "-p", `/etc/sysctl.d/90-nettune-congestion-gw-congestion-${TAG}.conf`],
+      ["sysctl", "-q", "-p", `/etc/sysctl.d/90-nettune-gw-sysctls-${TAG}.conf`],
     ]);
     // The instance's own values go to the journals first, once per instance: the queues', the
     // offloads' (below), the congestion control's and the SysctlSet's.
     const bootcmd = (cc as { bootcmd?: string[][] }).bootcmd!;
     expect(bootcmd.map((c) => c[2])).toEqual([
-      "nettune-journal-rss-ens5-nettune-rssqueues-gw-queues",
-      "nettune-journal-offloads-ens5-nettune-nicoffloads-gw-offloads",
-      "nettune-journal-cc-gw-congestion",
-      "nettune-journal-90-nettune-gw-sysctls.conf",
+      `nettune-journal-rss-ens5-nettune-rssqueues-gw-queues-${TAG}`,
+      `nettune-journal-offloads-ens5-nettune-nicoffloads-gw-offloads-${TAG}`,
+      `nettune-journal-cc-gw-congestion-${TAG}`,
+      `nettune-journal-90-nettune-gw-sysctls-${TAG}.conf`,
     ]);
     expect(bootcmd[3]!.slice(0, 5)).toEqual([
       "cloud-init-per",
       "instance",
-      "nettune-journal-90-nettune-gw-sysctls.conf",
+      `nettune-journal-90-nettune-gw-sysctls-${TAG}.conf`,
       "sh",
       "-c",
     ]);
     expect(bootcmd[3]![5]).toContain(
-      "/var/lib/nettune/originals/sysctl-90-nettune-gw-sysctls.conf",
+      `/var/lib/nettune/originals/sysctl-90-nettune-gw-sysctls-${TAG}.conf`,
     );
     expect(Buffer.byteLength(r.userData)).toBeLessThan(USER_DATA_MAX_BYTES);
     expect(
-      nettune.cloudInit({ name: "gw", interface: "ens5", profile: nettune.profiles.apiGateway }),
+      nettune.cloudInit({
+        name: "gw",
+        interface: "ens5",
+        profile: nettune.profiles.apiGateway,
+        stack: STACK,
+      }),
     ).toBe(r.userData);
+  });
+
+  test("another stack's rendering differs only in the tag its names carry", () => {
+    const of = (stack: { project: string; stack: string }) =>
+      nettune.cloudInit({
+        name: "gw",
+        interface: "ens5",
+        profile: nettune.profiles.apiGateway,
+        stack,
+      });
+    const prod = of(STACK);
+    const staging = of({ project: "shop", stack: "staging" });
+    const other = stackTag("shop", "staging")!;
+    expect(other).toMatch(/^[0-9a-f]{6}$/);
+    expect(other).not.toBe(TAG);
+    expect(staging).not.toBe(prod);
+    expect(staging).toBe(prod.replaceAll(`-${TAG}`, `-${other}`));
+    expect(() =>
+      renderCloudInit({
+        name: "gw",
+        interface: "ens5",
+        stack: { project: "shop" } as unknown as { project: string; stack: string },
+      }),
+    ).toThrow(/stack must be \{ project, stack \}/);
   });
 
   test('"max" is read from ethtool at boot: the driver\'s pre-set maximum, or a clear failure', () => {
@@ -197,6 +232,7 @@ describe("nettune.cloudInit", () => {
 
   test("overrides, persist: false, and fixed MTU and rings as the resources render them", () => {
     const r = renderCloudInit({
+      stack: STACK,
       name: "edge",
       interface: "eth0",
       profile: nettune.profiles.cdnEdge,
@@ -211,13 +247,15 @@ describe("nettune.cloudInit", () => {
     const cc = parse(r.userData);
     const paths = cc.write_files!.map((f) => f.path);
     expect(paths).toContain(`/etc/systemd/system/${defaultUnitName("NicRings", "edge-rings")}`);
-    expect(paths).toContain("/etc/systemd/system/nettune-mtu-edge-mtu.service");
+    expect(paths).toContain(`/etc/systemd/system/nettune-mtu-edge-mtu-${TAG}.service`);
     expect(paths.some((p) => p.includes("nicoffloads"))).toBe(false);
     expect(cc.runcmd).toContainEqual(["sh", "-c", "ethtool -K eth0 gro on"]);
-    const mtu = cc.write_files!.find((f) => f.path.endsWith("nettune-mtu-edge-mtu.service"))!;
+    const mtu = cc.write_files!.find((f) =>
+      f.path.endsWith(`nettune-mtu-edge-mtu-${TAG}.service`),
+    )!;
     expect(mtu.content).toContain("ip link set dev eth0 mtu 9000");
     const sysctls = cc.write_files!.find(
-      (f) => f.path === "/etc/sysctl.d/90-nettune-edge-sysctls.conf",
+      (f) => f.path === `/etc/sysctl.d/90-nettune-edge-sysctls-${TAG}.conf`,
     )!;
     expect(sysctls.content).toContain("net.core.somaxconn = 1024\n");
   });
@@ -249,6 +287,7 @@ describe("nettune.cloudInit", () => {
 describe("journals of originals at first boot", () => {
   test("each link part's journal holds the instance's own values, as the resource's parsers read them from the same ethtool output", () => {
     const r = renderCloudInit({
+      stack: STACK,
       name: "gw",
       interface: "eth0",
       profile: nettune.profiles.apiGateway,
@@ -307,12 +346,12 @@ describe("journals of originals at first boot", () => {
         expect(res.status).toBe(0);
       }
       expect(tags).toEqual([
-        "nettune-journal-rss-eth0-nettune-rssqueues-gw-queues",
-        "nettune-journal-rings-eth0-nettune-nicrings-gw-rings",
-        "nettune-journal-offloads-eth0-nettune-nicoffloads-gw-offloads",
+        `nettune-journal-rss-eth0-nettune-rssqueues-gw-queues-${TAG}`,
+        `nettune-journal-rings-eth0-nettune-nicrings-gw-rings-${TAG}`,
+        `nettune-journal-offloads-eth0-nettune-nicoffloads-gw-offloads-${TAG}`,
         "nettune-journal-mtu-eth0",
-        "nettune-journal-cc-gw-congestion",
-        "nettune-journal-90-nettune-gw-sysctls.conf",
+        `nettune-journal-cc-gw-congestion-${TAG}`,
+        `nettune-journal-90-nettune-gw-sysctls-${TAG}.conf`,
       ]);
       const journal = (name: string) =>
         Object.fromEntries(
@@ -326,7 +365,7 @@ describe("journals of originals at first boot", () => {
         fs.readFileSync(path.join(FIX, `virtio_net-eth0.${f}.txt`), "utf8");
       const features = parseEthtoolFeatures(read("k")).features;
       const offloads = nettune.profiles.apiGateway.offloads!.features;
-      expect(journal("offloads-eth0-nettune-nicoffloads-gw-offloads")).toEqual(
+      expect(journal(`offloads-eth0-nettune-nicoffloads-gw-offloads-${TAG}`)).toEqual(
         Object.fromEntries(
           Object.keys(offloads).map((f) => {
             const long = resolveFeatureName(f);
@@ -334,10 +373,10 @@ describe("journals of originals at first boot", () => {
           }),
         ),
       );
-      expect(journal("rss-eth0-nettune-rssqueues-gw-queues")).toEqual({
+      expect(journal(`rss-eth0-nettune-rssqueues-gw-queues-${TAG}`)).toEqual({
         combined: JSON.stringify(parseEthtoolChannels(read("l")).current.combined),
       });
-      expect(journal("rings-eth0-nettune-nicrings-gw-rings")).toEqual({
+      expect(journal(`rings-eth0-nettune-nicrings-gw-rings-${TAG}`)).toEqual({
         rx: JSON.stringify(parseEthtoolRings(read("g")).current.rx),
       });
       expect(journal("mtu-eth0")).toEqual({ mtu: "1500", txqlen: "1000" });
@@ -351,7 +390,7 @@ describe("journals of originals at first boot", () => {
           "ntcc0",
         )!,
       );
-      expect(journal("cc-gw-congestion")).toEqual({
+      expect(journal(`cc-gw-congestion-${TAG}`)).toEqual({
         algorithm: live("net.ipv4.tcp_congestion_control"),
         defaultQdisc: live("net.core.default_qdisc"),
         "qdisc eth0": JSON.stringify(defaultRoot),

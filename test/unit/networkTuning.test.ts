@@ -16,6 +16,7 @@ import {
   type TuningModel,
 } from "../../src/resources/networkTuning";
 import { profileWithLazy } from "../../src/profiles/model";
+import { stackTag } from "../../src/engine/names";
 import { registrations, settle, useTuningMocks, valueOf } from "../helpers/tuningMocks";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-tuning-"));
@@ -119,7 +120,8 @@ describe("children and their order", () => {
     expect(byKind.SysctlSet).toMatchObject({
       values: { "net.core.somaxconn": 16384 },
       behindNat: true,
-      fileName: "90-nettune-parts-sysctls.conf",
+      // The stack's tag: project "project", stack "stack" (../helpers/tuningMocks.ts).
+      fileName: `90-nettune-parts-sysctls-${stackTag("project", "stack")}.conf`,
     });
     expect(byKind.XdpProgram).toMatchObject({
       interface: "ens5",
