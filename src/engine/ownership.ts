@@ -22,12 +22,21 @@ import {
   recordPath,
   renderRecordRemove,
   renderRecordsRead,
+  renderRecordClaim,
   renderRecordWrite,
   takeRecords,
+  takeRefusal,
   type OwnedSetting,
   type OwnerRecord,
 } from "../host/owners";
 import type { Failure } from "./lifecycle";
+import { CommandError } from "../transport/errors";
+
+/**
+ * An apply refused at its first command: another stack's resource claimed one of its settings
+ * after this one's check passed (two stacks ran `up` at once). Nothing was changed.
+ */
+export class OwnershipConflict extends Error {}
 
 /** The check's failures: every setting another stack's resource owns, by field. */
 export function ownershipFailures(
@@ -67,7 +76,14 @@ export function prefixFirst(
     async exec(command: Command, options?: ExecOptions) {
       if (used) return t.exec(command, options);
       used = true;
-      const res = await t.exec(prefixed(prefix, command), options);
+      let res;
+      try {
+        res = await t.exec(prefixed(prefix, command), options);
+      } catch (err) {
+        // A failed command's output is read too: the prefix may have ended the script.
+        if (read && err instanceof CommandError) read(err.stdout);
+        throw err;
+      }
       return read ? { ...res, stdout: read(res.stdout) } : res;
     },
     close: () => t.close(),
@@ -141,18 +157,35 @@ export class Ownership {
    * back as it was (waiting at most RESTORE_WAIT_MS for the host).
    */
   async writing<T>(apply: (t: Transport) => Promise<T>, previous?: string): Promise<T> {
-    const remove = previous && previous !== this.owner ? `${renderRecordRemove(previous)}; ` : "";
-    const write = `( ${remove}${renderRecordWrite(this.owner, this.settings)} ) >/dev/null 2>&1`;
-    const t = prefixFirst(this.t, write);
+    const claim = renderRecordClaim(this.owner, this.settings, previous);
+    const refused = (stdout: string) => {
+      const got = takeRefusal(stdout);
+      if (got) throw this.conflict(got);
+      return stdout;
+    };
+    const t = prefixFirst(this.t, claim, refused);
     let result: T;
     try {
       result = await apply(t);
     } catch (err) {
-      if (t.used) await bounded(this.restore(this.before()), RESTORE_WAIT_MS);
+      // A refused claim wrote nothing and changed nothing: there is no record to put back.
+      if (t.used && !(err instanceof OwnershipConflict))
+        await bounded(this.restore(this.before()), RESTORE_WAIT_MS);
       throw err;
     }
-    if (!t.used) await this.t.exec({ script: write });
+    if (!t.used) refused((await this.t.exec({ script: claim }, { allowFailure: true })).stdout);
     return result;
+  }
+
+  /** The error of a refused claim, naming each field, its setting and the owner. */
+  private conflict(got: readonly { id: string; owner: string; path: string }[]): Error {
+    const lines = got.map((g) => {
+      const input = this.settings.find((s) => s.id === g.id)?.input ?? g.id;
+      return `${input}: ${overlapReason({ setting: { id: g.id, input }, other: { path: g.path, owner: g.owner, settings: [] } }, this.t.target)}`;
+    });
+    return new OwnershipConflict(
+      `${lines.join("\n")}\n(claimed by the other stack after this preview's check passed: two stacks ran up at once; nothing was changed)`,
+    );
   }
 
   /** Runs `release` on a transport whose first command also removes the record. */

@@ -180,6 +180,65 @@ export function renderRecordWrite(owner: string, settings: readonly OwnedSetting
   );
 }
 
+/** Where claims take turns: outside OWNERS_DIR, which is removed once empty. */
+export const CLAIM_LOCK = "/run/lock/nettune-owners.lock";
+/** The exit code of a script whose claim was refused: nothing after the claim ran. */
+export const CLAIM_REFUSED = 75;
+const OWNED = "@@nettune-owned";
+
+/**
+ * Shell that claims `settings` for `owner` and then lets the script after it run: under a lock
+ * that every claim on the host takes (flock, where the host has it), it looks again for a
+ * record of another stack that owns one of them, and writes this resource's record only when
+ * there is none (removing `previous`'s record, an identity the resource had before). Two
+ * stacks that run `up` at the same moment both pass the check at preview; the second to claim
+ * is refused here, before its apply changed anything.
+ *
+ * A refused claim prints `@@nettune-owned <TAB> id <TAB> owner <TAB> record` per setting and
+ * ends the script with {@link CLAIM_REFUSED}; {@link takeRefusal} reads it. Any other trouble
+ * (no flock, a read-only disk) lets the apply go on, as the record write always did.
+ */
+export function renderRecordClaim(
+  owner: string,
+  settings: readonly OwnedSetting[],
+  previous?: string,
+): string {
+  const dir = shellQuote(OWNERS_DIR);
+  const ids = settings.map((s) => clean(s.id)).join("\n");
+  const find =
+    `printf '%s\\n' ${shellQuote(ids)} | awk -F '\\t' -v self=${shellQuote(recordPath(owner))} ` +
+    `-v stack=${shellQuote(`${stackOf(owner)}/`)} ` +
+    `'NR == FNR { want[$0] = 1; next } FNR == 1 { skip = (FILENAME == self); who = "" } ` +
+    `$1 == "owner" { who = $2; if (index($2, stack) == 1) skip = 1 } ` +
+    `!skip && $1 == "setting" && ($2 in want) { printf "${OWNED}\\t%s\\t%s\\t%s\\n", $2, who, FILENAME }' ` +
+    `- ${dir}/* 2>/dev/null`;
+  const remove =
+    previous !== undefined && previous !== owner ? `${renderRecordRemove(previous)}; ` : "";
+  return [
+    "nt_owned=$( (",
+    `  mkdir -p ${dir} || exit 0`,
+    `  if command -v flock >/dev/null 2>&1 && [ -w ${shellQuote(CLAIM_LOCK.replace(/\/[^/]*$/, ""))} ]; then exec 9>${shellQuote(CLAIM_LOCK)}; flock -w 30 9; fi`,
+    `  c=$(${find})`,
+    `  if [ -n "$c" ]; then printf '%s\\n' "$c"; exit 0; fi`,
+    `  ${remove}${renderRecordWrite(owner, settings)}`,
+    ") 2>/dev/null )",
+    `if [ -n "$nt_owned" ]; then printf '%s\\n' "$nt_owned"; exit ${CLAIM_REFUSED}; fi`,
+  ].join("\n");
+}
+
+/** The settings a refused claim printed, with their owners; undefined when it was not refused. */
+export function takeRefusal(
+  stdout: string,
+): { readonly id: string; readonly owner: string; readonly path: string }[] | undefined {
+  const out: { id: string; owner: string; path: string }[] = [];
+  for (const line of stdout.split("\n")) {
+    const [mark, id, owner, path] = line.split("\t");
+    if (mark === OWNED && id && owner !== undefined && path !== undefined)
+      out.push({ id, owner, path });
+  }
+  return out.length > 0 ? out : undefined;
+}
+
 /** Shell that removes a record, and the directory once empty. */
 export function renderRecordRemove(owner: string): string {
   return (

@@ -13,6 +13,7 @@ import { shellQuote } from "../transport/quote";
 import { SshTransport } from "../transport/ssh";
 import { CommandError, CommandTimeoutError, ConnectError } from "../transport/errors";
 import type { ExecResult, Transport } from "../transport/types";
+import { OwnershipConflict } from "../engine/ownership";
 
 export interface ConfirmOptions {
   /** Seconds after which the host undoes the change unless it was confirmed. */
@@ -194,6 +195,8 @@ export async function applyConfirmed(
       { timeoutMs: applyTimeoutMs(o.rollbackAfter), allowFailure: true },
     );
   } catch (err) {
+    // Refused before anything ran (another stack claimed a setting): nothing to undo.
+    if (err instanceof OwnershipConflict) throw err;
     lost = whyLost(err);
   }
   // Not armed (SSH runs over another interface): an ordinary apply, nothing to confirm.

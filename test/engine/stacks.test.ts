@@ -144,3 +144,35 @@ test("disjoint stacks deploy side by side and destroy in either order back to th
     expect(await snapshot()).toBe(before);
   }
 }, 240_000);
+
+test("two stacks running up at the same moment on one key: one wins, the other changes nothing", async () => {
+  const before = await snapshot();
+  const key = "net.ipv4.tcp_fin_timeout";
+  const on = (value: number): Args => ({
+    sets: [{ name: "race", host: direct(host), values: { [key]: value } }],
+  });
+  // Both checks read the host before either apply claims the key: the claim, under a lock on
+  // the host, is what refuses the second.
+  const [[ra], [rb]] = await Promise.all([
+    a.runStepsAsync([{ op: "up", args: on(41) }]),
+    b.runStepsAsync([{ op: "up", args: on(42) }]),
+  ]);
+  const results = [ra!, rb!];
+  const won = results.filter((r) => r.error === undefined);
+  const lost = results.filter((r) => r.error !== undefined);
+  expect(won).toHaveLength(1);
+  expect(lost).toHaveLength(1);
+  // Refused at its check (the winner's record was there) or at its claim (it was not yet).
+  expect(lost[0]!.error).toMatch(
+    /sysctl net\.ipv4\.tcp_fin_timeout on \S+ is owned by nettune-test-stacks\/(alpha|beta)\/SysctlSet race/,
+  );
+  const winner = won[0] === ra ? a : b;
+  const value = winner === a ? 41 : 42;
+  expect((await onHost(host, `cat /proc/sys/net/ipv4/tcp_fin_timeout`)).trim()).toBe(String(value));
+  expect(await onHost(host, "ls /var/lib/nettune/owners")).toMatch(
+    /^SysctlSet-race-[0-9a-f]{8}\n$/,
+  );
+  // The loser's state has nothing; each stack's destroy leaves the host as it was.
+  for (const s of [a, b]) expect(s.destroy(on(s === a ? 41 : 42)).error).toBeUndefined();
+  expect(await snapshot()).toBe(before);
+}, 240_000);

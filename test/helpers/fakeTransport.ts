@@ -24,6 +24,8 @@ const PROC_SYS = "/proc/sys/";
 const SYSCTL_D = "/etc/sysctl.d";
 const JOURNALS = "/var/lib/nettune/originals";
 const OWNERS = "/var/lib/nettune/owners";
+/** Where ownership claims take their lock (CLAIM_LOCK's folder). */
+const RUN_LOCK = "/run/lock";
 
 /** Rewrites the host paths of a rendered script into `root` (a test-only transformation). */
 export function rewriteHostPaths(script: string, root: string): string {
@@ -35,7 +37,9 @@ export function rewriteHostPaths(script: string, root: string): string {
     .split(JOURNALS)
     .join(`${root}/originals`)
     .split(OWNERS)
-    .join(`${root}/owners`);
+    .join(`${root}/owners`)
+    .split(RUN_LOCK)
+    .join(root);
   // A path the rewrite missed would reach this machine: refuse to run it.
   if (out.includes("/proc/sys") || out.includes("/etc/") || out.includes("/var/lib/")) {
     throw new Error(`fake host: script names a host path it cannot redirect:\n${out}`);

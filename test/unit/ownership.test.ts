@@ -5,17 +5,29 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { spawn, spawnSync } from "node:child_process";
 import {
+  CLAIM_LOCK,
+  CLAIM_REFUSED,
+  OWNERS_DIR,
   overlaps,
   parseRecords,
   recordPath,
   renderRecord,
+  renderRecordClaim,
   renderRecordsRead,
   stackOf,
   takeRecords,
+  takeRefusal,
+  type OwnedSetting,
   type OwnerRecord,
 } from "../../src/host/owners";
-import { ownershipFailures, prefixFirst } from "../../src/engine/ownership";
+import {
+  Ownership,
+  OwnershipConflict,
+  ownershipFailures,
+  prefixFirst,
+} from "../../src/engine/ownership";
 import { ownedSettings } from "../../src/specs/owned";
 import type { Command, Transport } from "../../src/transport/types";
 import { LocalTransport } from "../../src/transport/local";
@@ -197,6 +209,115 @@ describe("one round trip", () => {
     expect(seen).toEqual(["pre\nethtool -k 'eth 0'", "second"]);
     expect(taken.startsWith("PRE\n")).toBe(true);
     expect(first.stdout).toBe("pre\nethtool -k 'eth 0'\n");
+  });
+});
+
+describe("the claim: check again and write, under a lock, before the apply", () => {
+  const SOMAXCONN: OwnedSetting = {
+    id: "sysctl:net.core.somaxconn",
+    input: 'values["net.core.somaxconn"]',
+  };
+  const FIN: OwnedSetting = {
+    id: "sysctl:net.ipv4.tcp_fin_timeout",
+    input: 'values["net.ipv4.tcp_fin_timeout"]',
+  };
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync("/tmp/nettune-claim-");
+    fs.mkdirSync(`${dir}/bin`);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  /** The claim, then `echo applied`, with the owners folder and the lock moved into `dir`. */
+  const script = (owner: string, settings: OwnedSetting[], previous?: string) =>
+    `${renderRecordClaim(owner, settings, previous)}\necho applied`
+      .split(OWNERS_DIR)
+      .join(`${dir}/owners`)
+      .split(CLAIM_LOCK)
+      .join(`${dir}/claim.lock`)
+      .split("/run/lock")
+      .join(dir);
+  const run = (owner: string, settings: OwnedSetting[], previous?: string) =>
+    spawnSync("sh", ["-c", script(owner, settings, previous)], { encoding: "utf8" });
+  const records = () =>
+    fs.existsSync(`${dir}/owners`) ? fs.readdirSync(`${dir}/owners`).sort() : [];
+  const file = (owner: string) => `${dir}/owners/${path.basename(recordPath(owner))}`;
+
+  test("no other owner: the record is written and the apply runs", () => {
+    const r = run(A, [SOMAXCONN]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe("applied\n");
+    expect(fs.readFileSync(file(A), "utf8")).toBe(renderRecord(A, [SOMAXCONN]));
+  });
+
+  test("another stack's record owns a setting: refused, nothing written, the apply never runs", () => {
+    expect(run(A, [SOMAXCONN]).status).toBe(0);
+    const r = run(B, [FIN, SOMAXCONN]);
+    expect(r.status).toBe(CLAIM_REFUSED);
+    expect(r.stdout).not.toContain("applied");
+    expect(takeRefusal(r.stdout.split(`${dir}/owners`).join(OWNERS_DIR))).toEqual([
+      { id: SOMAXCONN.id, owner: A, path: recordPath(A) },
+    ]);
+    expect(records()).toEqual([path.basename(recordPath(A))]);
+  });
+
+  test("its own record, its own stack's records, and disjoint settings are no conflict", () => {
+    expect(run(A, [SOMAXCONN]).status).toBe(0);
+    // An update of the same resource.
+    expect(run(A, [SOMAXCONN, FIN]).stdout).toBe("applied\n");
+    // Another resource of the same stack (the program's own check covers it).
+    expect(run("proj/alpha/SysctlSet api", [SOMAXCONN]).status).toBe(0);
+    // Another stack, other settings; and an identity that changed drops the old record.
+    expect(run(B, [{ id: "mtu:eth0", input: "mtu" }]).status).toBe(0);
+    expect(
+      run("proj/gamma/Mtu m", [{ id: "mtu:eth1", input: "mtu" }], "proj/gamma/Mtu old").status,
+    ).toBe(0);
+    expect(records()).toHaveLength(4);
+  });
+
+  test("two stacks claiming at the same moment: one wins, the other is refused", async () => {
+    // A slow awk widens the window between the check and the write; without the lock both
+    // claims would pass the check and both write.
+    fs.writeFileSync(`${dir}/bin/awk`, `#!/bin/sh\nsleep 0.3\nexec /usr/bin/awk "$@"\n`, {
+      mode: 0o755,
+    });
+    const start = (owner: string) =>
+      new Promise<number | null>((resolve) => {
+        const c = spawn("sh", ["-c", script(owner, [SOMAXCONN])], {
+          env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}` },
+          stdio: "ignore",
+        });
+        c.on("exit", (code) => resolve(code));
+      });
+    for (let i = 0; i < 3; i++) {
+      fs.rmSync(`${dir}/owners`, { recursive: true, force: true });
+      const codes = await Promise.all([start(A), start(B)]);
+      expect(codes.sort()).toEqual([0, CLAIM_REFUSED]);
+      expect(records()).toHaveLength(1);
+    }
+  });
+
+  test("a refused first command is an OwnershipConflict naming the field and the owner", async () => {
+    const refusedOutput = `@@nettune-owned\t${SOMAXCONN.id}\t${A}\t${recordPath(A)}\n`;
+    const fake: Transport = {
+      target: "root@198.18.0.2:22",
+      stats: { handshakes: 0, execs: 0 },
+      exec: () => Promise.resolve({ stdout: refusedOutput, stderr: "", exitCode: CLAIM_REFUSED }),
+      close: () => Promise.resolve(),
+    };
+    const o = new Ownership(fake, B, [SOMAXCONN]);
+    let applied = 0;
+    const err = await o
+      .writing(async (t) => {
+        await t.exec({ script: "true" }, { allowFailure: true });
+        applied++;
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OwnershipConflict);
+    expect(applied).toBe(0);
+    expect((err as Error).message).toContain(
+      `values["net.core.somaxconn"]: sysctl net.core.somaxconn on root@198.18.0.2:22 is owned by ${A}`,
+    );
+    expect((err as Error).message).toContain("two stacks ran up at once; nothing was changed");
   });
 });
 
