@@ -30,6 +30,8 @@ import type { Failure } from "../engine/lifecycle";
 import { changedOutside } from "../engine/restore";
 import { handlerOf, type Spec, type SpecContext } from "../engine/spec";
 import * as link from "./link";
+import { parseJournal, renderJournal, renderJournalRemove } from "../host/steps";
+import { shellQuote } from "../transport/quote";
 
 /** One queue IRQ as pinned. */
 export interface IrqPin {
@@ -68,6 +70,15 @@ interface Own {
 type Facts = link.LinkFacts<Own>;
 
 const baseOf = (unitName: string) => unitName.replace(/\.service$/, "");
+
+/**
+ * The journal of originals' kind (./link.ts): `irq-<interface>-<unit name>`, one row per IRQ
+ * action name with the CPUs it had before nettune, and irqbalance's state as {@link IB_KEY}.
+ * Written by create ahead of its first pin, in the same script; read by a create that finds it
+ * (one run again after its answer or its state was lost); removed by delete.
+ */
+const JOURNAL = "irq";
+const IB_KEY = "@irqbalance";
 
 // ---------------------------------------------------------------------------------------------
 // Placing queues on CPUs
@@ -301,10 +312,16 @@ async function pin(
   owner: string,
   irqbalance: IrqbalanceAction,
   missing: "fail" | "skip",
-): Promise<{ result: PinResult; exitCode: number | null; stderr: string }> {
+  prefix = "",
+): Promise<{ result: PinResult; exitCode: number | null; stderr: string; stdout: string }> {
   const script = renderPinScript(entries, { owner, irqbalance, waitSeconds: 0, missing });
-  const r = await t.exec({ script });
-  return { result: parsePinResult(r.stdout), exitCode: r.exitCode, stderr: r.stderr };
+  const r = await t.exec({ script: `${prefix}${script}` });
+  return {
+    result: parsePinResult(r.stdout),
+    exitCode: r.exitCode,
+    stderr: r.stderr,
+    stdout: r.stdout,
+  };
 }
 
 function describePin(p: Pick<IrqPin, "device" | "queue" | "role" | "irq" | "action">): string {
@@ -374,9 +391,45 @@ async function applyPins(
     );
   }
   const entries = plan.pins.map((x) => ({ action: x.action, cpus: x.cpus }));
-  const res = await pin(t, entries, owner, ib, "fail");
-  if (res.exitCode !== 0) throw pinFailure(t, res, plan.pins);
+  // A create journals the CPUs each IRQ has now, and irqbalance's state, before its first pin.
+  const journal = link.journalOf(JOURNAL, olds, news);
+  const ibNow = {
+    installed: p.irqbalance.installed,
+    active: p.irqbalance.active,
+    enabled: p.irqbalance.enabled,
+  };
+  const written: Record<string, string> | undefined =
+    journal.create && entries.length > 0
+      ? {
+          ...Object.fromEntries(
+            plan.pins
+              .map((x) => [x.action, live.get(x.action)?.smp ?? ""] as const)
+              .filter(([, v]) => v !== ""),
+          ),
+          [IB_KEY]: JSON.stringify(ibNow),
+        }
+      : undefined;
+  const dropJournal = async () => {
+    if (written)
+      await t.exec({ script: renderJournalRemove(journal.path, written) }, { allowFailure: true });
+  };
+  const res = await pin(
+    t,
+    entries,
+    owner,
+    ib,
+    "fail",
+    written ? `${renderJournal(journal.path, written)}\n` : "",
+  );
+  const unjournaled = link.journalFailure(res.stdout, t.target);
+  if (unjournaled) throw new Error(unjournaled);
+  if (res.exitCode !== 0) {
+    await dropJournal();
+    throw pinFailure(t, res, plan.pins);
+  }
   for (const w of res.result.ibWarnings) ctx.warn(w);
+  // What an earlier create journaled (the journal was there, so it was printed, not written).
+  const journaled = written ? parseJournal(res.stdout) : {};
 
   // The kernel keeps what it was asked for, unless it cannot (an offline CPU): verify.
   const got = new Map(res.result.pinned.map((x) => [x.action, x]));
@@ -384,6 +437,7 @@ async function applyPins(
   const undo = async () => {
     const back = res.result.pinned.map((x) => ({ action: x.action, cpus: x.original }));
     await pin(t, back, owner, ibAction("release", p, news), "skip");
+    await dropJournal();
   };
   if (wrong.length > 0) {
     await undo();
@@ -399,6 +453,14 @@ async function applyPins(
 
   const oldUnit = olds?.persist ? [olds.unitName] : [];
   const steps = [
+    // An update that renames the unit moves the journal along, so delete finds it.
+    ...(journal.from
+      ? [
+          {
+            script: `if [ -f ${shellQuote(journal.from)} ]; then mv -f ${shellQuote(journal.from)} ${shellQuote(journal.path)}; fi`,
+          },
+        ]
+      : []),
     ...oldUnit
       .filter((u) => !news.persist || u !== news.unitName)
       .map((u) => ({ script: renderIrqUnpersist(u) })),
@@ -417,21 +479,37 @@ async function applyPins(
     }
   }
 
-  // Originals: those recorded before, and the live CPUs of IRQs pinned for the first time.
+  // Originals: those recorded before (in the state, or journaled by an earlier create), and
+  // the live CPUs of IRQs pinned for the first time.
   const originals: Record<string, string> = {};
   for (const x of plan.pins) {
     originals[x.action] =
-      olds?.originals[x.action] ?? got.get(x.action)?.original ?? live.get(x.action)?.smp ?? "";
+      olds?.originals[x.action] ??
+      journaled[x.action] ??
+      got.get(x.action)?.original ??
+      live.get(x.action)?.smp ??
+      "";
+  }
+  let ibJournaled: IrqAffinityOutputs["irqbalanceBefore"] | undefined;
+  try {
+    const v =
+      journaled[IB_KEY] === undefined ? undefined : (JSON.parse(journaled[IB_KEY]) as unknown);
+    if (
+      typeof v === "object" &&
+      v !== null &&
+      typeof (v as { installed?: unknown }).installed === "boolean" &&
+      typeof (v as { active?: unknown }).active === "boolean" &&
+      typeof (v as { enabled?: unknown }).enabled === "string"
+    )
+      ibJournaled = v as IrqAffinityOutputs["irqbalanceBefore"];
+  } catch {
+    // Not what this resource wrote: the probe's state is the best knowledge left.
   }
   return {
     applied: plan.pins.map((x) => ({ ...x, effective: got.get(x.action)?.effective ?? null })),
     originals,
     devices: p.devices.map((d) => ({ ifname: d.ifname, driver: d.driver, numaNode: d.numaNode })),
-    irqbalanceBefore: olds?.irqbalanceBefore ?? {
-      installed: p.irqbalance.installed,
-      active: p.irqbalance.active,
-      enabled: p.irqbalance.enabled,
-    },
+    irqbalanceBefore: olds?.irqbalanceBefore ?? ibJournaled ?? ibNow,
     unitPath: news.persist ? link.unitPathOf(news.unitName) : null,
     warnings: [],
   };
@@ -505,7 +583,10 @@ export const irqAffinitySpec: Spec<IrqAffinityInputs, IrqAffinityOutputs, Facts>
       ctx.warn(`could not put the IRQs back: ${pinFailure(t, res, []).message}`);
     }
     for (const w of res.result.ibWarnings) ctx.warn(w);
-    const out = await runBatch(t, [{ script: renderIrqUnpersist(olds.unitName) }]);
+    const out = await runBatch(t, [
+      { script: renderIrqUnpersist(olds.unitName) },
+      { script: renderJournalRemove(link.journalPathOf(JOURNAL, olds)) },
+    ]);
     const failed = out.find((s) => s.exitCode !== 0);
     if (failed)
       throw new Error(

@@ -308,7 +308,7 @@ describe("IrqAffinity on VM hosts", () => {
   );
 
   test(
-    'irqbalance: "stop" with a map: stopped and disabled while pinned; destroy puts the pins back exactly and irqbalance as it was (enabled, then running)',
+    'irqbalance: "stop" with a map: stopped and disabled while pinned; a create run again with its state lost keeps the journaled originals; destroy puts the pins back exactly and irqbalance as it was (enabled, then running)',
     async () => {
       const dev = await nicDevice(b);
       // Enabled but not running, so nothing moves the originals while they are compared.
@@ -328,21 +328,37 @@ describe("IrqAffinity on VM hosts", () => {
           },
         ],
       };
+      const first = new EngineStack("irq", "irqstop");
+      // The same stack with its state lost after the apply (a fresh backend): the same names.
       const stack = new EngineStack("irq", "irqstop");
       try {
-        expect(stack.up(args).error).toBeUndefined();
+        expect(first.up(args).error).toBeUndefined();
         expect(await onHost(b, "systemctl is-enabled irqbalance; true")).toBe("disabled\n");
         const pins = pinsOf(await onHost(b, PINS_SCRIPT));
         const was = pinsOf(pinsBefore);
+        const mapped = [`${dev}-input.0`, `${dev}-output.0`, `${dev}-input.1`, `${dev}-output.1`];
         expect(pins).toEqual({
           ...was,
-          [`${dev}-input.0`]: "3",
-          [`${dev}-output.0`]: "3",
-          [`${dev}-input.1`]: "2-3",
-          [`${dev}-output.1`]: "2-3",
+          [mapped[0]!]: "3",
+          [mapped[1]!]: "3",
+          [mapped[2]!]: "2-3",
+          [mapped[3]!]: "2-3",
+        });
+        // A create run again with the host already pinned takes the originals and irqbalance's
+        // state from the journal the first create wrote, not the tuned host.
+        const again = stack.up(args);
+        expect(again.error).toBeUndefined();
+        expect(again.outputs["vm-map_originals"]).toEqual(
+          Object.fromEntries(mapped.map((a) => [a, was[a]])),
+        );
+        expect(again.outputs["vm-map_irqbalanceBefore"]).toEqual({
+          installed: true,
+          active: false,
+          enabled: "enabled",
         });
         expect(stack.destroy(args).error).toBeUndefined();
         expect(await onHost(b, PINS_SCRIPT)).toBe(pinsBefore);
+        // Journal and record gone with the unit.
         expect(await onHost(b, FILES_SCRIPT)).toBe(files);
 
         // Running before: stopped while pinned, running again after destroy.
@@ -358,6 +374,7 @@ describe("IrqAffinity on VM hosts", () => {
       } finally {
         stack.destroy(args);
         stack.dispose();
+        first.dispose();
         await onHost(b, "systemctl disable --now --quiet irqbalance");
       }
     },
