@@ -1,6 +1,7 @@
 /**
  * Once per test run: snapshot this machine's own network state (for the guard test), build,
- * and bring up the test sandbox (2 hosts, 50 ms added delay on the relayed SSH path).
+ * and bring up the test sandbox (2 hosts, 50 ms added delay on the relayed SSH path). A run
+ * of unit test files alone skips all of it.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -9,7 +10,22 @@ import { machineSnapshot, SNAPSHOT_FILE } from "./machine";
 import { cli, SANDBOX, SHARED_VMS } from "./sandbox";
 import type { SandboxHost } from "../../src/sandbox/sandbox";
 
+/**
+ * Whether the command line names only unit test files (`vitest run test/unit/x.test.ts`): they
+ * need no sandbox, and bringing it up would take down one another run is using.
+ */
+function unitFilesOnly(): boolean {
+  const filters = process.argv
+    .slice(2)
+    .filter((a) => !a.startsWith("-") && a !== "run" && !/vitest(\.mjs)?$/.test(a));
+  return filters.length > 0 && filters.every((f) => /(^|\/)test\/unit\//.test(f));
+}
+
 export default function setup(project: TestProject): () => void {
+  if (unitFilesOnly()) {
+    project.provide("sandboxHosts", []);
+    return () => undefined;
+  }
   fs.mkdirSync(path.dirname(SNAPSHOT_FILE), { recursive: true });
   // Leftovers of a crashed earlier run of the tests go first.
   cli(["sandbox", "down", "--name", SANDBOX]);
