@@ -248,7 +248,12 @@ export interface PinEntry {
 
 /** What the pin script does about irqbalance. */
 export type IrqbalanceAction =
-  /** Add `--banirq=N` for the pinned IRQs to its options (replacing this resource's earlier ones). */
+  /**
+   * Add `--banirq=N` for the pinned IRQs to its options (replacing this resource's earlier ones).
+   * `optionsFile` "*": the first of {@link IRQBALANCE_OPTION_FILES} the host has, found when the
+   * script runs, and no ban where irqbalance or every options file is missing (as IrqAffinity
+   * decides from its probe).
+   */
   | { readonly mode: "ban"; readonly optionsFile: string }
   /** Remove this resource's bans. */
   | { readonly mode: "unban"; readonly optionsFile: string }
@@ -269,6 +274,12 @@ export interface PinScriptOptions {
   readonly waitSeconds: number;
   /** Where a name is missing: fail (apply) or pin what there is (boot, restore). */
   readonly missing: "fail" | "skip";
+  /**
+   * Shell that prints the table (`action <TAB> cpus` per line) when the script runs, instead of
+   * `entries`: a plan made on the host at boot (src/host/irqBoot.ts). A failing plan ends the
+   * script with its own exit code, nothing changed.
+   */
+  readonly tableFrom?: string;
 }
 
 /**
@@ -289,13 +300,15 @@ export function renderPinScript(entries: readonly PinEntry[], o: PinScriptOption
     if (!/^[0-9,-]+$/.test(e.cpus)) throw new Error(`invalid cpulist ${e.cpus}`);
   }
   const table = entries.map((e) => `${e.action}\t${e.cpus}`).join("\n");
+  const findOptions = `F=; if command -v irqbalance >/dev/null 2>&1; then for f in ${IRQBALANCE_OPTION_FILES.join(" ")}; do [ -f "$f" ] && { F=$f; break; }; done; fi`;
+  const ibAuto = o.irqbalance.mode === "ban" && o.irqbalance.optionsFile === "*";
   const dir = IRQBALANCE_STATE_DIR;
   const state = shellQuote(`${dir}/${o.owner}`);
   const ib = o.irqbalance;
   const lines = [
     "set -u",
     "T=$(printf '\\t')",
-    `TABLE=${shellQuote(table)}`,
+    o.tableFrom === undefined ? `TABLE=${shellQuote(table)}` : `TABLE=$(${o.tableFrom}) || exit $?`,
     `WAIT=${Math.max(0, Math.floor(o.waitSeconds)) * 10}`,
     // Every IRQ's action names, as /proc/irq/N/<name> directories, joined with the table.
     "resolve() {",
@@ -324,8 +337,9 @@ export function renderPinScript(entries: readonly PinEntry[], o: PinScriptOption
     // Our bans are `--banirq=N` tokens in IRQBALANCE_ARGS; the state file lists the ones this
     // resource added, so a ban the user wrote is never removed. A line nettune had to add is
     // removed again when the last ban goes.
+    if (ibAuto) lines.push(findOptions, 'if [ -n "$F" ]; then');
     lines.push(
-      `F=${file}; S=${state}.banned; A=${shellQuote(`${dir}/appended-line`)}`,
+      `${ibAuto ? "" : `F=${file}; `}S=${state}.banned; A=${shellQuote(`${dir}/appended-line`)}`,
       'OLD=$(cat "$S" 2>/dev/null || true)',
       ib.mode === "ban" ? 'NEW="$IRQS"' : "NEW=",
       'cp -p "$F" "$F.nettune-bak" 2>/dev/null || { echo "ibfailed${T}cannot read $F"; cleanup; exit 5; }',
@@ -364,6 +378,7 @@ export function renderPinScript(entries: readonly PinEntry[], o: PinScriptOption
         ? 'echo "ib${T}banned${T}$IRQS${T}$OWNED"'
         : 'echo "ib${T}unbanned${T}$OLD"',
     );
+    if (ibAuto) lines.push("fi");
   } else if (ib.mode === "stop") {
     // The first resource to stop irqbalance records how it was; the last to let go restores it.
     lines.push(
@@ -565,6 +580,66 @@ export function renderIrqPersist(
     `systemctl enable --quiet --no-reload ${unit} && systemctl daemon-reload`,
     `if [ -d ${UDEV_DIR} ]; then ${writeFile(rulePathOf(inputs.unitName), ruleText(inputs, devices))} && { udevadm control --reload-rules 2>/dev/null || true; }; fi`,
   ].join("\n");
+}
+
+/**
+ * What {@link renderIrqPersist} installs, for a host whose topology is known only when it boots
+ * (cloud-init user data, src/resources/cloudInit.ts): the same unit and udev rule, and a script
+ * that plans the pins on the host (`planner`, from src/host/irqBoot.ts: prints the table or
+ * fails), waiting up to 30 s for the queue interrupts to appear. The first time it runs it
+ * writes IrqAffinity's journal of originals (`journal`: each planned interrupt's CPUs and
+ * irqbalance's state, as IrqAffinity's create writes it), then pins with the same script an
+ * apply runs. IrqAffinity over SSH later finds the pins as planned and takes the files over.
+ */
+export function renderIrqBootFiles(
+  target: IrqPersistTarget,
+  planner: string,
+  journal: string,
+  irqbalance: IrqbalanceAction,
+): { path: string; content: string; permissions: string }[] {
+  const pin = renderPinScript([], {
+    owner: baseOf(target.unitName),
+    irqbalance,
+    waitSeconds: 0,
+    missing: "skip",
+    tableFrom: "printf '%s\\n' \"$NT_PLAN\"",
+  });
+  const j = shellQuote(journal);
+  const rows = [
+    // Each planned interrupt's CPUs now, found by its name as the pin script finds it.
+    `printf '%s\\n' "$NT_PLAN" | while IFS="$(printf '\\t')" read -r a c; do [ -n "$a" ] || continue; ` +
+      `for d in /proc/irq/[0-9]*/"$a"; do [ -d "$d" ] || continue; n=\${d#/proc/irq/}; ` +
+      `printf '%s\\t%s\\n' "$a" "$(cat /proc/irq/\${n%%/*}/smp_affinity_list)"; break; done; done`,
+    // irqbalance as IrqAffinity's probe reads it (src/host/irqs.ts, renderIrqProbe).
+    `i=false; command -v irqbalance >/dev/null 2>&1 && i=true; ` +
+      `a=false; [ "$(systemctl is-active irqbalance 2>/dev/null)" = active ] && a=true; ` +
+      `printf '@irqbalance\\t{"installed":%s,"active":%s,"enabled":"%s"}\\n' "$i" "$a" "$(systemctl is-enabled irqbalance 2>/dev/null)"`,
+  ];
+  const script = [
+    "#!/bin/sh",
+    `# Managed by nettune: plans and pins the queue IRQs of ${target.interface} at boot (nettune.cloudInit).`,
+    `nt_plan() (\n${planner}\n)`,
+    "i=0; until NT_PLAN=$(nt_plan 2>/dev/null); do",
+    '  [ "$i" -ge 300 ] && { nt_plan >/dev/null; exit 3; }',
+    "  sleep 0.1; i=$((i + 1))",
+    "done",
+    `[ -e ${j} ] || { mkdir -p ${shellQuote(journal.replace(/\/[^/]*$/, ""))} && { ${rows.join("; ")}; } > ${shellQuote(`${journal}.tmp`)} && mv -f ${shellQuote(`${journal}.tmp`)} ${j}; }`,
+    pin,
+    "",
+  ].join("\n");
+  return [
+    { path: scriptPathOf(target.unitName), content: script, permissions: "0755" },
+    {
+      path: unitPath(target.unitName),
+      content: unitText(target, [target.interface]),
+      permissions: "0644",
+    },
+    {
+      path: rulePathOf(target.unitName),
+      content: ruleText(target, [target.interface]),
+      permissions: "0644",
+    },
+  ];
 }
 
 /** Removes what {@link renderIrqPersist} installed; succeeds when it is gone already. */

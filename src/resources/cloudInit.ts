@@ -21,6 +21,11 @@ import { renderEthtoolChannels, renderEthtoolRings } from "../host/ethtool";
 import { formatSysctl } from "../schemas/sysctl";
 import { renderCommand, shellQuote } from "../transport/quote";
 import { stackTag } from "../engine/names";
+import { gzipSync } from "node:zlib";
+import { renderIrqBootFiles, type IrqbalanceAction } from "../host/irqs";
+import { renderBootPlanner } from "../host/irqBoot";
+import { IRQ_JOURNAL } from "../specs/irqAffinity";
+import type { IrqAffinityInputs } from "../schemas/irqAffinity";
 import { programStackTag } from "./owners";
 import { unitOf as offloadsUnit, JOURNAL as OFFLOADS_JOURNAL } from "../specs/nicOffloads";
 import { JOURNAL as RINGS_JOURNAL } from "../specs/nicRings";
@@ -85,11 +90,12 @@ interface FileSpec {
   path: string;
   content: string;
   permissions: string;
+  /** Written gzip-compressed and base64-encoded (cloud-init's `gz+b64`): large scripts. */
+  gzip?: boolean;
 }
 
 /** Fields the user data cannot apply, and why. */
 const LEFT_OVER: Partial<Record<TuningField, string>> = {
-  irq: "its CPUs are planned from the host's CPU and NUMA topology by nettune at apply",
   steering: "its CPU masks are planned from the host's CPUs and queues by nettune at apply",
   xdp: "the on-host loader and the program object do not fit in 16 KB of user data",
 };
@@ -208,9 +214,14 @@ export function journalBootcmd(tag: string, journal: string, rows: readonly stri
 const defaultRootJson = (dev: string) =>
   `$(tc qdisc show dev ${shellQuote(dev)} root 2>/dev/null | awk 'NR == 1 && $3 == "0:" { printf "{\\"kind\\":\\"%s\\",\\"handle\\":\\"0:\\",\\"params\\":[],\\"kernelDefault\\":true}", $2 }')`;
 
-/** `true`/`false` (JSON) for feature `long` in `ethtool -k`, as NicOffloads journals it. */
-const featureValue = (ifname: string, long: string) =>
-  `$(ethtool -k ${shellQuote(ifname)} 2>/dev/null | awk -v k=${shellQuote(`${long}:`)} '{ sub(/^[ \\t]+/, "") } $1 == k { print ($2 == "on") ? "true" : "false"; exit }')`;
+/**
+ * One journal row per feature (`long` names, in order): `true`/`false` (JSON) as `ethtool -k`
+ * shows it, as NicOffloads journals it; empty for a feature it does not show. One ethtool run.
+ */
+const featureRows = (ifname: string, longs: readonly string[]) =>
+  `ethtool -k ${shellQuote(ifname)} 2>/dev/null | awk -v want=${shellQuote(longs.join(" "))} ` +
+  `'BEGIN { n = split(want, w, " ") } { sub(/^[ \\t]+/, "") } !($1 in v) { v[$1] = ($2 == "on") ? "true" : "false" } ` +
+  `END { for (i = 1; i <= n; i++) printf "%s\\t%s\\n", w[i], ((w[i] ":") in v) ? v[w[i] ":"] : "" }'`;
 
 /**
  * The journal rows of the counts in `counts`, each the current value `ethtool -l`/`-g` shows
@@ -329,13 +340,12 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       }
       case "NicOffloads": {
         const p = parsed as NicOffloadsInputs;
-        journal(
-          linkJournalPathOf(OFFLOADS_JOURNAL, p),
-          Object.keys(p.features).map((f) => {
-            const long = resolveFeatureName(f);
-            return journalRow(long, featureValue(ifname, long));
-          }),
-        );
+        journal(linkJournalPathOf(OFFLOADS_JOURNAL, p), [
+          featureRows(
+            ifname,
+            Object.keys(p.features).map((f) => resolveFeatureName(f)),
+          ),
+        ]);
         linkStep(offloadsUnit(p), p.persist);
         break;
       }
@@ -414,6 +424,24 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
         }
         break;
       }
+      case "IrqAffinity": {
+        // Planned on the instance at boot, as IrqAffinity plans it at apply (src/host/irqBoot.ts).
+        const p = parsed as IrqAffinityInputs;
+        const ib: IrqbalanceAction =
+          p.irqbalance === "stop" ? { mode: "stop" } : { mode: "ban", optionsFile: "*" };
+        const [script, unit, rule] = renderIrqBootFiles(
+          p,
+          renderBootPlanner(p),
+          linkJournalPathOf(IRQ_JOURNAL, p),
+          ib,
+        );
+        files.push({ ...script!, gzip: true });
+        if (p.persist) {
+          files.push(unit!, rule!);
+          units.push(p.unitName);
+        } else runcmd.push(["sh", script!.path]);
+        break;
+      }
       default:
         throw new Error(`nettune.cloudInit: no rendering for ${step.kind}`);
     }
@@ -438,7 +466,10 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       lines.push(`  - path: ${q(f.path)}`);
       lines.push(`    owner: "root:root"`);
       lines.push(`    permissions: ${q(f.permissions)}`);
-      lines.push(`    content: ${yamlBlock(f.content, "      ")}`);
+      if (f.gzip) {
+        lines.push(`    encoding: "gz+b64"`);
+        lines.push(`    content: ${q(gzipSync(f.content, { level: 9 }).toString("base64"))}`);
+      } else lines.push(`    content: ${yamlBlock(f.content, "      ")}`);
     }
   }
   if (runcmd.length > 0)

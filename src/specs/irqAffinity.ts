@@ -77,7 +77,8 @@ const baseOf = (unitName: string) => unitName.replace(/\.service$/, "");
  * Written by create ahead of its first pin, in the same script; read by a create that finds it
  * (one run again after its answer or its state was lost); removed by delete.
  */
-const JOURNAL = "irq";
+export const IRQ_JOURNAL = "irq";
+const JOURNAL = IRQ_JOURNAL;
 const IB_KEY = "@irqbalance";
 
 // ---------------------------------------------------------------------------------------------

@@ -313,6 +313,14 @@ describe("scripts", () => {
           missing: "skip",
         }),
       ),
+      // At boot (cloud-init): the table from a plan made on the host, the options file found there.
+      renderPinScript([], {
+        owner: "nettune-irqaffinity-t",
+        irqbalance: { mode: "ban", optionsFile: "*" },
+        waitSeconds: 0,
+        missing: "skip",
+        tableFrom: "printf '%s\\n' \"$NT_PLAN\"",
+      }),
     ];
     for (const s of scripts) expect(dash(s).stderr).toBe("");
   });
