@@ -49,6 +49,9 @@ describe("stack tags", () => {
 
 describe("a deployed resource keeps its names", () => {
   const news = (unitName: string) => ({ interface: "eth0", unitName });
+  /** What a SysctlSet "web" of stack prod checks to, deployed with `was`, sent with `now`. */
+  const sysctlFile = (was: string, now: string) =>
+    keepDeployedNames("SysctlSet", "web", URN_PROD, { fileName: was }, { fileName: now }).fileName;
   const prodUnit = defaultUnitName("NicOffloads", "web", PROD);
 
   test("one deployed by an earlier release keeps its untagged unit, file and resource name", () => {
@@ -56,15 +59,9 @@ describe("a deployed resource keeps its names", () => {
     expect(keepDeployedNames("NicOffloads", "web", URN_PROD, news(legacy), news(prodUnit))).toEqual(
       news(legacy),
     );
-    expect(
-      keepDeployedNames(
-        "SysctlSet",
-        "web",
-        URN_PROD,
-        { fileName: "90-nettune-web.conf" },
-        { fileName: defaultSysctlFileName("web", PROD) },
-      ),
-    ).toEqual({ fileName: "90-nettune-web.conf" });
+    expect(sysctlFile("90-nettune-web.conf", defaultSysctlFileName("web", PROD))).toBe(
+      "90-nettune-web.conf",
+    );
     expect(
       keepDeployedNames(
         "Mtu",
@@ -89,25 +86,11 @@ describe("a deployed resource keeps its names", () => {
       news(prodUnit),
     );
     // The user names a file of their own: it is used, whatever was deployed.
-    expect(
-      keepDeployedNames(
-        "SysctlSet",
-        "web",
-        URN_PROD,
-        { fileName: "90-nettune-web.conf" },
-        { fileName: "80-web.conf" },
-      ),
-    ).toEqual({ fileName: "80-web.conf" });
+    expect(sysctlFile("90-nettune-web.conf", "80-web.conf")).toBe("80-web.conf");
     // The deployed file was the user's own, and now the default is wanted: the default.
-    expect(
-      keepDeployedNames(
-        "SysctlSet",
-        "web",
-        URN_PROD,
-        { fileName: "80-web.conf" },
-        { fileName: defaultSysctlFileName("web", PROD) },
-      ),
-    ).toEqual({ fileName: defaultSysctlFileName("web", PROD) });
+    expect(sysctlFile("80-web.conf", defaultSysctlFileName("web", PROD))).toBe(
+      defaultSysctlFileName("web", PROD),
+    );
     // Another resource's default name is not this one's.
     expect(
       keepDeployedNames(
