@@ -75,7 +75,8 @@ describe("on a VM host", () => {
         expect(up.outputs["vm-bbr_originals"]).toMatchObject({ algorithm: "cubic" });
         const live = await onHost(
           vm,
-          "sysctl -n net.ipv4.tcp_congestion_control net.core.default_qdisc; lsmod | grep -E '^(tcp_bbr|sch_fq) ' | cut -d' ' -f1 | sort; tc qdisc show dev eth0 root | cut -d' ' -f2; cat /etc/modules-load.d/nettune-vm-bbr.conf",
+          "sysctl -n net.ipv4.tcp_congestion_control net.core.default_qdisc; lsmod | grep -E '^(tcp_bbr|sch_fq) ' | cut -d' ' -f1 | sort; tc qdisc show dev eth0 root | cut -d' ' -f2; " +
+            `cat /etc/modules-load.d/nettune-${stack.named("vm-bbr")}.conf`,
         );
         expect(live.split("\n").slice(0, 5)).toEqual(["bbr", "fq", "sch_fq", "tcp_bbr", "fq"]);
         expect(live).toMatch(/^tcp_bbr$/m);
