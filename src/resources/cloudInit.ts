@@ -448,8 +448,16 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
   }
   if (units.length > 0) {
     runcmd.splice(0, 0, ["systemctl", "daemon-reload"]);
-    // The link units first, in NetworkTuning's order (channels, rings, offloads, MTU), as at boot.
-    runcmd.splice(1, 0, ["systemctl", "enable", "--now", ...units]);
+    // The units first, in NetworkTuning's order (channels, IRQs, rings, offloads, MTU), as at boot.
+    // Started one after the other: `enable --now` of them all starts them at once, and a
+    // channel change (even to the same count) makes virtio_net reset its queue IRQs' affinity,
+    // which would undo IRQ pins made before it. Each start of a oneshot waits for it to end.
+    runcmd.splice(
+      1,
+      0,
+      ["systemctl", "enable", ...units],
+      ...units.map((u) => ["systemctl", "start", u]),
+    );
   }
 
   const lines = [
@@ -464,7 +472,7 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
     lines.push("write_files:");
     for (const f of files) {
       lines.push(`  - path: ${q(f.path)}`);
-      lines.push(`    owner: "root:root"`);
+      // No `owner`: cloud-init writes files as root:root by default, and every byte counts.
       lines.push(`    permissions: ${q(f.permissions)}`);
       if (f.gzip) {
         lines.push(`    encoding: "gz+b64"`);

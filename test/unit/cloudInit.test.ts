@@ -33,7 +33,7 @@ const defaultUnitName = (kind: string, name: string) => unitNameOf(kind, name, T
 import { cloudInitSchema } from "../helpers/cloudInitSchema";
 
 interface CloudConfig {
-  write_files?: { path: string; content: string; permissions: string; owner: string }[];
+  write_files?: { path: string; content: string; permissions: string; owner?: string }[];
   runcmd?: string[][];
 }
 
@@ -143,11 +143,15 @@ describe("nettune.cloudInit", () => {
       [
         "systemctl",
         "enable",
-        "--now",
         defaultUnitName("RssQueues", "gw-queues"),
         irqUnit,
         defaultUnitName("NicOffloads", "gw-offloads"),
       ],
+      // One after the other: a channel change resets virtio_net's IRQ affinity, so the pins
+      // come after the queues.
+      ["systemctl", "start", defaultUnitName("RssQueues", "gw-queues")],
+      ["systemctl", "start", irqUnit],
+      ["systemctl", "start", defaultUnitName("NicOffloads", "gw-offloads")],
       ["sh", "-c", "modprobe -q tcp_bbr || true"],
       ["sh", "-c", "modprobe -q sch_fq || true"],
       ["sysctl", "-q", "-p", `/etc/sysctl.d/90-nettune-congestion-gw-congestion-${TAG}.conf`],
