@@ -148,7 +148,9 @@ export function renderBootPlanner(
     `ena)a=$I-Tx-Rx-;q='^[0-9]+$';k=${ENA_MGMT};;`,
     '*)echo "nettune: $I: driver ${v:-none} is not virtio_net or ena" >&2;exit 3;;esac',
     'm=$d/msi_irqs;[ -d "$m" ]||m=$d/../msi_irqs',
-    'r(){ l=;read -r l <"$1"&&echo "$2 $l";} 2>/dev/null',
+    // cat, not the shell's `read`: dash reads a byte at a time, and the kernel's cpulist files
+    // (node*/cpulist, thread_siblings_list: binary attributes since 5.x) return nothing then.
+    'r(){ l=$(cat "$1")&&[ -n "$l" ]&&echo "$2 $l";} 2>/dev/null',
     'S=$R/sys/devices/system;{ r "$S/cpu/online" o',
     ...(topo
       ? [
