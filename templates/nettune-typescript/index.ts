@@ -20,7 +20,7 @@ const connection: nettune.ConnectionArgs = {
 const iface = config.get("interface") ?? "eth0";
 
 // Kernel parameters. `pulumi preview` shows each key's change; `pulumi up` applies them
-// all-or-nothing and writes /etc/sysctl.d/90-nettune-sysctls.conf so they survive a reboot;
+// all-or-nothing and writes /etc/sysctl.d/90-nettune-sysctls-<tag>.conf so they survive a reboot;
 // `pulumi destroy` puts back the values the host had.
 const sysctls = new nettune.SysctlSet("sysctls", {
   connection,
