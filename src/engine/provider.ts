@@ -25,7 +25,7 @@ import {
 import { ownedSettings } from "../specs/owned";
 import { migrateState } from "./migrate";
 import { urnOf, warnAbout } from "./log";
-import { keepDeployedNames } from "./names";
+import { keepDeployedNames } from "../schemas/names";
 import { sysctlSetHandler } from "../specs/sysctlSet";
 import { mtuHandler } from "../specs/mtu";
 import { nicOffloadsHandler } from "../specs/nicOffloads";
@@ -232,7 +232,7 @@ async function check(
   if (containsUnknown(raw)) return { inputs: withUrn(raw, urn) };
   const { value: checked, failures } = validate(handler.schema, raw);
   if (!checked) throw checkError(kind, news.__nettuneName, failures);
-  // A deployed resource keeps the file and unit names it has (./names.ts).
+  // A deployed resource keeps the file and unit names it has (src/schemas/names.ts).
   const name = typeof news.__nettuneName === "string" ? news.__nettuneName : undefined;
   const value = keepDeployedNames(kind, name, urn, olds, checked);
   const owner = ownerIdentityOf(news);

@@ -20,7 +20,7 @@ import { renderLinkUnit, UNIT_DIR, type LinkUnit } from "../host/systemd";
 import { renderEthtoolChannels, renderEthtoolRings } from "../host/ethtool";
 import { formatSysctl } from "../schemas/sysctl";
 import { renderCommand, shellQuote } from "../transport/quote";
-import { stackTag } from "../engine/names";
+import { stackTag } from "../schemas/names";
 import { programStackTag } from "./owners";
 import { unitOf as offloadsUnit, JOURNAL as OFFLOADS_JOURNAL } from "../specs/nicOffloads";
 import { JOURNAL as RINGS_JOURNAL } from "../specs/nicRings";

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import type { SavedQdisc } from "../schemas/publicTypes";
 import { claimSettings, hostIdOf, type Setting, ownerIdentity, programStackTag } from "./owners";
-import { deployName } from "../engine/names";
+import { deployName } from "../schemas/names";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 

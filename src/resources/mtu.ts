@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionArgs } from "./connection";
 import { ownerIdentity, programStackTag } from "./owners";
-import { deployName } from "../engine/names";
+import { deployName } from "../schemas/names";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 

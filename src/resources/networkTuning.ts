@@ -12,7 +12,7 @@ import type { z } from "zod";
 import { propertyPath, userInputs } from "../engine/lifecycle";
 import { congestionControlSchema } from "../schemas/congestionControl";
 import { irqAffinitySchema } from "../schemas/irqAffinity";
-import { defaultSysctlFileName, defaultUnitName, deployName } from "../engine/names";
+import { defaultSysctlFileName, defaultUnitName, deployName } from "../schemas/names";
 import { mtuSchema } from "../schemas/mtu";
 import { nicOffloadsSchema } from "../schemas/nicOffloads";
 import { nicRingsSchema } from "../schemas/nicRings";
@@ -289,7 +289,7 @@ function wireConstants(c: unknown): unknown {
 /**
  * The inputs a step's resource class sends to the provider, with a placeholder connection, and
  * how a path in them maps back to the model's field. Undefined when the step is not in the model.
- * `tag` is the stack tag the default file and unit names carry (../engine/names.ts).
+ * `tag` is the stack tag the default file and unit names carry (../schemas/names.ts).
  */
 function stepInputs(
   step: TuningStep,

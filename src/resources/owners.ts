@@ -15,7 +15,7 @@ export interface Setting {
 }
 
 import * as pulumi from "@pulumi/pulumi";
-import { stackTag } from "../engine/names";
+import { stackTag } from "../schemas/names";
 
 const claims = new Map<string, Map<string, { owner: string; input: string }>>();
 /** The run the claims belong to: its resource monitor (one per program run). */
@@ -63,19 +63,19 @@ export function hostIdOf(conn: { host?: unknown; port?: unknown } | undefined): 
 }
 
 /**
- * `project/stack/Kind name`: who owns a resource's settings across stacks. Passed to the
- * provider as `__nettuneOwner`, kept in the state and written in the resource's ownership record
- * on its host (src/host/owners.ts), so another stack's resource setting the same thing is
- * refused at preview, naming this one.
- */
-/**
  * The tag of the program's stack that makes its resources' default file and unit names its own
- * (../engine/names.ts); undefined outside a program.
+ * (../schemas/names.ts); undefined outside a program.
  */
 export function programStackTag(): string | undefined {
   return stackTag(pulumi.getProject(), pulumi.getStack());
 }
 
+/**
+ * `project/stack/Kind name`: who owns a resource's settings across stacks. Passed to the
+ * provider as `__nettuneOwner`, kept in the state and written in the resource's ownership record
+ * on its host (src/host/owners.ts), so another stack's resource setting the same thing is
+ * refused at preview, naming this one.
+ */
 export function ownerIdentity(kind: string, name: string): string {
   return `${pulumi.getProject()}/${pulumi.getStack()}/${kind} ${name}`;
 }

@@ -10,7 +10,7 @@ import {
   ownerIdentity,
   programStackTag,
 } from "./owners";
-import { defaultSysctlFileName } from "../engine/names";
+import { defaultSysctlFileName } from "../schemas/names";
 import { providerFor, refuseImport } from "./provider";
 import { resourceUrn } from "./urn";
 

@@ -31,7 +31,6 @@ import { changedOutside } from "../engine/restore";
 import { handlerOf, type Spec, type SpecContext } from "../engine/spec";
 import * as link from "./link";
 import { parseJournal, renderJournal, renderJournalRemove } from "../host/steps";
-import { shellQuote } from "../transport/quote";
 
 /** One queue IRQ as pinned. */
 export interface IrqPin {
@@ -455,13 +454,7 @@ async function applyPins(
   const oldUnit = olds?.persist ? [olds.unitName] : [];
   const steps = [
     // An update that renames the unit moves the journal along, so delete finds it.
-    ...(journal.from
-      ? [
-          {
-            script: `if [ -f ${shellQuote(journal.from)} ]; then mv -f ${shellQuote(journal.from)} ${shellQuote(journal.path)}; fi`,
-          },
-        ]
-      : []),
+    ...(journal.from ? [{ script: link.renderJournalMove(journal) }] : []),
     ...oldUnit
       .filter((u) => !news.persist || u !== news.unitName)
       .map((u) => ({ script: renderIrqUnpersist(u) })),

@@ -128,6 +128,13 @@ export function journalOf(kind: string, olds: LinkInputs | undefined, news: Link
   return { path, create: !olds, ...(from && from !== path ? { from } : {}) };
 }
 
+/** Shell that moves a journal from `from` to `path` (an update renamed the unit); none: nothing. */
+export function renderJournalMove(journal: Journal): string {
+  if (!journal.from) return ":";
+  const from = shellQuote(journal.from);
+  return `if [ -f ${from} ]; then mv -f ${from} ${shellQuote(journal.path)}; fi`;
+}
+
 /** Values as a journal holds them: JSON, one line each. */
 function journalValues<V>(values: Readonly<Record<string, V | undefined>>): Record<string, string> {
   return Object.fromEntries(
@@ -245,13 +252,7 @@ export async function applyKeyed<V>(
   const keys = Object.keys(changes);
   const set = keys.length > 0 ? k.set(changes, before) : [];
   const read = keys.length > 0 ? k.readBack : [];
-  const moveJournal: Command[] = journal?.from
-    ? [
-        {
-          script: `if [ -f ${shellQuote(journal.from)} ]; then mv -f ${shellQuote(journal.from)} ${shellQuote(journal.path)}; fi`,
-        },
-      ]
-    : [];
+  const moveJournal: Command[] = journal?.from ? [{ script: renderJournalMove(journal) }] : [];
   const batch = [...set, ...read, ...persist, ...moveJournal];
   // Nothing to change, nothing to journal.
   const written = journal?.create && batch.length > 0 ? journalValues(before) : undefined;

@@ -84,7 +84,7 @@ const STATE_SCRIPT = [
 
 /**
  * The host's tuning (STATE_SCRIPT). `tag` is the stack tag its nettune file and unit names carry
- * (src/engine/names.ts): shown as `<tag>`, so two stacks' hosts compare.
+ * (src/schemas/names.ts): shown as `<tag>`, so two stacks' hosts compare.
  */
 async function state(h: SandboxHost, tag?: string): Promise<Record<string, string>> {
   const raw = await onHost(h, STATE_SCRIPT);

@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import type { EngineRequest, EngineResult, EngineStep } from "./engineDriver";
-import { stackTag } from "../../src/engine/names";
+import { stackTag } from "../../src/schemas/names";
 
 export type { EngineResult, EngineEvent } from "./engineDriver";
 
@@ -28,7 +28,7 @@ const ROOT = findRoot(__dirname);
 
 /**
  * `name` as the resources of test program `program`'s stack `stack` name their files and units
- * after it: `<name>-<tag>`, the tag being the stack's (src/engine/names.ts).
+ * after it: `<name>-<tag>`, the tag being the stack's (src/schemas/names.ts).
  */
 export function stackNamed(program: string, stack: string, name: string): string {
   return `${name}-${stackTag(`nettune-test-${program}`, stack)!}`;
@@ -55,7 +55,7 @@ export class EngineStack {
     this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-engine-"));
   }
 
-  /** The tag this stack's default file and unit names carry (src/engine/names.ts). */
+  /** The tag this stack's default file and unit names carry (src/schemas/names.ts). */
   get tag(): string {
     return stackTag(`nettune-test-${this.program}`, this.stack)!;
   }

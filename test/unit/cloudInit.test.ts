@@ -23,7 +23,7 @@ import {
   parseEthtoolRings,
   resolveFeatureName,
 } from "../../src/host/ethtool";
-import { defaultUnitName as unitNameOf, stackTag } from "../../src/engine/names";
+import { defaultUnitName as unitNameOf, stackTag } from "../../src/schemas/names";
 
 /** The stack whose NetworkTuning the renderings below are for, and the tag its names carry. */
 const STACK = { project: "shop", stack: "prod" };

@@ -1,5 +1,5 @@
 /**
- * Default file and unit names unique per stack (src/engine/names.ts), and the names a deployed
+ * Default file and unit names unique per stack (src/schemas/names.ts), and the names a deployed
  * resource keeps.
  */
 import { describe, expect, test } from "vitest";
@@ -10,7 +10,7 @@ import {
   keepDeployedNames,
   stackTag,
   stackTagOfUrn,
-} from "../../src/engine/names";
+} from "../../src/schemas/names";
 
 const URN_PROD = "urn:pulumi:prod::shop::pulumi-nodejs:dynamic/nettune:NicOffloads::web";
 const PROD = stackTag("shop", "prod")!;

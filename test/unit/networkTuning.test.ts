@@ -16,7 +16,7 @@ import {
   type TuningModel,
 } from "../../src/resources/networkTuning";
 import { profileWithLazy } from "../../src/profiles/model";
-import { stackTag } from "../../src/engine/names";
+import { stackTag } from "../../src/schemas/names";
 import { registrations, settle, useTuningMocks, valueOf } from "../helpers/tuningMocks";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nettune-tuning-"));
