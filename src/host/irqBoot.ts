@@ -19,10 +19,6 @@
  * cannot plan (another driver, no queue IRQ, no CPU left, an offline CPU, a queue the map names
  * that the NIC lacks, an IRQ whose affinity the kernel manages) ends it with exit 3 and the
  * reason on stderr, as the same host fails IrqAffinity's preview.
- *
- * Not yet part of `nettune.cloudInit`'s rendering (IrqAffinity is still left to NetworkTuning
- * there): the planner and the boot files (renderIrqBootFiles, ./irqs.ts) are tested here and on
- * a VM host, and the rendering follows once the cloud-init equivalence test passes with them.
  */
 import type { IrqAffinityInputs } from "../schemas/irqAffinity";
 import { interfaceSchema } from "../schemas/link";

@@ -21,6 +21,11 @@ import { renderEthtoolChannels, renderEthtoolRings } from "../host/ethtool";
 import { formatSysctl } from "../schemas/sysctl";
 import { renderCommand, shellQuote } from "../transport/quote";
 import { stackTag } from "../schemas/names";
+import { gzipSync } from "node:zlib";
+import { renderIrqBootFiles, type IrqbalanceAction } from "../host/irqs";
+import { renderBootPlanner } from "../host/irqBoot";
+import { IRQ_JOURNAL } from "../specs/irqAffinity";
+import type { IrqAffinityInputs } from "../schemas/irqAffinity";
 import { programStackTag } from "./owners";
 import { unitOf as offloadsUnit, JOURNAL as OFFLOADS_JOURNAL } from "../specs/nicOffloads";
 import { JOURNAL as RINGS_JOURNAL } from "../specs/nicRings";
@@ -85,11 +90,12 @@ interface FileSpec {
   path: string;
   content: string;
   permissions: string;
+  /** Written gzip-compressed and base64-encoded (cloud-init's `gz+b64`): large scripts. */
+  gzip?: boolean;
 }
 
 /** Fields the user data cannot apply, and why. */
 const LEFT_OVER: Partial<Record<TuningField, string>> = {
-  irq: "its CPUs are planned from the host's CPU and NUMA topology by nettune at apply",
   steering: "its CPU masks are planned from the host's CPUs and queues by nettune at apply",
   xdp: "the on-host loader and the program object do not fit in 16 KB of user data",
 };
@@ -418,13 +424,31 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
         }
         break;
       }
+      case "IrqAffinity": {
+        // Planned on the instance at boot, as IrqAffinity plans it at apply (src/host/irqBoot.ts).
+        const p = parsed as IrqAffinityInputs;
+        const ib: IrqbalanceAction =
+          p.irqbalance === "stop" ? { mode: "stop" } : { mode: "ban", optionsFile: "*" };
+        const [script, unit, rule] = renderIrqBootFiles(
+          p,
+          renderBootPlanner(p),
+          linkJournalPathOf(IRQ_JOURNAL, p),
+          ib,
+        );
+        files.push({ ...script!, gzip: true });
+        if (p.persist) {
+          files.push(unit!, rule!);
+          units.push(p.unitName);
+        } else runcmd.push(["sh", script!.path]);
+        break;
+      }
       default:
         throw new Error(`nettune.cloudInit: no rendering for ${step.kind}`);
     }
   }
   if (units.length > 0) {
     runcmd.splice(0, 0, ["systemctl", "daemon-reload"]);
-    // The units first, in NetworkTuning's order (channels, rings, offloads, MTU), as at boot.
+    // The units first, in NetworkTuning's order (channels, IRQs, rings, offloads, MTU), as at boot.
     // Started one after the other: `enable --now` of them all starts them at once, and a
     // channel change (even to the same count) makes virtio_net reset its queue IRQs' affinity,
     // which would undo IRQ pins made before it. Each start of a oneshot waits for it to end.
@@ -450,7 +474,10 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
       lines.push(`  - path: ${q(f.path)}`);
       // No `owner`: cloud-init writes files as root:root by default, and every byte counts.
       lines.push(`    permissions: ${q(f.permissions)}`);
-      lines.push(`    content: ${yamlBlock(f.content, "      ")}`);
+      if (f.gzip) {
+        lines.push(`    encoding: "gz+b64"`);
+        lines.push(`    content: ${q(gzipSync(f.content, { level: 9 }).toString("base64"))}`);
+      } else lines.push(`    content: ${yamlBlock(f.content, "      ")}`);
     }
   }
   if (runcmd.length > 0)

@@ -3,9 +3,10 @@
  * NIC with 4 queues): host "ci" boots with `nettune.cloudInit` of the apiGateway profile as its
  * NoCloud user data; host "ssh" boots plain and is tuned by a NetworkTuning of that profile over
  * SSH. After boot, what the user data applies (sysctls, congestion control and default qdisc,
- * offloads, channel count) equals the SSH-tuned host key by key; a NetworkTuning with the same
- * name on "ci" (waitForCloudInit) changes none of it, adds what the user data leaves to it
- * (IRQ pins, the XDP filter), and both hosts are then equal in every key; a second preview shows
+ * offloads, channel count, and the queue IRQ pins it plans on the instance) equals the
+ * SSH-tuned host key by key; a NetworkTuning with the same name on "ci" (waitForCloudInit)
+ * changes none of it, adds what the user data leaves to it (the XDP filter), and both hosts
+ * are then equal in every key; a second preview shows
  * no change. The SSH host goes through the profile's whole life: preview, up, no-op, a real
  * reboot, destroy restoring everything; destroy on "ci" puts the image's own values back
  * (the journal the user data wrote at first boot). Then every other profile, two at a time on
@@ -203,12 +204,13 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       ciBefore = await state(ci, onCi.tag);
       // The journals of originals the first boot wrote before applying anything.
       ciJournals = (await onHost(ci, "ls /var/lib/nettune/originals")).trim().split("\n");
-      const applied = ["sysctl", "feature", "channels", "file"];
+      const applied = ["sysctl", "feature", "channels", "irq", "file"];
       const sshFiles = only(tuned, ["file"]);
-      // The user data writes the units and files of the parts it applies; IRQ pins and XDP are
-      // left to NetworkTuning, whose IrqAffinity and XdpProgram units are not there yet.
-      expect(only(ciBefore, ["sysctl", "feature", "channels"])).toEqual(
-        only(tuned, ["sysctl", "feature", "channels"]),
+      // The user data writes the units and files of the parts it applies, the IRQ pins planned
+      // on the instance at boot among them; XDP is left to NetworkTuning, whose XdpProgram unit
+      // is not there yet.
+      expect(only(ciBefore, ["sysctl", "feature", "channels", "irq"])).toEqual(
+        only(tuned, ["sysctl", "feature", "channels", "irq"]),
       );
       for (const f of Object.keys(only(ciBefore, applied)).filter((k) => k.startsWith("file ")))
         expect(sshFiles, f).toHaveProperty([f]);
@@ -234,8 +236,8 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       ]);
       expect(up!.error).toBeUndefined();
       const after = await state(ci, onCi.tag);
-      expect(only(after, ["sysctl", "feature", "channels"])).toEqual(
-        only(ciBefore, ["sysctl", "feature", "channels"]),
+      expect(only(after, ["sysctl", "feature", "channels", "irq"])).toEqual(
+        only(ciBefore, ["sysctl", "feature", "channels", "irq"]),
       );
       expect(after).toEqual(tuned);
       expect(again!.changes).toEqual({ same: up!.changes.create });
@@ -272,10 +274,13 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       // The journals the user data wrote before applying: the image's own values, congestion
       // control included.
       expect(only(ciAfter, ["sysctl"])).toEqual(only(before, ["sysctl"]));
-      // The offloads and channel count from their journals too; every journal removed.
-      expect(only(ciAfter, ["feature", "channels"])).toEqual(only(before, ["feature", "channels"]));
+      // The offloads, channel count and IRQ pins from their journals too; every journal removed.
+      expect(only(ciAfter, ["feature", "channels", "irq"])).toEqual(
+        only(before, ["feature", "channels", "irq"]),
+      );
       expect(ciJournals).toEqual([
         `cc-${onCi.named("gw-congestion")}`,
+        `irq-eth0-nettune-irqaffinity-${onCi.named("gw-irqs")}`,
         `offloads-eth0-nettune-nicoffloads-${onCi.named("gw-offloads")}`,
         `rss-eth0-nettune-rssqueues-${onCi.named("gw-queues")}`,
         `sysctl-90-nettune-${onCi.named("gw-sysctls")}.conf`,

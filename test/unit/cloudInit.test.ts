@@ -8,6 +8,7 @@
  * The user data applied on a VM host is compared with a host tuned over SSH in the engine tests.
  */
 import { spawnSync } from "node:child_process";
+import { gunzipSync } from "node:zlib";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -34,6 +35,15 @@ import { cloudInitSchema } from "../helpers/cloudInitSchema";
 interface CloudConfig {
   write_files?: { path: string; content: string; permissions: string; owner?: string }[];
   runcmd?: string[][];
+}
+
+/** User data with each `gz+b64` file's content as its text, for comparing renderings. */
+function gunzipped(userData: string): string {
+  return userData.replace(
+    /^( {4})encoding: "gz\+b64"\n {4}content: "([A-Za-z0-9+/=]*)"$/gm,
+    (_m, indent: string, b64: string) =>
+      `${indent}content: ${JSON.stringify(gunzipSync(Buffer.from(b64, "base64")).toString())}`,
+  );
 }
 
 /** The user data as cloud-init reads it (PyYAML's safe_load, as cloud-init does), once valid. */
@@ -96,14 +106,20 @@ describe("nettune.cloudInit", () => {
       interface: "ens5",
       profile: nettune.profiles.apiGateway,
     });
-    expect(r.rendered).toEqual(["queues", "offloads", "congestion", "sysctls"]);
-    expect(r.leftOver.map((l) => l.field)).toEqual(["irq", "xdp"]);
-    expect(r.userData).toMatch(/^# Left to NetworkTuning gw over SSH: irq \(/m);
+    expect(r.rendered).toEqual(["queues", "irq", "offloads", "congestion", "sysctls"]);
+    expect(r.leftOver.map((l) => l.field)).toEqual(["xdp"]);
+    expect(r.userData).not.toMatch(/^# Left to NetworkTuning gw over SSH: irq/m);
     expect(r.userData).toMatch(/^# Left to NetworkTuning gw over SSH: xdp \(/m);
     const cc = parse(r.userData);
     const files = Object.fromEntries(cc.write_files!.map((f) => [f.path, f]));
+    const irqUnit = defaultUnitName("IrqAffinity", "gw-irqs");
+    const irqBase = irqUnit.replace(/\.service$/, "");
     expect(Object.keys(files)).toEqual([
       `/etc/systemd/system/${defaultUnitName("RssQueues", "gw-queues")}`,
+      // IrqAffinity's script (planned on the instance at boot), unit and udev rule.
+      `/usr/local/lib/nettune/${irqBase}.sh`,
+      `/etc/systemd/system/${irqUnit}`,
+      `/etc/udev/rules.d/90-${irqBase}.rules`,
       `/etc/systemd/system/${defaultUnitName("NicOffloads", "gw-offloads")}`,
       `/etc/modules-load.d/nettune-gw-congestion-${TAG}.conf`,
       `/etc/sysctl.d/90-nettune-congestion-gw-congestion-${TAG}.conf`,
@@ -128,10 +144,13 @@ describe("nettune.cloudInit", () => {
         "systemctl",
         "enable",
         defaultUnitName("RssQueues", "gw-queues"),
+        irqUnit,
         defaultUnitName("NicOffloads", "gw-offloads"),
       ],
-      // One after the other, in NetworkTuning's order.
+      // One after the other: a channel change resets virtio_net's IRQ affinity, so the pins
+      // come after the queues.
       ["systemctl", "start", defaultUnitName("RssQueues", "gw-queues")],
+      ["systemctl", "start", irqUnit],
       ["systemctl", "start", defaultUnitName("NicOffloads", "gw-offloads")],
       ["sh", "-c", "modprobe -q tcp_bbr || true"],
       ["sh", "-c", "modprobe -q sch_fq || true"],
@@ -176,8 +195,9 @@ describe("nettune.cloudInit", () => {
         profile: nettune.profiles.apiGateway,
         stack,
       });
-    const prod = of(STACK);
-    const staging = of({ project: "shop", stack: "staging" });
+    // Compressed files (the IRQ script) as their text.
+    const prod = gunzipped(of(STACK));
+    const staging = gunzipped(of({ project: "shop", stack: "staging" }));
     const other = stackTag("shop", "staging")!;
     expect(other).toMatch(/^[0-9a-f]{6}$/);
     expect(other).not.toBe(TAG);
