@@ -6,12 +6,14 @@
  * model then finds the host as it wants it, takes the files over, and removes them on destroy.
  *
  * Rendered: `queues`/`rss`, `rings`, `offloads`, `mtu`, `congestion`, `sysctls` ("max" counts
- * are read on the instance at boot, as the resources read them at apply). Before anything is
- * applied, the first boot writes each part's journal of originals (the instance's own values),
- * which the NetworkTuning's creates read: its destroy puts back the image's values. Not rendered, and
- * listed in the user data's header: `irq` and `steering` (their CPUs are planned from the
- * host's topology by nettune at apply) and `xdp` (the loader and object are far larger than the
- * 16 KB of user data EC2 takes): a NetworkTuning over SSH applies those after boot.
+ * are read on the instance at boot, as the resources read them at apply), `irq` (its pins
+ * planned on the instance at boot by src/host/irqBoot.ts, as IrqAffinity plans them at apply)
+ * and `steering` (written at boot by src/host/steeringBoot.ts, RFS's per-queue counts from the
+ * queues the instance has). Before anything is applied, the first boot writes each part's
+ * journal of originals (the instance's own values), which the NetworkTuning's creates read: its
+ * destroy puts back the image's values. Not rendered, and listed in the user data's header:
+ * `xdp` (the loader and object are far larger than the 16 KB of user data EC2 takes): a
+ * NetworkTuning over SSH applies it after boot.
  */
 import { renderSysctlConf, sysctlPath } from "../host/sysctl";
 import { journalPathOf } from "../specs/sysctlSet";
@@ -26,6 +28,9 @@ import { renderIrqBootFiles, type IrqbalanceAction } from "../host/irqs";
 import { renderBootPlanner } from "../host/irqBoot";
 import { IRQ_JOURNAL } from "../specs/irqAffinity";
 import type { IrqAffinityInputs } from "../schemas/irqAffinity";
+import type { PacketSteeringInputs } from "../schemas/packetSteering";
+import { JOURNAL as STEERING_JOURNAL } from "../specs/packetSteering";
+import { renderSteeringBoot } from "../host/steeringBoot";
 import { programStackTag } from "./owners";
 import { unitOf as offloadsUnit, JOURNAL as OFFLOADS_JOURNAL } from "../specs/nicOffloads";
 import { JOURNAL as RINGS_JOURNAL } from "../specs/nicRings";
@@ -96,7 +101,6 @@ interface FileSpec {
 
 /** Fields the user data cannot apply, and why. */
 const LEFT_OVER: Partial<Record<TuningField, string>> = {
-  steering: "its CPU masks are planned from the host's CPUs and queues by nettune at apply",
   xdp: "the on-host loader and the program object do not fit in 16 KB of user data",
 };
 
@@ -440,6 +444,21 @@ export function renderCloudInit(args: CloudInitArgs): CloudInitRendering {
           files.push(unit!, rule!);
           units.push(p.unitName);
         } else runcmd.push(["sh", script!.path]);
+        break;
+      }
+      case "PacketSteering": {
+        // Written at boot as PacketSteering writes it, with the queue count read on the
+        // instance (src/host/steeringBoot.ts); the first run journals the originals.
+        const p = parsed as PacketSteeringInputs;
+        linkStep(
+          {
+            name: p.unitName,
+            description: `nettune PacketSteering on ${ifname}`,
+            interface: ifname,
+            commands: [["sh", "-c", renderSteeringBoot(p, linkJournalPathOf(STEERING_JOURNAL, p))]],
+          },
+          p.persist,
+        );
         break;
       }
       default:

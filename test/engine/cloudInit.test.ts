@@ -1,9 +1,10 @@
 /**
  * The same tuning two ways, on two VM hosts of one shape (4 vCPUs, 2 NUMA nodes, a virtio_net
- * NIC with 4 queues): host "ci" boots with `nettune.cloudInit` of the apiGateway profile as its
- * NoCloud user data; host "ssh" boots plain and is tuned by a NetworkTuning of that profile over
- * SSH. After boot, what the user data applies (sysctls, congestion control and default qdisc,
- * offloads, channel count, and the queue IRQ pins it plans on the instance) equals the
+ * NIC with 4 queues): host "ci" boots with `nettune.cloudInit` of the apiGateway profile (plus
+ * lowLatency's RFS, so packet steering is rendered too) as its NoCloud user data; host "ssh"
+ * boots plain and is tuned by a NetworkTuning of the same model over SSH. After boot, what the
+ * user data applies (sysctls, congestion control and default qdisc, offloads, channel count,
+ * the queue IRQ pins it plans on the instance, and RFS's per-queue counts) equals the
  * SSH-tuned host key by key; a NetworkTuning with the same name on "ci" (waitForCloudInit)
  * changes none of it, adds what the user data leaves to it (the XDP filter), and both hosts
  * are then equal in every key; a second preview shows
@@ -41,6 +42,8 @@ const CI = `${SANDBOX}ct`;
 /** The SSH host is the second of the run's shared VM hosts (test/helpers/sandbox.ts). */
 const SSH = SHARED_VMS;
 const NAME = "gw";
+/** apiGateway has no packet steering: lowLatency's RFS is added to it, on both hosts. */
+const STEERING = nettune.profiles.lowLatency.steering!;
 const SHAPE = ["--cpus", "4", "--numa", "2", "--queues", "4"];
 /** A component's whole lifecycle on a TCG guest takes minutes: every SSH command a second. */
 const STEP_MS = 600_000;
@@ -71,7 +74,7 @@ const FEATURES = [
 /**
  * The host's tuning, one `kind key=value` line each: sysctls, offloads, the channel count, the
  * queue IRQs' CPUs by queue (virtioN- dropped: the device's number is the same part of both
- * names), the XDP program on eth0, and nettune's files and units.
+ * names), each rx queue's rps_flow_cnt and rps_sock_flow_entries, the XDP program on eth0, and nettune's files and units.
  */
 const STATE_SCRIPT = [
   ...KEYS.map((k) => `echo "sysctl ${k}=$(echo $(cat /proc/sys/${k.replace(/\./g, "/")}))"`),
@@ -79,6 +82,8 @@ const STATE_SCRIPT = [
   "echo \"channels combined=$(ethtool -l eth0 | sed -n '/^Current/,$p' | awk '/^Combined:/{print $2}')\"",
   "for i in $(ls /sys/class/net/eth0/device/../msi_irqs); do for d in /proc/irq/$i/*/; do n=${d%/}; n=${n##*/}; " +
     'case "$n" in *-input.*|*-output.*) echo "irq ${n#virtio*-}=$(cat /proc/irq/$i/smp_affinity_list)";; esac; done; done',
+  'for f in /sys/class/net/eth0/queues/rx-*/rps_flow_cnt; do q=${f%/*}; echo "steering ${q##*/}=$(cat $f)"; done',
+  'echo "steering sock=$(cat /proc/sys/net/core/rps_sock_flow_entries)"',
   `echo "xdp eth0=$(ip -d -j link show eth0 | python3 -c 'import json,sys; l=json.load(sys.stdin)[0]; print(l.get("xdp",{}).get("prog",{}).get("name","none"))')"`,
   "ls /etc/sysctl.d /etc/modules-load.d /etc/systemd/system | grep nettune | sed 's/^/file /' || true",
 ].join("\n");
@@ -107,7 +112,16 @@ const only = (s: Record<string, string>, kinds: string[]) =>
 
 function tuning(h: SandboxHost, extra: Partial<TuningArg> = {}): TuningProgramArgs {
   return {
-    tunings: [{ name: NAME, host: direct(h), interface: "eth0", profile: "apiGateway", ...extra }],
+    tunings: [
+      {
+        name: NAME,
+        host: direct(h),
+        interface: "eth0",
+        profile: "apiGateway",
+        overrides: { steering: STEERING },
+        ...extra,
+      },
+    ],
   };
 }
 
@@ -117,6 +131,7 @@ beforeAll(() => {
     name: NAME,
     interface: "eth0",
     profile: nettune.profiles.apiGateway,
+    steering: STEERING,
     // The stack whose NetworkTuning manages the host after boot: the same file and unit names.
     stack: { project: `nettune-test-${CI_STACK.program}`, stack: CI_STACK.stack },
   });
@@ -154,8 +169,8 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       expect(before["xdp eth0"]).toBe("none");
       const p = onSsh.preview(tuning(ssh));
       expect(p.error).toBeUndefined();
-      // The component and its seven children: queues, irqs, offloads, congestion, sysctls, xdp.
-      expect(p.changes.create).toBeGreaterThanOrEqual(7);
+      // The component and its children: queues, irqs, steering, offloads, congestion, sysctls, xdp.
+      expect(p.changes.create).toBeGreaterThanOrEqual(8);
       const up = onSsh.up(tuning(ssh));
       expect(up.error).toBeUndefined();
       tuned = await state(ssh, onSsh.tag);
@@ -163,6 +178,9 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       expect(tuned["sysctl net.ipv4.tcp_congestion_control"]).toBe("bbr");
       expect(tuned["channels combined"]).toBe("4");
       expect(tuned["xdp eth0"]).toBe("xdp_syn_flood");
+      // RFS: 32768 flow entries over 4 rx queues.
+      expect(tuned["steering sock"]).toBe("32768");
+      for (let q = 0; q < 4; q++) expect(tuned[`steering rx-${q}`]).toBe("8192");
       // spread: one queue's rx and tx share a CPU, every queue its own.
       const cpus = [0, 1, 2, 3].map((q) => tuned[`irq input.${q}`]);
       expect(new Set(cpus).size).toBe(4);
@@ -204,13 +222,13 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       ciBefore = await state(ci, onCi.tag);
       // The journals of originals the first boot wrote before applying anything.
       ciJournals = (await onHost(ci, "ls /var/lib/nettune/originals")).trim().split("\n");
-      const applied = ["sysctl", "feature", "channels", "irq", "file"];
+      const applied = ["sysctl", "feature", "channels", "irq", "steering", "file"];
       const sshFiles = only(tuned, ["file"]);
       // The user data writes the units and files of the parts it applies, the IRQ pins planned
-      // on the instance at boot among them; XDP is left to NetworkTuning, whose XdpProgram unit
+      // on the instance at boot and RFS's counts for the queues it has among them; XDP is left to NetworkTuning, whose XdpProgram unit
       // is not there yet.
-      expect(only(ciBefore, ["sysctl", "feature", "channels", "irq"])).toEqual(
-        only(tuned, ["sysctl", "feature", "channels", "irq"]),
+      expect(only(ciBefore, ["sysctl", "feature", "channels", "irq", "steering"])).toEqual(
+        only(tuned, ["sysctl", "feature", "channels", "irq", "steering"]),
       );
       for (const f of Object.keys(only(ciBefore, applied)).filter((k) => k.startsWith("file ")))
         expect(sshFiles, f).toHaveProperty([f]);
@@ -236,8 +254,8 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       ]);
       expect(up!.error).toBeUndefined();
       const after = await state(ci, onCi.tag);
-      expect(only(after, ["sysctl", "feature", "channels", "irq"])).toEqual(
-        only(ciBefore, ["sysctl", "feature", "channels", "irq"]),
+      expect(only(after, ["sysctl", "feature", "channels", "irq", "steering"])).toEqual(
+        only(ciBefore, ["sysctl", "feature", "channels", "irq", "steering"]),
       );
       expect(after).toEqual(tuned);
       expect(again!.changes).toEqual({ same: up!.changes.create });
@@ -274,15 +292,17 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
       // The journals the user data wrote before applying: the image's own values, congestion
       // control included.
       expect(only(ciAfter, ["sysctl"])).toEqual(only(before, ["sysctl"]));
-      // The offloads, channel count and IRQ pins from their journals too; every journal removed.
-      expect(only(ciAfter, ["feature", "channels", "irq"])).toEqual(
-        only(before, ["feature", "channels", "irq"]),
+      // The offloads, channel count, IRQ pins and steering from their journals too; every
+      // journal removed.
+      expect(only(ciAfter, ["feature", "channels", "irq", "steering"])).toEqual(
+        only(before, ["feature", "channels", "irq", "steering"]),
       );
       expect(ciJournals).toEqual([
         `cc-${onCi.named("gw-congestion")}`,
         `irq-eth0-nettune-irqaffinity-${onCi.named("gw-irqs")}`,
         `offloads-eth0-nettune-nicoffloads-${onCi.named("gw-offloads")}`,
         `rss-eth0-nettune-rssqueues-${onCi.named("gw-queues")}`,
+        `steering-eth0-nettune-packetsteering-${onCi.named("gw-steering")}`,
         `sysctl-90-nettune-${onCi.named("gw-sysctls")}.conf`,
       ]);
       expect(await onHost(ci, "ls -A /var/lib/nettune/originals 2>/dev/null || true")).toBe("");
@@ -301,7 +321,7 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
  */
 async function lifecycle(h: SandboxHost, sandbox: string, profile: nettune.ProfileName) {
   const stack = new EngineStack("tuning", `p${profile.toLowerCase()}`);
-  const args = tuning(h, { name: `p-${profile}`, profile });
+  const args = tuning(h, { name: `p-${profile}`, profile, overrides: {} });
   let destroyed = false;
   try {
     const before = await state(h);

@@ -282,6 +282,33 @@ describe("nettune.cloudInit", () => {
     expect(sysctls.content).toContain("net.core.somaxconn = 1024\n");
   });
 
+  test("lowLatency: RFS in PacketSteering's unit, written at boot for the queues the instance has", () => {
+    const r = renderCloudInit({
+      stack: STACK,
+      name: "ll",
+      interface: "eth0",
+      profile: nettune.profiles.lowLatency,
+    });
+    expect(r.rendered).toContain("steering");
+    expect(r.leftOver.map((l) => l.field)).not.toContain("steering");
+    const cc = parse(r.userData);
+    const unit = defaultUnitName("PacketSteering", "ll-steering");
+    const file = cc.write_files!.find((f) => f.path === `/etc/systemd/system/${unit}`)!;
+    // The boot script, its journal named as PacketSteering's create names it.
+    expect(file.content).toContain("rps_flow_cnt");
+    expect(file.content).toContain(
+      `/var/lib/nettune/originals/steering-eth0-${unit.replace(/\.service$/, "")}`,
+    );
+    // Started after the IRQ pins, as NetworkTuning orders its children.
+    const starts = cc.runcmd!.filter((c) => c[0] === "systemctl" && c[1] === "start");
+    const order = starts.map((c) => c[2]);
+    expect(order).toContain(defaultUnitName("IrqAffinity", "ll-irqs"));
+    expect(order.indexOf(unit)).toBeGreaterThan(
+      order.indexOf(defaultUnitName("IrqAffinity", "ll-irqs")),
+    );
+    expect(cloudInitSchema(r.userData).errors).toEqual([]);
+  });
+
   test("bad args fail naming the field, as NetworkTuning's do; too large a rendering names EC2's limit", () => {
     expect(() => renderCloudInit({ name: "bad name", interface: "eth0" })).toThrow(/name must be/);
     expect(() => renderCloudInit({ name: "x", interface: "eth0", mtu: { mtu: -1 } })).toThrow(
