@@ -27,6 +27,8 @@ export interface HandlerContext {
   readonly transport: Transport;
   /** A message the user should see (printed by the provider, kept in the resource's outputs). */
   warn(message: string): void;
+  /** What preview found that is no problem (shown as info under the resource, not kept). */
+  note?(message: string): void;
   /**
    * Who owns what the operation sets, for the ownership record on the host (engine/ownership.ts);
    * absent for state written before records existed.

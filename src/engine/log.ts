@@ -23,7 +23,7 @@ interface LogRequest {
 }
 interface EngineProto {
   LogRequest: new () => LogRequest;
-  LogSeverity: { WARNING: number };
+  LogSeverity: { INFO: number; WARNING: number };
 }
 
 /** `127.0.0.1:PORT` as the engine passes it; anything else is not an engine. */
@@ -55,14 +55,18 @@ function engineClient(): { client: EngineClient; proto: EngineProto } | null {
   return engine;
 }
 
-/** Sends a warning to the engine under `urn`; false when it could not be delivered. */
-function logToEngine(urn: string, message: string): Promise<boolean> {
+/** Sends a message to the engine under `urn`; false when it could not be delivered. */
+function logToEngine(
+  urn: string,
+  message: string,
+  severity: "info" | "warning" = "warning",
+): Promise<boolean> {
   const e = engineClient();
   if (!e) return Promise.resolve(false);
   return new Promise((resolve) => {
     try {
       const req = new e.proto.LogRequest();
-      req.setSeverity(e.proto.LogSeverity.WARNING);
+      req.setSeverity(severity === "info" ? e.proto.LogSeverity.INFO : e.proto.LogSeverity.WARNING);
       req.setMessage(message);
       req.setUrn(urn);
       req.setStreamid(0);
@@ -92,6 +96,20 @@ export async function warnAbout(
 ): Promise<void> {
   if (urn && (await logToEngine(urn, message))) return;
   process.stderr.write(`warning: ${whoOf(kind, urn, id)}: ${message}\n`);
+}
+
+/**
+ * A note about one resource (what preview found, not a problem): shown under it as info when its
+ * URN is known and the engine answers, else on stderr naming it.
+ */
+export async function noteAbout(
+  kind: string,
+  urn: string | undefined,
+  id: string | undefined,
+  message: string,
+): Promise<void> {
+  if (urn && (await logToEngine(urn, message, "info"))) return;
+  process.stderr.write(`info: ${whoOf(kind, urn, id)}: ${message}\n`);
 }
 
 /** The URN a resource passed (`__nettuneUrn`), when it is one. */

@@ -24,7 +24,7 @@ import {
 } from "./lifecycle";
 import { ownedSettings } from "../specs/owned";
 import { migrateState } from "./migrate";
-import { urnOf, warnAbout } from "./log";
+import { noteAbout, urnOf, warnAbout } from "./log";
 import { keepDeployedNames } from "../schemas/names";
 import { sysctlSetHandler } from "../specs/sysctlSet";
 import { mtuHandler } from "../specs/mtu";
@@ -108,6 +108,8 @@ function withOwner<T>(outs: T, identity: string | undefined): T {
  */
 interface Say {
   (message: string): void;
+  /** A note (info, not a warning). */
+  note(message: string): void;
   /** Every message sent so far, delivered (or written to stderr). */
   flush(): Promise<void>;
 }
@@ -115,6 +117,7 @@ interface Say {
 function sayFor(kind: string, urn: string | undefined, id?: string): Say {
   const pending: Promise<void>[] = [];
   const say = (message: string) => void pending.push(warnAbout(kind, urn, id, message));
+  say.note = (message: string) => void pending.push(noteAbout(kind, urn, id, message));
   say.flush = async () => {
     await Promise.all(pending);
   };
@@ -129,6 +132,7 @@ function contextFor(conn: Connection, warnings: string[], say: Say): HandlerCont
       warnings.push(message);
       say(message);
     },
+    note: (message) => say.note(message),
   };
 }
 

@@ -85,6 +85,12 @@ export interface Spec<I extends BaseInputs, O extends I, F> {
    */
   notes?(inputs: I, facts: F, target: string): string[];
   /**
+   * Whether the host already has every setting the inputs declare (what a create would write is
+   * all there: a host booted with the same model by `nettune.cloudInit`, or tuned by hand), from
+   * the facts a preview check read; shown as a note when a new resource is checked.
+   */
+  asDeclared?(inputs: I, facts: F): boolean;
+  /**
    * Makes the host what `news` declares, all-or-nothing, and returns the outputs beyond the
    * inputs. `olds` is the state for an update, undefined for a create.
    */
@@ -217,6 +223,11 @@ function specContext(ctx: HandlerContext): SpecContext {
   };
 }
 
+/** The preview note of a new resource whose settings the host already has. */
+export const asDeclaredNote = (target: string) =>
+  `already as declared on ${target}: creating it changes no setting there ` +
+  "(it records the values it finds as the originals and writes its own files and units)";
+
 /** The lifecycle of a spec, as the provider calls it. */
 export function handlerOf<I extends BaseInputs, O extends I, F>(
   spec: Spec<I, O, F>,
@@ -237,9 +248,11 @@ export function handlerOf<I extends BaseInputs, O extends I, F>(
         ...(spec.check?.(inputs, p.facts, ctx.transport.target) ?? []),
         ...(await ownFailures(own)),
       ];
-      if (failures.length === 0)
+      if (failures.length === 0) {
         for (const note of spec.notes?.(inputs, p.facts, ctx.transport.target) ?? [])
           ctx.warn(note);
+        if (spec.asDeclared?.(inputs, p.facts)) ctx.note?.(asDeclaredNote(ctx.transport.target));
+      }
       return failures;
     },
 

@@ -701,6 +701,13 @@ export const congestionControlSpec: Spec<CongestionControlInputs, CongestionCont
       return note ? [note] : [];
     },
 
+    // Nothing to do but write its own files and units: every step left is persistence.
+    asDeclared(inputs, facts) {
+      const chosen = chooseQdisc(inputs, facts.probe, "");
+      const { steps } = plan(facts.probe, undefined, asApplied(inputs, chosen.qdisc), "");
+      return steps.every((s) => s.property === "persist");
+    },
+
     async apply(ctx, facts, olds, news) {
       const t = ctx.transport;
       const p = facts.probe;

@@ -561,6 +561,28 @@ export const irqAffinitySpec: Spec<IrqAffinityInputs, IrqAffinityOutputs, Facts>
     }
   },
 
+  // Every planned IRQ on its CPUs already, and irqbalance as the apply would leave it: stopped,
+  // or (where installed) banned from exactly those IRQs under this resource's name.
+  asDeclared(inputs, facts) {
+    let plan: Plan;
+    try {
+      plan = planPins(inputs, facts);
+    } catch {
+      return false;
+    }
+    if (plan.failures.length > 0 || plan.pins.length === 0) return false;
+    const live = liveByAction(facts.own);
+    const same = (a: string | undefined, b: string) =>
+      a !== undefined && renderCpuList(parseCpuList(a)) === renderCpuList(parseCpuList(b));
+    if (!plan.pins.every((x) => same(live.get(x.action)?.smp, x.cpus))) return false;
+    const ib = facts.own.probe.irqbalance;
+    if (inputs.irqbalance === "stop") return !ib.active;
+    if (!ib.installed) return true;
+    const banned = [...(ib.owned[stateName(inputs)] ?? [])].sort((a, b) => a - b);
+    const planned = [...new Set(plan.pins.map((x) => x.irq))].sort((a, b) => a - b);
+    return banned.join(",") === planned.join(",");
+  },
+
   apply: (ctx, facts, olds, news) => applyPins(ctx, facts, olds, news),
 
   async release(ctx, facts, olds) {

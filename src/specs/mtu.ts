@@ -202,6 +202,10 @@ export const mtuSpec: Spec<MtuInputs, MtuOutputs, LinkState> = {
     return f ? [f] : [];
   },
 
+  asDeclared: (inputs, link) =>
+    link.mtu === inputs.mtu &&
+    (inputs.txQueueLength === undefined || link.txqlen === inputs.txQueueLength),
+
   async apply(ctx, link, olds, news) {
     const t = ctx.transport;
     const differs =

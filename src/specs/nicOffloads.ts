@@ -278,6 +278,12 @@ export const nicOffloadsSpec: Spec<NicOffloadsInputs, NicOffloadsOutputs, Facts>
 
   check: checkFeatures,
 
+  asDeclared(inputs, facts) {
+    const declared = byLong(inputs.features);
+    const live = statesOf(facts.own, Object.keys(declared));
+    return Object.entries(declared).every(([long, on]) => live[long] === on);
+  },
+
   async apply(ctx, facts, olds, news) {
     const t = ctx.transport;
     const { info, own: features } = facts;

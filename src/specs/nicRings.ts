@@ -130,6 +130,14 @@ export const nicRingsSpec: Spec<NicRingsInputs, NicRingsOutputs, Facts> = {
 
   check: (inputs, facts) => plan(inputs, facts).failures,
 
+  asDeclared(inputs, facts) {
+    const { sizes, failures } = plan(inputs, facts);
+    const before = live(facts);
+    return (
+      failures.length === 0 && FIELDS.every((f) => sizes[f] === undefined || before[f] === sizes[f])
+    );
+  },
+
   async apply(ctx, facts, olds, news) {
     const t = ctx.transport;
     const { sizes } = plan(news, facts);

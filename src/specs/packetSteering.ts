@@ -547,6 +547,12 @@ export const packetSteeringSpec: Spec<PacketSteeringInputs, PacketSteeringOutput
 
   check: (inputs, facts, target) => plan(inputs, facts, target).failures,
 
+  asDeclared(inputs, facts) {
+    const { values, failures } = plan(inputs, facts, "");
+    const live = liveValues(facts.own);
+    return failures.length === 0 && Object.entries(values).every(([k, v]) => live[k] === v);
+  },
+
   async apply(ctx, facts, olds, news) {
     const t = ctx.transport;
     const { info, own } = facts;

@@ -348,6 +348,17 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
 
   check: (inputs, facts) => plan(inputs, facts).failures,
 
+  asDeclared(inputs, facts) {
+    const { counts, failures } = plan(inputs, facts);
+    const live = liveValues(facts.own, inputs.indirection);
+    const target: Record<string, Value | undefined> = { ...counts };
+    if (inputs.indirection) target.indirection = inputs.indirection;
+    return (
+      failures.length === 0 &&
+      Object.entries(target).every(([k, v]) => stableJson(live[k]) === stableJson(v))
+    );
+  },
+
   async apply(ctx, facts, olds, news) {
     const t = ctx.transport;
     const { info, own } = facts;

@@ -273,6 +273,15 @@ export const sysctlSetSpec: Spec<SysctlSetInputs, SysctlSetOutputs, Facts> = {
     return failures;
   },
 
+  // Live values only: a set that writes just its file (persist "persistent") changes what the
+  // next boot applies, which a preview check does not read.
+  asDeclared: (inputs, facts) =>
+    runtimeOf(inputs.persist) &&
+    Object.entries(inputs.values).every(([key, v]) => {
+      const r = facts.keys.get(key);
+      return r?.ok === true && same(r.value, v);
+    }),
+
   async apply(ctx, facts, olds, news) {
     const t = ctx.transport;
     const keys = Object.keys(news.values);

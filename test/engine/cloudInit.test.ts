@@ -253,6 +253,20 @@ describe("apiGateway: cloud-init at boot, and NetworkTuning over SSH", () => {
         { op: "preview", args },
       ]);
       expect(up!.error).toBeUndefined();
+      // Each child the user data applied says, when it is checked, that the host has its
+      // settings already: the creates change none of them. XDP, left to NetworkTuning, does not.
+      const asDeclared = up!.events
+        .filter(
+          (e) =>
+            e.type === "diagnostic" &&
+            e.severity === "info" &&
+            e.message?.includes(`already as declared on root@${ci.hostAddress}`),
+        )
+        .map((e) => e.urn!.slice(e.urn!.lastIndexOf("::") + 2))
+        .sort();
+      expect(asDeclared).toEqual(
+        ["congestion", "irqs", "offloads", "queues", "steering", "sysctls"].map((c) => `gw-${c}`),
+      );
       const after = await state(ci, onCi.tag);
       expect(only(after, ["sysctl", "feature", "channels", "irq", "steering"])).toEqual(
         only(ciBefore, ["sysctl", "feature", "channels", "irq", "steering"]),

@@ -477,6 +477,27 @@ describe("a first namespace whose kernel has bbr, fq and fq_codel as modules", (
   });
 });
 
+describe("preview of a new CongestionControl on a host already as declared", () => {
+  it("notes it when the algorithm, default qdisc and root qdiscs are live, and not otherwise", async () => {
+    const { host, ctx } = await fake(NAMESPACE);
+    // Applied once, then given back to the state: the host as another tool (or cloud-init) left it.
+    await handler.create(inputsOf(DECL), ctx);
+    const notes: string[] = [];
+    const c: HandlerContext = { ...ctx, note: (m) => notes.push(m) };
+    host.stats.execs = 0;
+    expect(await handler.hostCheck!(inputsOf(DECL), c)).toEqual([]);
+    expect(notes).toEqual([
+      `already as declared on ${TARGET}: creating it changes no setting there ` +
+        "(it records the values it finds as the originals and writes its own files and units)",
+    ]);
+    expect(host.stats.execs).toBe(1);
+    notes.length = 0;
+    expect(await handler.hostCheck!(inputsOf({ ...DECL, algorithm: "bbr" }), c)).toEqual([]);
+    expect(await handler.hostCheck!(inputsOf({ ...DECL, qdisc: "pfifo" }), c)).toEqual([]);
+    expect(notes).toEqual([]);
+  });
+});
+
 describe("qdiscFallback: where the host cannot take qdisc", () => {
   const NO_FQ = `fq is not available on ${TARGET}; available: bfifo htb noqueue pfifo pfifo_fast pfifo_head_drop`;
 

@@ -14,7 +14,7 @@ import { irqAffinitySchema, type IrqAffinityInputs } from "../../src/schemas/irq
 import { parseIrqProbe, renderIrqBootFiles, type IrqProbe } from "../../src/host/irqs";
 import { parseProcInterrupts } from "../../src/host/interrupts";
 import { renderCpuList } from "../../src/host/cpus";
-import { planPins } from "../../src/specs/irqAffinity";
+import { irqAffinitySpec, planPins } from "../../src/specs/irqAffinity";
 import type { LinkFacts } from "../../src/specs/link";
 import { parseIpLink } from "../../src/host/ip";
 import { renderBootPlanner } from "../../src/host/irqBoot";
@@ -362,6 +362,46 @@ test('the VM host, "spread": the table the unit test of planPins checks', () => 
       "",
     ].join("\n"),
   );
+});
+
+describe("a host pinned at boot, then previewed", () => {
+  test("a new IrqAffinity finds it already as declared only when every IRQ is on its planned CPUs and irqbalance is stopped", () => {
+    const h = vm("irq/vm-virtio-6.1.0-57.interrupts.txt");
+    const inputs = irqAffinitySchema.parse({
+      connection: CONNECTION,
+      interface: "eth0",
+      unitName: "nettune-irqaffinity-t.service",
+      policy: "spread",
+      irqbalance: "stop",
+    });
+    const f = facts(h);
+    const plan = planPins(inputs, f);
+    expect(plan.pins.length).toBe(8);
+    const withProbe = (probe: IrqProbe) => ({ ...f, own: { ...f.own, probe } });
+    const pinnedTo = (cpus: (p: (typeof plan.pins)[number]) => string) => {
+      const affinity = new Map(h.probe.affinity);
+      for (const p of plan.pins) affinity.set(p.irq, { smp: cpus(p), effective: null });
+      return { ...h.probe, affinity };
+    };
+    // As captured: every IRQ on 0-3.
+    expect(irqAffinitySpec.asDeclared!(inputs, f)).toBe(false);
+    const pinned = pinnedTo((p) => p.cpus);
+    expect(irqAffinitySpec.asDeclared!(inputs, withProbe(pinned))).toBe(true);
+    // One IRQ elsewhere, or irqbalance running: not as declared.
+    const first = plan.pins[0]!;
+    expect(
+      irqAffinitySpec.asDeclared!(
+        inputs,
+        withProbe(pinnedTo((p) => (p === first ? "0-3" : p.cpus))),
+      ),
+    ).toBe(false);
+    expect(
+      irqAffinitySpec.asDeclared!(
+        inputs,
+        withProbe({ ...pinned, irqbalance: { ...pinned.irqbalance, active: true } }),
+      ),
+    ).toBe(false);
+  });
 });
 
 describe("ENA (EC2, 4 CPUs, three NICs, no NUMA node)", () => {

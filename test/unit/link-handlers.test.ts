@@ -27,6 +27,8 @@ import {
   type RssQueuesOutputs,
 } from "../../src/specs/rssQueues";
 import { rssQueuesSchema } from "../../src/schemas/rssQueues";
+import { mtuHandler as mtu } from "../../src/specs/mtu";
+import { mtuSchema } from "../../src/schemas/mtu";
 import { parseEthtoolFeatures } from "../../src/host/ethtool";
 import { LocalTransport } from "../../src/transport/local";
 import { FakeLinkHost, fixtureText, type DeviceOptions } from "../helpers/fakeLinkHost";
@@ -938,5 +940,46 @@ describe("RssQueues diff", () => {
       indirection: { kind: "add", inputDiff: true },
     });
     expect(rss.diff("id", olds, rssInputs({ rx: 2, tx: 2 })).changes).toBe(false);
+  });
+});
+
+const mtuInputs = (extra: Record<string, unknown>) =>
+  mtuSchema.parse({ connection: CONNECTION, interface: "eth0", resourceName: "m", ...extra });
+
+describe("preview of a new resource on a host already as declared", () => {
+  it("NicOffloads, RssQueues, NicRings and Mtu say so, and only when every declared value is live", async () => {
+    // The captured virtio_net NIC: MTU 1400, txqueuelen 1000.
+    const { h, ctx } = await fake(VIRTIO);
+    const notes: string[] = [];
+    const c: HandlerContext = { ...ctx, note: (m) => notes.push(m) };
+    const gro = on(h, "eth0", "generic-receive-offload")!;
+    const tso = on(h, "eth0", "tcp-segmentation-offload")!;
+    const check = async (run: () => Promise<unknown>) => {
+      notes.length = 0;
+      expect(await run()).toEqual([]);
+      return notes.length > 0 ? notes : [];
+    };
+    // The captured virtio_net NIC: 1 combined channel (its maximum), rings 256/256.
+    const asIs = [
+      () => offloads.hostCheck!(offloadInputs({ features: { gro, tso } }), c),
+      () => rss.hostCheck!(rssInputs({ combined: 1 }), c),
+      () => rss.hostCheck!(rssInputs({ combined: "max" }), c),
+      () => rings.hostCheck!(ringInputs({ rx: 256, tx: "max" }), c),
+      () => mtu.hostCheck!(mtuInputs({ mtu: 1400, txQueueLength: 1000 }), c),
+    ];
+    for (const run of asIs)
+      expect(await check(run)).toEqual([
+        `already as declared on ${TARGET}: creating it changes no setting there ` +
+          "(it records the values it finds as the originals and writes its own files and units)",
+      ]);
+    const changing = [
+      () => offloads.hostCheck!(offloadInputs({ features: { gro, tso: !tso } }), c),
+      () => rings.hostCheck!(ringInputs({ rx: 128, tx: 256 }), c),
+      () => mtu.hostCheck!(mtuInputs({ mtu: 1500 }), c),
+      () => mtu.hostCheck!(mtuInputs({ mtu: 1400, txQueueLength: 500 }), c),
+    ];
+    for (const run of changing) expect(await check(run)).toEqual([]);
+    // Nothing was set: preview reads only.
+    expect(h.setCalls()).toEqual([]);
   });
 });

@@ -11,7 +11,12 @@ import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { afterAll, describe, expect, test } from "vitest";
 import { packetSteeringSchema } from "../../src/schemas/packetSteering";
-import { liveValues, plan, type SteeringRead } from "../../src/specs/packetSteering";
+import {
+  liveValues,
+  packetSteeringSpec,
+  plan,
+  type SteeringRead,
+} from "../../src/specs/packetSteering";
 import { renderSteeringBoot } from "../../src/host/steeringBoot";
 import { renderCpuMask } from "../../src/host/cpus";
 import { parseIpLink } from "../../src/host/ip";
@@ -155,11 +160,16 @@ describe("PacketSteering at boot", () => {
       const before = readTree(root, shape);
       const want = plan(inputsOf(steering), factsOf(before), "host");
       expect(want.failures).toEqual([]);
+      expect(packetSteeringSpec.asDeclared!(inputsOf(steering), factsOf(before))).toBe(false);
       const res = run(root, steering);
       expect(res.stderr).toBe("");
       expect(res.status).toBe(0);
       const after = liveValues(readTree(root, shape));
       for (const [k, v] of Object.entries(want.values)) expect(after[k], k).toBe(v);
+      // A PacketSteering's preview on the booted host: already as declared.
+      expect(
+        packetSteeringSpec.asDeclared!(inputsOf(steering), factsOf(readTree(root, shape))),
+      ).toBe(true);
       // Only the planned files changed.
       const beforeLive = liveValues(before);
       for (const k of Object.keys(beforeLive))

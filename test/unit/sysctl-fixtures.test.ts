@@ -228,6 +228,35 @@ describe("host checks against a recorded network namespace", () => {
     ]);
   });
 
+  it("notes a set whose every value is live already (a live write only)", async () => {
+    const notes = async (values: Record<string, unknown>, persist = "both") => {
+      const t = new ReplayTransport(fixture(`read-netns-${KERNEL}.txt`));
+      const inputs = sysctlSetSchema.parse({
+        connection: CONNECTION,
+        values,
+        persist,
+        fileName: "90-t.conf",
+      });
+      const out: string[] = [];
+      const ctx = { transport: t, warn: () => undefined, note: (m: string) => out.push(m) };
+      expect(await sysctlSetHandler.hostCheck!(inputs, ctx)).toEqual([]);
+      return out;
+    };
+    // As recorded: somaxconn 4096, tcp_rmem "4096 131072 33554432", the port range 32768 60999.
+    const live = {
+      "net.core.somaxconn": 4096,
+      "net.ipv4.tcp_rmem": [4096, 131072, 33554432],
+      "net.ipv4.ip_local_port_range": [32768, 60999],
+    };
+    expect(await notes(live)).toEqual([
+      "already as declared on root@198.18.9.9:22: creating it changes no setting there " +
+        "(it records the values it finds as the originals and writes its own files and units)",
+    ]);
+    expect(await notes({ ...live, "net.core.somaxconn": 1024 })).toEqual([]);
+    // A file only changes the next boot, which preview does not read.
+    expect(await notes(live, "persistent")).toEqual([]);
+  });
+
   it("accepts an available congestion control and lists the choices otherwise", async () => {
     expect(await check({ "net.ipv4.tcp_congestion_control": "bbr" })).toEqual([]);
     expect(await check({ "net.ipv4.tcp_congestion_control": "htcp" })).toEqual([
