@@ -191,7 +191,8 @@ describe("host checks against a recorded network namespace", () => {
     host: "198.18.9.9",
     privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
   };
-  const check = async (values: Record<string, unknown>, persist = "both") => {
+  /** The preview check's failures; its notes go to `notes`. */
+  const check = async (values: Record<string, unknown>, persist = "both", notes: string[] = []) => {
     const t = new ReplayTransport(fixture(`read-netns-${KERNEL}.txt`));
     const inputs = sysctlSetSchema.parse({
       connection: CONNECTION,
@@ -199,7 +200,7 @@ describe("host checks against a recorded network namespace", () => {
       persist,
       fileName: "90-t.conf",
     });
-    const ctx = { transport: t, warn: () => undefined };
+    const ctx = { transport: t, warn: () => undefined, note: (m: string) => notes.push(m) };
     const failures = await sysctlSetHandler.hostCheck!(inputs, ctx);
     expect(t.stats.execs).toBe(1);
     return failures;
@@ -230,16 +231,8 @@ describe("host checks against a recorded network namespace", () => {
 
   it("notes a set whose every value is live already (a live write only)", async () => {
     const notes = async (values: Record<string, unknown>, persist = "both") => {
-      const t = new ReplayTransport(fixture(`read-netns-${KERNEL}.txt`));
-      const inputs = sysctlSetSchema.parse({
-        connection: CONNECTION,
-        values,
-        persist,
-        fileName: "90-t.conf",
-      });
       const out: string[] = [];
-      const ctx = { transport: t, warn: () => undefined, note: (m: string) => out.push(m) };
-      expect(await sysctlSetHandler.hostCheck!(inputs, ctx)).toEqual([]);
+      expect(await check(values, persist, out)).toEqual([]);
       return out;
     };
     // As recorded: somaxconn 4096, tcp_rmem "4096 131072 33554432", the port range 32768 60999.
