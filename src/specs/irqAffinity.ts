@@ -9,7 +9,7 @@
  * the `irqbalance` input says, and reads back.
  */
 import { irqAffinitySchema, type IrqAffinityInputs } from "../schemas/irqAffinity";
-import { parseCpuList, renderCpuList } from "../host/cpus";
+import { normalizeCpuList, parseCpuList, renderCpuList } from "../host/cpus";
 import { parseProcInterrupts, queueIrqs, type ProcInterrupts } from "../host/interrupts";
 import {
   parsePinResult,
@@ -573,7 +573,7 @@ export const irqAffinitySpec: Spec<IrqAffinityInputs, IrqAffinityOutputs, Facts>
     if (plan.failures.length > 0 || plan.pins.length === 0) return false;
     const live = liveByAction(facts.own);
     const same = (a: string | undefined, b: string) =>
-      a !== undefined && renderCpuList(parseCpuList(a)) === renderCpuList(parseCpuList(b));
+      a !== undefined && normalizeCpuList(a) === normalizeCpuList(b);
     if (!plan.pins.every((x) => same(live.get(x.action)?.smp, x.cpus))) return false;
     const ib = facts.own.probe.irqbalance;
     if (inputs.irqbalance === "stop") return !ib.active;

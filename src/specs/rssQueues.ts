@@ -325,6 +325,14 @@ const originalsOf = (olds: RssQueuesOutputs): Record<string, Value | undefined> 
   indirection: "default",
 });
 
+/** What the inputs set: the planned counts, and the table where one is declared. */
+function declaredValues(
+  inputs: RssQueuesInputs,
+  counts: Record<string, Value | undefined>,
+): Record<string, Value | undefined> {
+  return inputs.indirection ? { ...counts, indirection: inputs.indirection } : { ...counts };
+}
+
 export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
   kind: "RssQueues",
   schema: rssQueuesSchema,
@@ -351,8 +359,7 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
   asDeclared(inputs, facts) {
     const { counts, failures } = plan(inputs, facts);
     const live = liveValues(facts.own, inputs.indirection);
-    const target: Record<string, Value | undefined> = { ...counts };
-    if (inputs.indirection) target.indirection = inputs.indirection;
+    const target = declaredValues(inputs, counts);
     return (
       failures.length === 0 &&
       Object.entries(target).every(([k, v]) => stableJson(live[k]) === stableJson(v))
@@ -365,8 +372,7 @@ export const rssQueuesSpec: Spec<RssQueuesInputs, RssQueuesOutputs, Facts> = {
     const { counts } = plan(news, facts);
     const live = liveValues(own, news.indirection ?? olds?.indirection);
     const k = keyed(info.ifname, t.target, news.indirection);
-    const target: Record<string, Value | undefined> = { ...counts };
-    if (news.indirection) target.indirection = news.indirection;
+    const target = declaredValues(news, counts);
     // Counts and a table no longer declared go back to their originals, where still ours.
     if (olds) {
       Object.assign(
